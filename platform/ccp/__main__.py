@@ -1,0 +1,3 @@
+from ccp.cli import main
+
+main()

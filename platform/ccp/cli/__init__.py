@@ -1,0 +1,107 @@
+"""The `ccp` command line. Thin: each command parses options, calls one core function, prints.
+
+Nothing heavy is imported here (no pydantic, jinja2, pyvmomi, asyncssh, lightkube): command bodies
+import what they need, so `ccp --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    name="ccp",
+    help="Install and run Kubernetes on vSphere: VMs, a highly available kubeadm control plane, "
+         "storage, ingress, monitoring and logging — proven working at the end.\n\n"
+         "Start with `ccp config init > cluster.yaml`, then `ccp plan --config cluster.yaml`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,   # we print errors ourselves; never locals (they may hold a password)
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Check cluster.yaml, print its JSON schema, or write a commented example.",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+class Globals:
+    def __init__(self, state_dir: Path | None, debug: bool):
+        self.state_dir = state_dir
+        self.debug = debug
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    state_dir: Optional[Path] = typer.Option(
+        None, "--state-dir", envvar="CCP_STATE_DIR",
+        help="Where ccp keeps this cluster's journal, logs and rendered files. Default: ./.ccp/CLUSTER-NAME/."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and write debug detail to the run log."),
+) -> None:
+    ctx.obj = Globals(state_dir, debug)
+
+
+# Register the commands (each module is small and imports its heavy parts lazily).
+from ccp.cli import config_cmd, install_cmd, phases_cmd, plan_cmd, render_cmd, version_cmd  # noqa: E402,F401
+
+
+def _click_exception() -> type[Exception]:
+    try:  # newer typer vendors click
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        from click import ClickException
+    return ClickException
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def run(args: list[str]) -> int:
+    """Run ccp with ``args`` and return the exit code; never raises for a user's mistake."""
+    from ccp.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CcpError
+
+    click_exception = _click_exception()
+    debug = "--debug" in args or os.environ.get("CCP_DEBUG") == "1"
+    try:
+        rv = typer.main.get_command(app).main(args=args, prog_name="ccp", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click_exception as exc:
+        exc.show()
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        from ccp import ui
+
+        ui.err().print("[yellow]interrupted[/] — nothing was rolled back; rerun the same command to continue")
+        return EXIT_INTERRUPTED
+    except CcpError as exc:
+        from ccp import ui
+
+        if debug:
+            _traceback()
+        ui.print_error(exc, getattr(exc, "log_file", None))
+        return exc.code
+    except Exception as exc:  # a bug: say so, no traceback unless asked
+        from ccp import redact, ui
+
+        if debug:
+            _traceback()
+        ui.err().print(f"[bold red]internal error:[/] {type(exc).__name__}: {ui._escape(redact.scrub(str(exc)))}")
+        ui.err().print("[bold]to fix:[/] this is a ccp bug; rerun with --debug and report the traceback")
+        return EXIT_INTERNAL
+
+
+def _traceback() -> None:
+    import traceback
+
+    from ccp import redact
+
+    sys.stderr.write(redact.scrub(traceback.format_exc()))

@@ -1,0 +1,51 @@
+"""Options and helpers the command files share."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import typer
+
+
+class Output(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+CONFIG_OPTION = typer.Option(..., "--config", "-c", help="The cluster.yaml to use.", show_default=False)
+OUTPUT_OPTION = typer.Option(Output.text, "--output", "-o", help="text for people, json for scripts.")
+
+
+def load_config(path: Path, *, quiet: bool = False):
+    """Load and check cluster.yaml; warnings go to stderr. Raises ConfigError on any mistake."""
+    from ccp import ui
+    from ccp.config.load import load
+
+    loaded = load(path)
+    if not quiet:
+        for w in loaded.warnings:
+            ui.warn(w)
+    return loaded
+
+
+def cluster_context(ctx: typer.Context, loaded, command: str, *, with_log: bool = True):
+    """The ClusterContext for a command, with its state dir, run log and progress reporter."""
+    from ccp import ui
+    from ccp.context import ClusterContext, state_dir_for
+    from ccp.engine.journal import Journal
+
+    state_dir = state_dir_for(loaded.config.metadata.name, ctx.obj.state_dir).absolute()
+    journal = Journal(state_dir)
+    log, log_file = (ui.open_log(state_dir, command, journal.run_id, ctx.obj.debug) if with_log else (None, None))
+    cctx = ClusterContext(state_dir=state_dir, log=log, reporter=ui.Reporter(log), loaded=loaded)
+    return cctx, journal, log_file
+
+
+def print_json(data) -> None:
+    import json
+    import sys
+
+    from ccp import redact
+
+    sys.stdout.write(redact.scrub(json.dumps(data, indent=2, default=str)) + "\n")

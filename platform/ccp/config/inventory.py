@@ -1,0 +1,67 @@
+"""The node inventory a ClusterConfig describes: names, roles, sizes and static addresses.
+
+Addresses are handed out from ``nodes.network.addresses`` in a fixed order — load balancers,
+then control planes, then worker pools in the order written — so the same config always gets the
+same addresses. Growing the last worker pool never moves an existing node.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ccp.config.model import ClusterConfig
+
+ROLE_LB, ROLE_CP, ROLE_WORKER = "loadbalancer", "control-plane", "worker"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str
+    pool: str
+    index: int
+    address: ipaddress.IPv4Address
+    cpus: int
+    memoryMiB: int
+    diskGiB: int
+
+    @property
+    def is_control_plane(self) -> bool:
+        return self.role == ROLE_CP
+
+
+def required_addresses(cfg: ClusterConfig) -> int:
+    n = cfg.spec.nodes
+    return cfg.spec.loadBalancer.nginx.count + n.controlPlane.count + sum(p.count for p in n.workers)
+
+
+def range_size(cfg: ClusterConfig) -> int:
+    first, last = cfg.spec.nodes.network.address_range()
+    return int(last) - int(first) + 1
+
+
+def build(cfg: ClusterConfig) -> list[Node]:
+    """All nodes in address order. Assumes semantics.check() passed (the range is big enough)."""
+    spec = cfg.spec
+    name = cfg.metadata.name
+    first, _ = spec.nodes.network.address_range()
+    groups = [
+        (ROLE_LB, "lb", spec.loadBalancer.nginx),
+        (ROLE_CP, "cp", spec.nodes.controlPlane),
+    ] + [(ROLE_WORKER, pool.name, pool) for pool in spec.nodes.workers]
+    nodes: list[Node] = []
+    offset = 0
+    for role, pool, machine in groups:
+        for i in range(1, machine.count + 1):
+            nodes.append(Node(
+                name=f"{name}-{pool}-{i}", role=role, pool=pool, index=i,
+                address=first + offset, cpus=machine.cpus, memoryMiB=machine.memoryMiB,
+                diskGiB=machine.diskGiB,
+            ))
+            offset += 1
+    return nodes
+
+
+def by_role(nodes: list[Node], role: str) -> list[Node]:
+    return [n for n in nodes if n.role == role]

@@ -1,0 +1,329 @@
+"""The cluster.yaml contract, as pydantic v2 models.
+
+Field names are the YAML keys (camelCase), so an error's location is the path the user wrote.
+Unknown keys are errors (extra="forbid"). Checks that span fields live in semantics.py, where
+each problem names the exact field to fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WrapValidator,
+    field_validator,
+)
+
+from ccp import redact
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=False)
+
+
+# ---------------------------------------------------------------- secrets
+
+class FromEnv(Strict):
+    fromEnv: str = Field(description="Name of the environment variable holding the secret.",
+                         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class FromFile(Strict):
+    fromFile: str = Field(description="Path of a file holding the secret (relative to cluster.yaml; ~ expands).")
+
+
+class Secret:
+    """A resolved secret. Its repr and str never show the value; ``reveal()`` does, on purpose."""
+
+    __slots__ = ("source", "_value")
+
+    def __init__(self, source: str, value: str):
+        self.source = source
+        self._value = value
+        redact.register(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.source})"
+
+    __str__ = __repr__
+
+
+def _resolve_secret(value: Any, handler, info: ValidationInfo) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    try:
+        parsed = handler(value)
+    except Exception:
+        raise ValueError("expected a string, {fromEnv: NAME} or {fromFile: PATH}||"
+                         "write e.g. password: {fromEnv: VSPHERE_PASSWORD}") from None
+    ctx = info.context or {}
+    if isinstance(parsed, str):  # accepted; the loader warns about literal secrets
+        if len(parsed) < 4:
+            raise ValueError("a secret must be at least 4 characters long")
+        return Secret("literal", parsed)
+    if isinstance(parsed, FromEnv):
+        env = ctx.get("env", os.environ)
+        if parsed.fromEnv not in env:
+            raise ValueError(f"environment variable {parsed.fromEnv} is not set||"
+                             f"export {parsed.fromEnv}=... before running ccp, or use {{fromFile: PATH}}")
+        val = env[parsed.fromEnv]
+        if len(val) < 4:
+            raise ValueError(f"environment variable {parsed.fromEnv} holds fewer than 4 characters")
+        return Secret(f"env:{parsed.fromEnv}", val)
+    path = Path(os.path.expanduser(parsed.fromFile))
+    if not path.is_absolute():
+        path = Path(ctx.get("base_dir", ".")) / path
+    try:
+        val = path.read_text().rstrip("\r\n")
+    except FileNotFoundError:
+        raise ValueError(f"secret file {path} does not exist||create it or correct the path") from None
+    except OSError as exc:
+        raise ValueError(f"secret file {path} cannot be read: {exc.strerror}") from None
+    if len(val) < 4:
+        raise ValueError(f"secret file {path} holds fewer than 4 characters")
+    return Secret(f"file:{path}", val)
+
+
+SecretValue = Annotated[
+    Union[str, FromEnv, FromFile],
+    WrapValidator(_resolve_secret),
+    PlainSerializer(lambda s: s.source, return_type=str),  # fingerprints and dumps see the source only
+]
+
+
+# ---------------------------------------------------------------- helpers
+
+_K8S_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$")
+_DURATION = re.compile(r"^[0-9]+(h|d|w|y)$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+Quantity = Annotated[str, Field(pattern=_QUANTITY.pattern, description="Kubernetes quantity, e.g. 50Gi")]
+Duration = Annotated[str, Field(pattern=_DURATION.pattern, description="Retention, e.g. 15d, 12h, 2w")]
+DnsLabel = Annotated[str, Field(pattern=_DNS_LABEL.pattern, max_length=40,
+                                description="lower-case letters, digits and '-'")]
+
+
+# ---------------------------------------------------------------- spec sections
+
+class Metadata(Strict):
+    name: DnsLabel = Field(description="Cluster name: VM names, the state directory and the kubeconfig context derive from it.")
+
+
+class Kubernetes(Strict):
+    version: str = Field(description="Kubernetes version MAJOR.MINOR.PATCH; `ccp version` lists the supported minors.")
+    podCIDR: ipaddress.IPv4Network = Field(ipaddress.IPv4Network("10.244.0.0/16"), description="Pod network.")
+    serviceCIDR: ipaddress.IPv4Network = Field(ipaddress.IPv4Network("10.96.0.0/12"), description="Service network.")
+    dnsDomain: str = Field("cluster.local", description="Cluster DNS domain.")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_text(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)):
+            raise ValueError(f"YAML read the version as a number ({v})||"
+                             f'quote it and give the patch: version: "{v}.0"')
+        if isinstance(v, str) and v.startswith("v"):
+            v = v[1:]
+        if isinstance(v, str) and not _K8S_VERSION.match(v):
+            raise ValueError(f"{v!r} is not MAJOR.MINOR.PATCH||write it like \"1.36.2\"")
+        return v
+
+    @property
+    def minor(self) -> str:
+        major, minor, _ = self.version.split(".")
+        return f"{major}.{minor}"
+
+
+class VSphere(Strict):
+    server: str = Field(description="vCenter host name or address, optionally host:port.")
+    username: str
+    password: SecretValue = Field(description="{fromEnv: NAME}, {fromFile: PATH}, or a literal (warned).")
+    insecure: bool = Field(False, description="Skip TLS verification. Prefer caFile or thumbprint.")
+    caFile: str | None = Field(None, description="PEM file of the CA that signed vCenter's certificate.")
+    thumbprint: str | None = Field(None, description="SHA-1 or SHA-256 thumbprint of vCenter's certificate.")
+    datacenter: str
+    cluster: str
+    resourcePool: str | None = Field(None, description="Resource pool path; default: the cluster's root pool.")
+    datastore: str
+    network: str
+    folder: str = Field(description="VM folder for this cluster's VMs.")
+    template: str = Field(description="Template (or VM) to clone nodes from.")
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, v: str) -> str:
+        if "://" in v or "/" in v:
+            raise ValueError(f"{v!r} is not a host name||give a host name or host:port, without scheme or path")
+        host, _, port = v.rpartition(":") if v.count(":") == 1 else (v, "", "")
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"port {port!r} is not a number from 1 to 65535")
+        if not host:
+            raise ValueError("server is empty")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.server.rsplit(":", 1)[0] if self.server.count(":") == 1 else self.server
+
+    @property
+    def port(self) -> int:
+        return int(self.server.rsplit(":", 1)[1]) if self.server.count(":") == 1 else 443
+
+
+class NodeNetwork(Strict):
+    cidr: ipaddress.IPv4Network = Field(description="Node network, e.g. 10.10.0.0/24.")
+    gateway: ipaddress.IPv4Address
+    dns: list[ipaddress.IPv4Address] = Field(min_length=1)
+    addresses: str = Field(description="Static range for nodes and load balancers: FIRST-LAST.",
+                           pattern=r"^\s*\d+\.\d+\.\d+\.\d+\s*-\s*\d+\.\d+\.\d+\.\d+\s*$")
+    interface: str = Field("ens192", description="Guest NIC name (vmxnet3 on Ubuntu: ens192).")
+    searchDomains: list[str] = Field(default_factory=list)
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _strict_cidr(cls, v: Any) -> Any:
+        if isinstance(v, str) and "/" in v:
+            net = ipaddress.ip_network(v, strict=False)
+            if str(net) != v.strip():
+                raise ValueError(f"{v} has host bits set||did you mean {net}?")
+        return v
+
+    def address_range(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+        first, last = (ipaddress.IPv4Address(p.strip()) for p in self.addresses.split("-"))
+        return first, last
+
+
+class Machine(Strict):
+    count: int = Field(ge=0, le=1000)
+    cpus: int = Field(2, ge=1, le=768)
+    memoryMiB: int = Field(4096, ge=512)
+    diskGiB: int = Field(40, ge=10)
+
+
+class ControlPlane(Machine):
+    count: int = Field(3, ge=0, le=9, description="1, 3, 5, 7 or 9: etcd needs an odd number.")
+
+
+class WorkerPool(Machine):
+    name: DnsLabel
+
+
+class Nodes(Strict):
+    network: NodeNetwork
+    controlPlane: ControlPlane
+    workers: list[WorkerPool] = Field(default_factory=list)
+
+
+class NginxLB(Strict):
+    count: int = Field(2, ge=0, le=9, description="0: keepalived holds the VIP on the control planes (no load balancing, only failover).")
+    cpus: int = Field(2, ge=1)
+    memoryMiB: int = Field(2048, ge=512)
+    diskGiB: int = Field(20, ge=10)
+
+
+class LoadBalancer(Strict):
+    vip: ipaddress.IPv4Address = Field(description="Virtual IP of the Kubernetes API, held by keepalived.")
+    port: int = Field(6443, ge=1, le=65535)
+    virtualRouterId: int | None = Field(None, ge=1, le=255,
+                                        description="VRRP router id; default derived from the cluster name. Must be unique on the L2 segment.")
+    nginx: NginxLB = Field(default_factory=NginxLB)
+
+
+class SSH(Strict):
+    user: str = Field("ccp", pattern=r"^[a-z_][a-z0-9_-]*$")
+    privateKeyFile: str = Field("~/.ssh/id_ed25519", description="Private key ccp uses to reach the nodes.")
+    publicKeyFile: str | None = Field(None, description="Public key put on the nodes; default: privateKeyFile + '.pub'.")
+
+    def public_key_path(self, base_dir: Path) -> Path:
+        return _path(self.publicKeyFile or self.privateKeyFile + ".pub", base_dir)
+
+    def private_key_path(self, base_dir: Path) -> Path:
+        return _path(self.privateKeyFile, base_dir)
+
+
+def _path(p: str, base_dir: Path) -> Path:
+    path = Path(os.path.expanduser(p))
+    return path if path.is_absolute() else base_dir / path
+
+
+class CNI(Strict):
+    name: Literal["kube-router", "flannel"] = "kube-router"
+
+
+class Storage(Strict):
+    provider: Literal["vsphere-csi", "local-path"] = "vsphere-csi"
+    defaultClass: bool = True
+
+
+class Ingress(Strict):
+    enabled: bool = True
+    serviceType: Literal["LoadBalancer", "NodePort"] = "NodePort"
+
+
+class Monitoring(Strict):
+    enabled: bool = True
+    retention: Duration = "15d"
+    storage: Quantity = "50Gi"
+
+
+class Logging(Strict):
+    enabled: bool = True
+    retention: Duration = "7d"
+    storage: Quantity = "100Gi"
+    replicas: int = Field(3, ge=1, le=15)
+
+
+class Addons(Strict):
+    cni: CNI = Field(default_factory=CNI)
+    storage: Storage = Field(default_factory=Storage)
+    ingress: Ingress = Field(default_factory=Ingress)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    logging: Logging = Field(default_factory=Logging)
+
+
+class PVCValidation(Strict):
+    enabled: bool = True
+    size: Quantity = "1Gi"
+    crossNode: bool = True
+
+
+class Validation(Strict):
+    pvc: PVCValidation = Field(default_factory=PVCValidation)
+
+
+class Spec(Strict):
+    kubernetes: Kubernetes
+    vsphere: VSphere
+    provisioner: Literal["terraform", "native"] = "terraform"
+    nodes: Nodes
+    loadBalancer: LoadBalancer
+    ssh: SSH = Field(default_factory=SSH)
+    addons: Addons = Field(default_factory=Addons)
+    validation: Validation = Field(default_factory=Validation)
+
+
+class ClusterConfig(Strict):
+    """A ccp cluster: everything `ccp install` needs to build it."""
+
+    model_config = ConfigDict(extra="forbid", title="ccp Cluster (ccp.io/v1alpha1)")
+
+    apiVersion: Literal["ccp.io/v1alpha1"]
+    kind: Literal["Cluster"]
+    metadata: Metadata
+    spec: Spec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

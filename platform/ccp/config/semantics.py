@@ -1,0 +1,105 @@
+"""Checks that span several fields. Each problem names the one field the user should change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ccp.config import inventory, versions
+from ccp.config.model import ClusterConfig
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: tuple[str | int, ...]
+    message: str
+    hint: str = ""
+    warning: bool = False
+
+
+def check(cfg: ClusterConfig) -> list[Problem]:
+    spec = cfg.spec
+    out: list[Problem] = []
+    add = lambda path, msg, hint="": out.append(Problem(("spec",) + path, msg, hint))  # noqa: E731
+
+    # Kubernetes version and the control plane size etcd can live with.
+    if spec.kubernetes.minor not in versions.supported_minors():
+        add(("kubernetes", "version"),
+            f"Kubernetes {spec.kubernetes.version} is not supported",
+            f"use one of the supported minors: {', '.join(versions.supported_minors())} (e.g. \"{versions.default_version()}\")")
+    cp = spec.nodes.controlPlane.count
+    if cp == 0 or cp % 2 == 0:
+        add(("nodes", "controlPlane", "count"),
+            f"control-plane count {cp} cannot hold an etcd quorum",
+            "use an odd number: 1 for a lab, 3 or 5 for production")
+
+    # Networks must not overlap.
+    nets = [(("kubernetes", "podCIDR"), "podCIDR", spec.kubernetes.podCIDR),
+            (("kubernetes", "serviceCIDR"), "serviceCIDR", spec.kubernetes.serviceCIDR),
+            (("nodes", "network", "cidr"), "node network", spec.nodes.network.cidr)]
+    for i, (_, name_a, a) in enumerate(nets):
+        for path_b, name_b, b in nets[i + 1:]:
+            if a.overlaps(b):
+                add(path_b, f"{name_b} {b} overlaps {name_a} {a}",
+                    f"pick a {name_b} that shares no address with the {name_a}")
+
+    # Node network: range inside the CIDR, gateway and VIP inside the CIDR but outside the range.
+    net = spec.nodes.network
+    rng_path = ("nodes", "network", "addresses")
+    first, last = net.address_range()
+    range_ok = True
+    if int(last) < int(first):
+        add(rng_path, f"address range {net.addresses} ends before it starts", "write it as FIRST-LAST")
+        range_ok = False
+    elif first not in net.cidr or last not in net.cidr:
+        add(rng_path, f"address range {net.addresses} is not inside the node network {net.cidr}",
+            f"choose addresses between {net.cidr.network_address + 1} and {net.cidr.broadcast_address - 1}")
+        range_ok = False
+    elif first == net.cidr.network_address or last == net.cidr.broadcast_address:
+        add(rng_path, f"address range {net.addresses} includes the network or broadcast address of {net.cidr}",
+            "leave the first and last address of the network out of the range")
+        range_ok = False
+
+    def in_range(ip) -> bool:
+        return range_ok and int(first) <= int(ip) <= int(last)
+
+    for path, label, ip in ((("nodes", "network", "gateway"), "gateway", net.gateway),
+                            (("loadBalancer", "vip"), "VIP", spec.loadBalancer.vip)):
+        if ip not in net.cidr:
+            add(path, f"{label} {ip} is outside the node network {net.cidr}",
+                f"choose a {label} inside {net.cidr}")
+        elif in_range(ip):
+            add(path, f"{label} {ip} is inside the node address range {net.addresses}",
+                f"choose a {label} outside the range, or shrink the range")
+    if spec.loadBalancer.vip == net.gateway:
+        add(("loadBalancer", "vip"), f"VIP {spec.loadBalancer.vip} is the gateway's address", "choose a free address")
+
+    if range_ok:
+        need, have = inventory.required_addresses(cfg), inventory.range_size(cfg)
+        if need > have:
+            lb = spec.loadBalancer.nginx.count
+            workers = sum(p.count for p in spec.nodes.workers)
+            add(rng_path, f"address range {net.addresses} holds {have} addresses but the cluster needs {need} "
+                          f"({cp} control plane + {workers} worker + {lb} load balancer)",
+                f"widen the range to at least {need} addresses or reduce node counts")
+
+    # Worker pools.
+    seen: dict[str, int] = {}
+    for i, pool in enumerate(spec.nodes.workers):
+        if pool.name in seen:
+            add(("nodes", "workers", i, "name"), f"worker pool name {pool.name!r} is used twice",
+                "give every worker pool its own name")
+        seen.setdefault(pool.name, i)
+    if spec.nodes.workers and not any(p.count for p in spec.nodes.workers):
+        out.append(Problem(("spec", "nodes", "workers"), "every worker pool has count 0: workloads will run on the control planes", warning=True))
+
+    # Validation needs two schedulable nodes for the cross-node re-attach check.
+    if spec.validation.pvc.enabled and spec.validation.pvc.crossNode:
+        workers = sum(p.count for p in spec.nodes.workers)
+        if workers < 2:
+            out.append(Problem(("spec", "validation", "pvc", "crossNode"),
+                               f"crossNode needs two worker nodes; with {workers} the cross-node part will be skipped",
+                               warning=True))
+    if spec.vsphere.insecure and (spec.vsphere.caFile or spec.vsphere.thumbprint):
+        add(("vsphere", "insecure"), "insecure: true contradicts caFile/thumbprint",
+            "drop insecure to verify with the CA file or thumbprint, or drop those to skip verification")
+    return out

@@ -1,0 +1,1 @@
+"""The generic phase engine: it knows nothing about Kubernetes or vSphere."""

@@ -1,0 +1,166 @@
+"""Run a workflow: for each phase, fingerprint its inputs, probe (plan), act (apply), journal.
+
+A phase that completed with the same inputs and whose probe finds nothing to do is "already
+done". Otherwise the reason for running is said: first run, inputs changed (naming them), the
+previous run stopped here, or the probe found work. Failures keep all evidence and tell the
+user how to continue.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ccp import redact
+from ccp.engine.journal import Journal, PhaseRecord
+from ccp.engine.phase import Action, Context, Phase, fingerprint
+from ccp.errors import CcpError, ConfigError, InternalError
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    layer: str
+    status: str          # done | already done | skipped | failed | interrupted
+    reason: str = ""
+    duration: float = 0.0
+    actions: list[Action] = field(default_factory=list)
+
+
+@dataclass
+class PlannedPhase:
+    phase: Phase
+    actions: list[Action]
+    reason: str
+    up_to_date: bool
+
+
+def select(workflow: list[Phase], until: str | None = None, skip: list[str] | tuple = ()) -> tuple[list[Phase], set[str]]:
+    """The phases to consider (through ``until``) and the names the user asked to skip.
+
+    A group name ("kubeadm") matches every phase under it ("kubeadm/init", ...).
+    """
+    names = [p.name for p in workflow]
+
+    def matches(pattern: str) -> list[str]:
+        return [n for n in names if n == pattern or n.startswith(pattern.rstrip("/") + "/")]
+
+    for pattern in ([until] if until else []) + list(skip):
+        if not matches(pattern):
+            raise ConfigError(f"there is no phase {pattern!r}",
+                              f"use one of: {', '.join(names)} (or a group such as {names[0].split('/')[0]!r}); `ccp phases` shows the tree")
+    selected = list(workflow)
+    if until:
+        last = max(names.index(n) for n in matches(until))
+        selected = workflow[: last + 1]
+    skipped = {n for pattern in skip for n in matches(pattern)}
+    return selected, skipped
+
+
+def _reason(rec: PhaseRecord | None, fp: str, per_key: dict[str, str], actions: list[Action]) -> tuple[str, bool]:
+    """(why the phase runs, or "already done"; whether it is up to date)."""
+    if rec is None:
+        return "first run", False
+    if rec.status == "started":
+        return "resuming: the previous run was interrupted in this phase", False
+    if rec.status == "failed":
+        return f"retrying: the previous run failed here ({rec.error})", False
+    if rec.status == "skipped":
+        return "not done before (was skipped)", False
+    if rec.fingerprint != fp:
+        old = rec.inputs or {}
+        changed = sorted(k for k in set(old) | set(per_key) if old.get(k) != per_key.get(k))
+        return f"inputs changed: {', '.join(changed) or 'unknown'}", False
+    if actions:
+        return f"the probe found {sum(a.count for a in actions)} thing(s) to do", False
+    return "already done", True
+
+
+def plan(workflow: list[Phase], ctx: Context, journal: Journal, *, until=None, skip=()) -> list[PlannedPhase]:
+    """Probe every selected phase and say what it would do. Changes nothing."""
+    selected, skipped = select(workflow, until, skip)
+    records = journal.records()
+    out = []
+    for phase in selected:
+        if phase.name in skipped:
+            continue
+        fp, per_key = fingerprint(phase.inputs(ctx))
+        actions = phase.plan(ctx)
+        reason, up_to_date = _reason(records.get(phase.name), fp, per_key, actions)
+        out.append(PlannedPhase(phase, actions, reason, up_to_date))
+    return out
+
+
+def run(workflow: list[Phase], ctx: Context, journal: Journal, *, command: str,
+        until=None, skip=(), resume_hint: str = "") -> list[PhaseResult]:
+    selected, skipped = select(workflow, until, skip)
+    reporter = ctx.reporter
+    journal.lock(command)
+    results: list[PhaseResult] = []
+    journal.append("run-started", command=command, until=until, skip=sorted(skipped))
+    try:
+        records = journal.records()
+        for r in records.values():
+            if r.outputs:
+                ctx.outputs[r.phase] = r.outputs
+        for phase in selected:
+            if phase.name in skipped:
+                journal.append("skipped", phase=phase.name, reason="--skip-phases")
+                results.append(PhaseResult(phase.name, phase.layer, "skipped", "--skip-phases"))
+                reporter.phase_skipped(phase, "skipped (--skip-phases)")
+                continue
+            results.append(_run_phase(phase, ctx, journal, records.get(phase.name), resume_hint))
+        journal.append("run-finished", status="ok")
+        return results
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        journal.append("run-finished", status=status)
+        raise
+    finally:
+        journal.unlock()
+        reporter.finished(results)
+
+
+def _run_phase(phase: Phase, ctx: Context, journal: Journal, rec: PhaseRecord | None, resume_hint: str) -> PhaseResult:
+    reporter = ctx.reporter
+    t0 = time.monotonic()
+    try:
+        fp, per_key = fingerprint(phase.inputs(ctx))
+        actions = phase.plan(ctx)
+    except CcpError:
+        raise
+    except Exception as exc:
+        raise InternalError(f"phase {phase.name} failed to probe: {exc}",
+                            "this is a ccp bug; rerun with --debug and report the traceback") from exc
+    reason, up_to_date = _reason(rec, fp, per_key, actions)
+    if up_to_date:
+        reporter.phase_skipped(phase, "already done")
+        return PhaseResult(phase.name, phase.layer, "already done", reason, time.monotonic() - t0)
+
+    reporter.phase_started(phase, reason, actions)
+    journal.append("started", phase=phase.name, fingerprint=fp, inputs=per_key, reason=reason)
+    try:
+        outputs = phase.apply(ctx, actions) or {}
+    except KeyboardInterrupt:
+        journal.append("failed", phase=phase.name, fingerprint=fp, inputs=per_key, error="interrupted",
+                       duration=round(time.monotonic() - t0, 3))
+        reporter.phase_failed(phase, "interrupted", time.monotonic() - t0)
+        raise
+    except Exception as exc:
+        err = exc if isinstance(exc, CcpError) else InternalError(
+            f"phase {phase.name} failed: {exc}", "this is a ccp bug; rerun with --debug and report the traceback")
+        duration = time.monotonic() - t0
+        journal.append("failed", phase=phase.name, fingerprint=fp, inputs=per_key,
+                       error=redact.scrub(err.message), duration=round(duration, 3))
+        reporter.phase_failed(phase, err.message, duration)
+        if resume_hint and resume_hint not in err.resolution:
+            err.resolution = (err.resolution + "; then " if err.resolution else "") + f"continue with `{resume_hint}`"
+        if err is exc:
+            raise
+        raise err from exc
+    duration = time.monotonic() - t0
+    ctx.outputs[phase.name] = outputs
+    journal.append("done", phase=phase.name, fingerprint=fp, inputs=per_key, outputs=outputs,
+                   duration=round(duration, 3))
+    reporter.phase_done(phase, duration, actions)
+    return PhaseResult(phase.name, phase.layer, "done", reason, duration, actions)

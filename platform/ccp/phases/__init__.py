@@ -1,0 +1,1 @@
+"""One module per phase. Their order is defined in ccp.workflows, and only there."""

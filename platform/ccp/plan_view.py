@@ -1,0 +1,64 @@
+"""How `ccp plan` and `ccp install` show a plan: the nodes, then actions grouped by layer."""
+
+from __future__ import annotations
+
+from itertools import groupby
+from pathlib import Path
+
+from ccp.engine.phase import LAYERS
+
+
+def inventory_rows(nodes) -> list[tuple]:
+    """One row per pool: a 500-worker pool is one line."""
+    rows = []
+    for (role, pool), group in groupby(nodes, key=lambda n: (n.role, n.pool)):
+        g = list(group)
+        first, last = g[0], g[-1]
+        addrs = str(first.address) if len(g) == 1 else f"{first.address} – {last.address}"
+        rows.append((role, pool, len(g), f"{first.cpus} vCPU, {first.memoryMiB} MiB, {first.diskGiB} GiB", addrs))
+    return rows
+
+
+def plan_data(planned, nodes) -> dict:
+    return {
+        "nodes": [{"name": n.name, "role": n.role, "pool": n.pool, "address": str(n.address), "cpus": n.cpus,
+                   "memoryMiB": n.memoryMiB, "diskGiB": n.diskGiB} for n in nodes],
+        "phases": [{"phase": p.phase.name, "layer": p.phase.layer, "upToDate": p.up_to_date, "reason": p.reason,
+                    "actions": [{"verb": a.verb, "target": a.target, "reason": a.reason, "count": a.count}
+                                for a in p.actions]} for p in planned],
+        "summary": {layer: sum(a.count for p in planned if p.phase.layer == layer for a in p.actions)
+                    for layer in LAYERS},
+    }
+
+
+def print_plan(planned, rows, state_dir: Path) -> None:
+    from rich.table import Table
+
+    from ccp import ui
+
+    console = ui.out()
+    table = Table(title="nodes", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("role", "pool", "count", "size", "addresses"):
+        table.add_column(col, justify="right" if col == "count" else "left")
+    for row in rows:
+        table.add_row(*(str(c) for c in row))
+    console.print(table)
+    console.print()
+    total = 0
+    for layer in LAYERS:
+        phases = [p for p in planned if p.phase.layer == layer]
+        if not phases:
+            continue
+        n = sum(a.count for p in phases for a in p.actions)
+        total += n
+        console.print(f"[bold]{layer}[/] ({n} change{'s' if n != 1 else ''})")
+        for p in phases:
+            if p.up_to_date or not p.actions:
+                console.print(f"  [dim]• {p.phase.name}: up to date[/]")
+                continue
+            console.print(f"  [cyan]→[/] {p.phase.name}: {ui._escape(p.phase.summary)} [dim]({ui._escape(p.reason)})[/]")
+            for a in p.actions:
+                console.print(f"      {ui._escape(a.describe())}")
+    console.print()
+    console.print(f"plan: {total} change{'s' if total != 1 else ''} across {len(planned)} phases; state: {state_dir}"
+                  if total else f"plan: nothing to change; state: {state_dir}")

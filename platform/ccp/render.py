@@ -1,0 +1,253 @@
+"""Render every file a cluster needs: Terraform, cloud-init, kubeadm, NGINX, keepalived.
+
+Templates render with StrictUndefined and every result is parsed right away (YAML, HCL, JSON),
+so a template bug fails here, naming the file, not on a node an hour later. Secrets never reach
+a template: the vCenter password travels as TF_VAR_vsphere_password, join tokens are filled in on
+the node at join time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import zlib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from ccp import __version__, resources
+from ccp.config import inventory
+from ccp.config.inventory import ROLE_CP, ROLE_LB, ROLE_WORKER
+from ccp.config.load import Loaded
+from ccp.config.versions import bom_for
+from ccp.errors import ConfigError, InternalError
+
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+MANIFEST = ".ccp-rendered.json"
+TERRAFORM_FILES = ("versions.tf", "variables.tf", "main.tf", "outputs.tf")
+
+
+@dataclass
+class Rendered:
+    files: dict[str, str] = field(default_factory=dict)   # relative path -> content
+
+    def add(self, path: str, content: str) -> None:
+        self.files[path] = content
+
+    def by_group(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for path in self.files:
+            group = path.split("/", 1)[0]
+            out[group] = out.get(group, 0) + 1
+        return out
+
+
+@cache
+def environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resources.templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["b64encode"] = lambda s: base64.b64encode(str(s).encode()).decode()
+    env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+    return env
+
+
+def templates_digest() -> str:
+    """Changes whenever any template changes: part of the render phase's fingerprint."""
+    h = hashlib.sha256()
+    root = resources.templates_dir()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _public_key(loaded: Loaded) -> str:
+    path = loaded.config.spec.ssh.public_key_path(loaded.base_dir)
+    try:
+        key = path.read_text().strip()
+    except OSError:
+        raise ConfigError(f"SSH public key {path} cannot be read",
+                          "create a key pair with `ssh-keygen -t ed25519 -f <file>` or set spec.ssh.publicKeyFile") from None
+    if "PRIVATE KEY" in key:
+        raise ConfigError(f"{path} holds a private key, not a public key",
+                          "point spec.ssh.publicKeyFile at the .pub file")
+    if not key.startswith(("ssh-", "ecdsa-", "sk-")):
+        raise ConfigError(f"{path} does not look like an OpenSSH public key",
+                          "point spec.ssh.publicKeyFile at a file such as ~/.ssh/id_ed25519.pub")
+    return key
+
+
+def router_id(cfg) -> int:
+    if cfg.spec.loadBalancer.virtualRouterId:
+        return cfg.spec.loadBalancer.virtualRouterId
+    return zlib.crc32(cfg.metadata.name.encode()) % 254 + 1
+
+
+def render_all(loaded: Loaded) -> Rendered:
+    cfg = loaded.config
+    spec = cfg.spec
+    env = environment()
+    nodes = inventory.build(cfg)
+    cps = inventory.by_role(nodes, ROLE_CP)
+    lbs = inventory.by_role(nodes, ROLE_LB)
+    lb_on_cps = not lbs
+    bom = bom_for(spec.kubernetes.version)
+    endpoint = f"{spec.loadBalancer.vip}:{spec.loadBalancer.port if lbs else 6443}"
+    common = {"ccp_version": __version__, "cluster": cfg.metadata.name, "bom": bom, "k8s": spec.kubernetes,
+              "lb": spec.loadBalancer, "cri_socket": CRI_SOCKET, "endpoint": endpoint,
+              "lb_on_control_planes": lb_on_cps}
+    out = Rendered()
+
+    def render(template: str, dest: str, **extra) -> str:
+        try:
+            text = env.get_template(template).render(**common, **extra)
+        except Exception as exc:  # jinja2.UndefinedError, TemplateSyntaxError, ...
+            raise InternalError(f"template {template} failed to render {dest}: {exc}",
+                                "this is a ccp bug; please report it with the output of --debug") from exc
+        _parse_check(dest, text)
+        out.add(dest, text)
+        return text
+
+    # cloud-init: every node
+    ssh_key = _public_key(loaded)
+    network = spec.nodes.network
+    for node in nodes:
+        facts = {"cluster": cfg.metadata.name, "name": node.name, "role": node.role, "pool": node.pool,
+                 "address": str(node.address), "kubernetes": bom.kubernetes}
+        net_text = render("cloud-init/network-config.j2", f"cloud-init/{node.name}/network-config",
+                          node=node, network=network)
+        render("cloud-init/meta-data.j2", f"cloud-init/{node.name}/meta-data", node=node, network_config=net_text)
+        render("cloud-init/user-data.j2", f"cloud-init/{node.name}/user-data", node=node,
+               ssh_user=spec.ssh.user, ssh_public_key=ssh_key, node_facts=facts)
+
+    # kubeadm: init on the first control plane, join everywhere else
+    sans = [str(spec.loadBalancer.vip)] + [str(n.address) for n in cps] + [n.name for n in cps] + \
+        [str(n.address) for n in lbs] + ["localhost", "127.0.0.1"]
+    for i, node in enumerate(cps):
+        if i == 0:
+            render("kubeadm/init.yaml.j2", f"kubeadm/{node.name}/init.yaml", node=node, cert_sans=sans)
+        else:
+            render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
+    for node in inventory.by_role(nodes, ROLE_WORKER):
+        render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
+
+    # API load balancing: NGINX + keepalived on LB nodes, or keepalived alone on the control planes
+    vrrp_nodes = lbs or cps
+    step = 10
+    for i, node in enumerate(vrrp_nodes):
+        if not lb_on_cps:
+            render("nginx/nginx.conf.j2", f"nginx/{node.name}/nginx.conf", node=node, control_planes=cps)
+        render("keepalived/keepalived.conf.j2", f"keepalived/{node.name}/keepalived.conf", node=node,
+               peers=vrrp_nodes, interface=network.interface, router_id=router_id(cfg),
+               priority=200 - i * step, priority_step=step, prefixlen=network.cidr.prefixlen,
+               instance_name=f"{cfg.metadata.name.upper().replace('-', '_')}_API")
+        render("keepalived/check_apiserver.sh.j2", f"keepalived/{node.name}/check_apiserver.sh", node=node)
+
+    # Terraform: the module, with every non-secret value in terraform.tfvars.json
+    for name in TERRAFORM_FILES:
+        render(f"terraform/vsphere/{name}.j2", f"terraform/{name}")
+    v = spec.vsphere
+    tfvars = {
+        "cluster_name": cfg.metadata.name,
+        "vsphere": {"server": v.server, "user": v.username, "insecure": v.insecure, "datacenter": v.datacenter,
+                    "cluster": v.cluster, "resource_pool": v.resourcePool or "", "datastore": v.datastore,
+                    "network": v.network, "folder": v.folder, "template": v.template},
+        "nodes": {n.name: {"role": n.role, "address": str(n.address), "cpus": n.cpus, "memory": n.memoryMiB,
+                           "disk_gib": n.diskGiB} for n in nodes},
+    }
+    out.add("terraform/terraform.tfvars.json", json.dumps(tfvars, indent=2) + "\n")
+    return out
+
+
+def _parse_check(dest: str, text: str) -> None:
+    """Parse what was just rendered; a failure is a ccp bug and says which file."""
+    try:
+        if dest.endswith((".yaml", "user-data", "meta-data", "network-config")):
+            import yaml
+
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            docs = list(yaml.load_all(text, Loader=loader))
+            if not any(docs):
+                raise ValueError("empty document")
+        elif dest.endswith(".tf"):
+            import hcl2
+
+            hcl2.loads(text)
+        elif dest.endswith(".json"):
+            json.loads(text)
+    except Exception as exc:
+        raise InternalError(f"rendered {dest} does not parse: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+                            "this is a ccp bug; please report it with the output of --debug") from exc
+
+
+# ------------------------------------------------------------------ writing the tree
+
+@dataclass
+class Change:
+    action: str   # create | update | delete | keep
+    path: str
+
+
+def diff(rendered: Rendered, out_dir: Path) -> list[Change]:
+    """What writing ``rendered`` into ``out_dir`` would change; only files ccp wrote are ever deleted."""
+    previous = _manifest(out_dir)
+    changes: list[Change] = []
+    for rel, text in rendered.files.items():
+        p = out_dir / rel
+        if not p.exists():
+            changes.append(Change("create", rel))
+        elif p.read_bytes() != text.encode():
+            changes.append(Change("update", rel))
+        else:
+            changes.append(Change("keep", rel))
+    for rel in sorted(set(previous) - set(rendered.files)):
+        if (out_dir / rel).exists():
+            changes.append(Change("delete", rel))
+    return changes
+
+
+def write(rendered: Rendered, out_dir: Path, changes: list[Change] | None = None) -> list[Change]:
+    from ccp.engine.files import atomic_write, ensure_dir
+
+    changes = diff(rendered, out_dir) if changes is None else changes
+    ensure_dir(out_dir)
+    for ch in changes:
+        target = out_dir / ch.path
+        if ch.action in ("create", "update"):
+            ensure_dir(target.parent)
+            atomic_write(target, rendered.files[ch.path], fsync=False)
+        elif ch.action == "delete":
+            target.unlink(missing_ok=True)
+            _prune_empty(target.parent, out_dir)
+    manifest = {rel: hashlib.sha256(text.encode()).hexdigest() for rel, text in sorted(rendered.files.items())}
+    atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    return changes
+
+
+def _manifest(out_dir: Path) -> dict[str, str]:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _prune_empty(d: Path, stop: Path) -> None:
+    while d != stop and d.is_dir() and not any(d.iterdir()):
+        d.rmdir()
+        d = d.parent
+
+
+def terraform_env(loaded: Loaded) -> dict[str, str]:
+    """The environment the Terraform driver passes: the password never touches disk."""
+    return {**os.environ, "TF_VAR_vsphere_password": loaded.config.spec.vsphere.password.reveal()}

@@ -1,0 +1,165 @@
+"""Everything ccp shows a person: consoles, progress, the timing table, errors, the run log.
+
+Both consoles write through ScrubbingStream, so a registered secret is masked even if some
+message carried it by mistake. Results go to stdout; progress, warnings and errors to stderr.
+rich honours NO_COLOR by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from functools import cache
+from pathlib import Path
+
+from ccp import redact
+
+
+class ScrubbingStream:
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact.scrub(text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self):
+        return getattr(self._stream, "encoding", "utf-8")
+
+
+@cache
+def out():
+    from rich.console import Console
+
+    return Console(file=ScrubbingStream(sys.stdout), highlight=False, soft_wrap=True)
+
+
+@cache
+def err():
+    from rich.console import Console
+
+    return Console(file=ScrubbingStream(sys.stderr), highlight=False, soft_wrap=True, stderr=True)
+
+
+def warn(text: str) -> None:
+    err().print(f"[yellow]warning:[/] {_escape(text)}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def print_error(exc, log_file: Path | None = None) -> None:
+    console = err()
+    console.print(f"[bold red]error:[/] {_escape(exc.message)}")
+    for line in exc.details:
+        console.print("  " + _escape(line).replace("\n", "\n  "))
+    if exc.resolution:
+        console.print(f"[bold]to fix:[/] {_escape(exc.resolution)}")
+    if log_file:
+        console.print(f"[dim]log: {log_file}[/]")
+
+
+def fmt_seconds(s: float) -> str:
+    return f"{s:.2f}s" if s < 60 else f"{int(s // 60)}m{s % 60:04.1f}s"
+
+
+class Reporter:
+    """Progress for a workflow run: a line per phase, a spinner while one works, a table at the end."""
+
+    def __init__(self, log: logging.Logger | None = None):
+        self.console = err()
+        self.log = log or logging.getLogger("ccp")
+        self._status = None
+        self._t0 = time.monotonic()
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def phase_skipped(self, phase, reason: str) -> None:
+        self.log.info("phase %s: %s", phase.name, reason)
+        self.console.print(f"[dim]•[/] {phase.name:<28} [dim]{_escape(reason)}[/]")
+
+    def phase_started(self, phase, reason: str, actions) -> None:
+        self.log.info("phase %s: started (%s); actions: %s", phase.name, reason, "; ".join(a.describe() for a in actions) or "none")
+        self.console.print(f"[cyan]→[/] {phase.name:<28} [dim]{_escape(reason)}[/]")
+        if self.console.is_terminal:
+            self._status = self.console.status(f"{phase.name}: {_escape(phase.summary)}")
+            self._status.start()
+
+    def progress(self, text: str) -> None:
+        self.log.info("%s", text)
+        if self._status is not None:
+            self._status.update(_escape(text))
+
+    def phase_done(self, phase, duration: float, actions) -> None:
+        self._stop()
+        what = ", ".join(a.describe() for a in actions) or "nothing to change"
+        self.log.info("phase %s: done in %.3fs", phase.name, duration)
+        self.console.print(f"[green]✓[/] {phase.name:<28} {fmt_seconds(duration):>8}  [dim]{_escape(what)}[/]")
+
+    def phase_failed(self, phase, message: str, duration: float) -> None:
+        self._stop()
+        self.log.error("phase %s: failed after %.3fs: %s", phase.name, duration, message)
+        self.console.print(f"[red]✗[/] {phase.name:<28} {fmt_seconds(duration):>8}  [red]{_escape(message)}[/]")
+
+    def finished(self, results) -> None:
+        self._stop()
+        if not results:
+            return
+        from rich.table import Table
+
+        table = Table(title="phase timings", title_justify="left", show_edge=False, pad_edge=False)
+        for col in ("phase", "layer", "result"):
+            table.add_column(col)
+        table.add_column("time", justify="right")
+        for r in results:
+            table.add_row(r.name, r.layer, r.status, fmt_seconds(r.duration))
+        table.add_row("[bold]total[/]", "", "", f"[bold]{fmt_seconds(time.monotonic() - self._t0)}[/]")
+        self.console.print()
+        self.console.print(table)
+
+
+class _ScrubFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact.scrub(record.getMessage())
+        record.args = ()
+        return True
+
+
+def open_log(state_dir: Path, command: str, run_id: str, debug: bool = False) -> tuple[logging.Logger, Path]:
+    """A log file per run under <state>/logs/, mode 0600, secrets masked."""
+    import os
+
+    from ccp.engine.files import ensure_dir
+
+    logs = state_dir / "logs"
+    ensure_dir(logs)
+    path = logs / f"{run_id}-{command}.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.close(fd)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_ScrubFilter())
+    log = logging.getLogger("ccp")
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+    return log, path
