@@ -17,8 +17,15 @@ from ccp import redact
 
 
 class ScrubbingStream:
-    def __init__(self, stream):
-        self._stream = stream
+    """Masks secrets in everything written; finds sys.stdout/sys.stderr at write time, so output
+    redirected after the console was made (tests, contextlib.redirect_stdout) is followed."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    @property
+    def _stream(self):
+        return getattr(sys, self._name)
 
     def write(self, text: str) -> int:
         return self._stream.write(redact.scrub(text))
@@ -41,14 +48,14 @@ class ScrubbingStream:
 def out():
     from rich.console import Console
 
-    return Console(file=ScrubbingStream(sys.stdout), highlight=False, soft_wrap=True)
+    return Console(file=ScrubbingStream("stdout"), highlight=False, soft_wrap=True)
 
 
 @cache
 def err():
     from rich.console import Console
 
-    return Console(file=ScrubbingStream(sys.stderr), highlight=False, soft_wrap=True, stderr=True)
+    return Console(file=ScrubbingStream("stderr"), highlight=False, soft_wrap=True, stderr=True)
 
 
 def warn(text: str) -> None:

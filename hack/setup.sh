@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian 12 machine needs to run ccp's demo and tests:
+# Debian packages, a virtualenv with ccp and its test extras, and vcsim built from source.
+# Idempotent: a second run only checks.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+APT_PACKAGES=(openssh-client python3-venv)   # ssh-keygen for the demo key and tests; the venv module
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.ccp-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  log "installing ccp and its test extras into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .venv/bin/python -c 'import ccp, typer, pydantic, jinja2, hcl2, hypothesis' || { log "the Python install failed"; exit 1; }
+  touch "$stamp"
+fi
+
+hack/vcsim.sh build
+
+if [ ! -f .tools/demo-ssh/id_ed25519 ]; then
+  mkdir -p .tools/demo-ssh
+  ssh-keygen -q -t ed25519 -N '' -C ccp-demo -f .tools/demo-ssh/id_ed25519
+fi
+log "ready: .venv/bin/ccp, .tools/bin/vcsim, .tools/bin/govc"

@@ -1,0 +1,10 @@
+# Rendered by ccp 0.1.0 for cluster demo. `ccp render` rewrites this file.
+terraform {
+  required_version = ">= 1.5.0"
+  required_providers {
+    vsphere = {
+      source  = "vmware/vsphere"
+      version = "~> 2.10"
+    }
+  }
+}
