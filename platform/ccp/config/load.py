@@ -237,10 +237,23 @@ def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Loaded:
                           [f"{display}:1:1: (document): expected a mapping, found {type(_plain(doc)).__name__}"])
 
     context = {"env": os.environ if env is None else env, "base_dir": str(p.resolve().parent)}
+    data = _plain(doc)
     try:
-        cfg = ClusterConfig.model_validate(_plain(doc), context=context)
+        cfg = ClusterConfig.model_validate(data, context=context)
     except ValidationError as exc:
-        details = [_detail(display, doc, *_humanise(e)) for e in exc.errors(include_url=False)]
+        errs = exc.errors(include_url=False)
+        details = [_detail(display, doc, *_humanise(e)) for e in errs]
+        # Unknown keys are the commonest slip; without them the rest may still validate, and then
+        # the cross-field problems can be reported in the same pass.
+        if all(e["type"] == "extra_forbidden" for e in errs):
+            for e in errs:
+                _drop(data, tuple(e["loc"]))
+            try:
+                partial = ClusterConfig.model_validate(data, context=context)
+                details += [_detail(display, doc, pr.path, pr.message, pr.hint, False)
+                            for pr in semantics.check(partial) if not pr.warning]
+            except ValidationError:
+                pass
         raise ConfigError(_count(display, len(details)),
                           f"fix the fields above, then run `ccp config validate --config {display}`",
                           details) from None
@@ -250,7 +263,8 @@ def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Loaded:
     warnings = [_detail(display, doc, pr.path, pr.message, pr.hint, False, "warning: ") for pr in problems if pr.warning]
     for loc, secret in _secret_paths(cfg):
         if secret.source == "literal":
-            warnings.append(_detail(display, doc, loc, "a literal secret is written in the config file", "use {fromEnv: NAME} or {fromFile: PATH}", False, "warning: "))
+            warnings.append(_detail(display, doc, loc, "a literal secret is written in the config file",
+                                    "use {fromEnv: NAME} or {fromFile: PATH}", False, "warning: "))
     key = cfg.spec.ssh.private_key_path(p.resolve().parent)
     if not key.exists():
         warnings.append(_detail(display, doc, ("spec", "ssh", "privateKeyFile"),
@@ -260,6 +274,13 @@ def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Loaded:
                           f"fix the fields above, then run `ccp config validate --config {display}`",
                           [_detail(display, doc, pr.path, pr.message, pr.hint, False) for pr in errors])
     return Loaded(config=cfg, path=p, text=text, warnings=warnings)
+
+
+def _drop(data: Any, loc: Loc) -> None:
+    node = data
+    for part in loc[:-1]:
+        node = node[part]
+    node.pop(loc[-1], None)
 
 
 def _count(display: str, n: int) -> str:
