@@ -7,16 +7,16 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-APT_PACKAGES=(openssh-client python3-venv)   # ssh-keygen for the demo key and tests; the venv module
+PY=${PYTHON:-python3}
 missing=()
-for p in "${APT_PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)   # the demo key; SSH tests later
+command -v make >/dev/null || missing+=(make)
+"$PY" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-
-PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv with $($PY --version)"
   "$PY" -m venv .venv
