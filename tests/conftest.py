@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings
+
+# CI explores a fixed set of examples (reproducible); local runs explore new ones each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -21,6 +21,7 @@ def install(
     """Build the cluster, phase by phase. Safe to rerun: finished phases are skipped, an interrupted
     one continues. `ccp phases` shows where a run stands."""
     from ccp import plan_view, workflows
+    from ccp.config import inventory
     from ccp.engine import runner
     from ccp.errors import ConfigError
 
@@ -37,7 +38,7 @@ def install(
     planned = runner.plan(flow, cctx, journal, until=until, skip=skip)
     changes = [p for p in planned if p.actions and p.phase.layer != "prepare"]
     if changes and not (yes or resume):
-        plan_view.print_plan(planned, plan_view.inventory_rows(__import__("ccp.config.inventory", fromlist=["build"]).build(loaded.config)), cctx.state_dir)
+        plan_view.print_plan(planned, plan_view.inventory_rows(inventory.build(loaded.config)), cctx.state_dir)
         if not sys.stdin.isatty():
             raise ConfigError("ccp install changes infrastructure and needs confirmation",
                               "review `ccp plan`, then rerun with --yes")

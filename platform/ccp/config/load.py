@@ -61,9 +61,13 @@ def _parse(text: str, display: str):
         raise ConfigError(f"{display} is not valid YAML",
                           "fix the YAML syntax at the position shown (indentation, quotes, colons)",
                           [f"{display}:{line}:{col}: {problem}"]) from None
-    except YAMLError as exc:
-        raise ConfigError(f"{display} is not valid YAML", "fix the YAML syntax",
-                          [f"{display}:1:1: {str(exc).splitlines()[0]}"]) from None
+    except (YAMLError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # ruamel's constructors raise plain exceptions for some tagged values (`!!int text`); they
+        # carry no position, so point at the document and quote the complaint.
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{display} is not valid YAML",
+                          "fix the YAML; look for explicit tags (!!int, !!float ...) on values that do not fit them",
+                          [f"{display}:1:1: (document): {first}"]) from None
     docs = [d for d in docs if d is not None]
     if len(docs) != 1:
         raise ConfigError(f"{display} must hold exactly one YAML document (found {len(docs)})",
