@@ -22,6 +22,32 @@ def state_dir_for(cluster_name: str, override: Path | None) -> Path:
 class ClusterContext(Context):
     loaded: Loaded | None = None
     cache: dict[str, Any] = field(default_factory=dict)   # per-run memo (e.g. the render between plan and apply)
+    ignore_preflight: set[str] = field(default_factory=set)
+
+    def provider(self):
+        """The machine provider for spec.provisioner, made once per run (it holds the vSphere session)."""
+        if "provider" not in self.cache:
+            from ccp.providers.base import for_context
+
+            self.cache["provider"] = for_context(self)
+        return self.cache["provider"]
+
+    def vsphere(self):
+        """Read access to vCenter (preflight), shared with the native provider when that is in use."""
+        from ccp.providers.vsphere_native import VsphereInventory
+
+        provider = self.provider()
+        if isinstance(provider, VsphereInventory):
+            return provider
+        if "vsphere" not in self.cache:
+            self.cache["vsphere"] = VsphereInventory(self)
+        return self.cache["vsphere"]
+
+    def close(self) -> None:
+        for key in ("provider", "vsphere"):
+            held = self.cache.pop(key, None)
+            if held is not None:
+                held.close()
 
     @property
     def config(self):

@@ -53,6 +53,9 @@ def print_plan(planned, rows, state_dir: Path) -> None:
         total += n
         console.print(f"[bold]{layer}[/] ({n} change{'s' if n != 1 else ''})")
         for p in phases:
+            if p.probe_error:
+                console.print(f"  [red]![/] {p.phase.name}: {ui._escape(p.reason)} [dim](the install would stop here)[/]")
+                continue
             if p.up_to_date or not p.actions:
                 console.print(f"  [dim]• {p.phase.name}: up to date[/]")
                 continue
@@ -62,3 +65,19 @@ def print_plan(planned, rows, state_dir: Path) -> None:
     console.print()
     console.print(f"plan: {total} change{'s' if total != 1 else ''} across {len(planned)} phases; state: {state_dir}"
                   if total else f"plan: nothing to change; state: {state_dir}")
+
+
+def print_machines(nodes: dict | None) -> None:
+    """The machines the provision phase recorded: name, role, address, what vSphere reports."""
+    if not nodes:
+        return
+    from rich.table import Table
+
+    from ccp import ui
+
+    table = Table(title="machines", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("name", "role", "address", "reported", "moid"):
+        table.add_column(col)
+    for name, n in nodes.items():
+        table.add_row(name, n.get("role", ""), n.get("address", ""), str(n.get("reported") or ""), n.get("moid", ""))
+    ui.out().print(table)

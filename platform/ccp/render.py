@@ -119,10 +119,11 @@ def render_all(loaded: Loaded) -> Rendered:
         out.add(dest, text)
         return text
 
-    # cloud-init: every node
-    ssh_key = _public_key(loaded)
+    # cloud-init: every VM ccp creates (static hosts exist already)
     network = spec.nodes.network
-    for node in nodes:
+    vms = [] if spec.provisioner == "static" else nodes
+    ssh_key = _public_key(loaded) if vms else ""
+    for node in vms:
         facts = {"cluster": cfg.metadata.name, "name": node.name, "role": node.role, "pool": node.pool,
                  "address": str(node.address), "kubernetes": bom.kubernetes}
         net_text = render("cloud-init/network-config.j2", f"cloud-init/{node.name}/network-config",
@@ -154,7 +155,14 @@ def render_all(loaded: Loaded) -> Rendered:
                instance_name=f"{cfg.metadata.name.upper().replace('-', '_')}_API")
         render("keepalived/check_apiserver.sh.j2", f"keepalived/{node.name}/check_apiserver.sh", node=node)
 
-    # Terraform: the module, with every non-secret value in terraform.tfvars.json
+    if spec.provisioner != "static":
+        _terraform(out, render, cfg, nodes)
+    return out
+
+
+def _terraform(out: Rendered, render, cfg, nodes) -> None:
+    """The Terraform module, with every non-secret value in terraform.tfvars.json."""
+    spec = cfg.spec
     for name in TERRAFORM_FILES:
         render(f"terraform/vsphere/{name}.j2", f"terraform/{name}")
     v = spec.vsphere
@@ -167,7 +175,6 @@ def render_all(loaded: Loaded) -> Rendered:
                            "disk_gib": n.diskGiB} for n in nodes},
     }
     out.add("terraform/terraform.tfvars.json", json.dumps(tfvars, indent=2) + "\n")
-    return out
 
 
 def _parse_check(dest: str, text: str) -> None:

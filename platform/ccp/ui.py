@@ -108,6 +108,23 @@ class Reporter:
             self._status = self.console.status(f"{phase.name}: {_escape(phase.summary)}")
             self._status.start()
 
+    def item(self, name: str, text: str) -> None:
+        """One line per machine (or resource) as it moves along."""
+        self.log.info("%s: %s", name, text)
+        if self._status is not None:
+            self._status.update(f"{_escape(name)}: {_escape(text)}")
+        if text in ("done", "destroying", "cloning", "creating") or text.startswith(("up at", "failed")):
+            self.console.print(f"    [dim]{_escape(name)}:[/] {_escape(text)}")
+
+    def note(self, text: str) -> None:
+        self.log.info("note: %s", text)
+        self.console.print(f"  [yellow]note:[/] {_escape(text)}")
+
+    def checks(self, results) -> None:
+        print_checks(results, self.console)
+        for r in results:
+            self.log.info("check %s: %s: %s", r.name, r.status, r.message)
+
     def progress(self, text: str) -> None:
         self.log.info("%s", text)
         if self._status is not None:
@@ -139,6 +156,19 @@ class Reporter:
         table.add_row("[bold]total[/]", "", "", f"[bold]{fmt_seconds(time.monotonic() - self._t0)}[/]")
         self.console.print()
         self.console.print(table)
+
+
+def print_checks(results, console) -> None:
+    from rich.table import Table
+
+    colors = {"pass": "green", "warn": "yellow", "fail": "red", "skipped": "dim", "ignored": "dim"}
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("check", "result", "detail"):
+        table.add_column(col)
+    for r in results:
+        detail = _escape(r.message) + (f"\n[dim]-> {_escape(r.remediation)}[/]" if r.remediation and r.status in ("warn", "fail") else "")
+        table.add_row(r.name, f"[{colors.get(r.status, 'white')}]{r.status}[/]", detail)
+    console.print(table)
 
 
 class _ScrubFilter(logging.Filter):

@@ -1,6 +1,6 @@
 """The order of phases — defined here and nowhere else.
 
-Later capabilities add their phases to these lists (preflight/vsphere, provision, hosts/prepare,
+Later capabilities add their phases to these lists (hosts/prepare,
 loadbalancer/nginx, kubeadm/init, kubeadm/join-control-plane, kubeadm/join-workers, cni,
 kubeconfig, addons, validate).
 """
@@ -12,12 +12,20 @@ from ccp.engine.phase import Phase
 
 def install() -> list[Phase]:
     from ccp.phases.config_validate import ValidateConfig
+    from ccp.phases.preflight_vsphere import PreflightVsphere
+    from ccp.phases.provision import Provision
     from ccp.phases.render import Render
 
-    return [ValidateConfig(), Render()]
+    return [ValidateConfig(), Render(), PreflightVsphere(), Provision()]
 
 
-WORKFLOWS = {"install": install}
+def destroy() -> list[Phase]:
+    from ccp.phases.provision import DestroyMachines
+
+    return [DestroyMachines()]
+
+
+WORKFLOWS = {"install": install, "destroy": destroy}
 
 
 def tree(workflow: list[Phase]) -> dict[str, list[Phase]]:

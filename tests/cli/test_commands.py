@@ -79,8 +79,11 @@ def test_plan_changes_nothing_and_groups_by_layer(example_config, tmp_path):
     assert "prepare" in r.out and "write 24 cloud-init files" in r.out
     assert not (tmp_path / ".ccp").exists()
     data = json.loads(run_ccp("plan", "--config", example_config, "--output", "json").out)
-    assert [p["phase"] for p in data["phases"]] == ["config/validate", "render"]
+    assert [p["phase"] for p in data["phases"]] == ["config/validate", "render", "preflight/vsphere", "provision"]
     assert len(data["nodes"]) == 8 and data["summary"]["prepare"] == 42
+    provision = data["phases"][3]["actions"]
+    assert [a["target"] for a in provision] == [f"VM {n['name']}" for n in data["nodes"]]
+    assert "Terraform plan unavailable" in run_ccp("plan", "--config", example_config).err
 
 
 def test_render_to_out_dir(example_config, tmp_path):
@@ -98,15 +101,20 @@ def test_install_rerun_until_skip_and_phases(example_config, tmp_path):
     assert r.code == 0, r.text
     assert (state / "cluster.json").exists() and not (state / "rendered").exists()
     phases = json.loads(run_ccp("phases", "--config", example_config, "--output", "json").out)
-    assert {p["phase"]: p["status"] for p in phases["phases"]} == {"config/validate": "done", "render": "pending"}
+    assert {p["phase"]: p["status"] for p in phases["phases"]} == {
+        "config/validate": "done", "render": "pending", "preflight/vsphere": "pending", "provision": "pending"}
 
-    r = run_ccp("install", "--config", example_config, "--resume")
+    r = run_ccp("install", "--config", example_config, "--resume", "--until", "render")
     assert r.code == 0
     assert "already done" in r.err and "render" in r.err and "phase timings" in r.err
     assert len(list((state / "rendered").rglob("user-data"))) == 8
 
-    r = run_ccp("install", "--config", example_config)
+    r = run_ccp("install", "--config", example_config, "--until", "render")
     assert r.err.count("already done") >= 2 and "first run" not in r.err
+
+    # vcenter.example.com cannot be reached from here: the install stops in preflight, exit 3
+    r = run_ccp("install", "--config", example_config, "--yes")
+    assert r.code == 3 and "connect" in r.err and "--resume" in r.err
 
     r = run_ccp("install", "--config", example_config, "--skip-phases", "bogus")
     assert r.code == 2 and "there is no phase 'bogus'" in r.err
@@ -115,10 +123,10 @@ def test_install_rerun_until_skip_and_phases(example_config, tmp_path):
 def test_changed_config_reruns_render_naming_the_input(tmp_path):
     data = example_data()
     path = write_config(tmp_path / "c.yaml", data)
-    assert run_ccp("install", "--config", path).code == 0
+    assert run_ccp("install", "--config", path, "--until", "render").code == 0
     data["spec"]["nodes"]["workers"][0]["count"] = 4
     write_config(path, data)
-    r = run_ccp("install", "--config", path)
+    r = run_ccp("install", "--config", path, "--until", "render")
     assert "inputs changed: spec" in r.err
     assert (tmp_path / ".ccp" / "demo" / "rendered" / "cloud-init" / "demo-default-4" / "user-data").exists()
 
@@ -129,18 +137,18 @@ def test_resume_without_a_previous_run(example_config):
 
 
 def test_state_dir_option_and_env(example_config, tmp_path, monkeypatch):
-    assert run_ccp("--state-dir", tmp_path / "s1", "install", "--config", example_config).code == 0
+    assert run_ccp("--state-dir", tmp_path / "s1", "install", "--config", example_config, "--until", "render").code == 0
     assert (tmp_path / "s1" / "journal.jsonl").exists()
     monkeypatch.setenv("CCP_STATE_DIR", str(tmp_path / "s2"))
-    assert run_ccp("install", "--config", example_config).code == 0
+    assert run_ccp("install", "--config", example_config, "--until", "render").code == 0
     assert (tmp_path / "s2" / "journal.jsonl").exists()
 
 
 def test_state_dir_belongs_to_one_cluster(tmp_path):
     a = write_config(tmp_path / "a.yaml", example_data())
     b = write_config(tmp_path / "b.yaml", small_config())
-    assert run_ccp("--state-dir", tmp_path / "s", "install", "--config", a).code == 0
-    r = run_ccp("--state-dir", tmp_path / "s", "install", "--config", b)
+    assert run_ccp("--state-dir", tmp_path / "s", "install", "--config", a, "--until", "render").code == 0
+    r = run_ccp("--state-dir", tmp_path / "s", "install", "--config", b, "--until", "render")
     assert r.code == 2 and "belongs to cluster 'demo'" in r.err
 
 
@@ -148,8 +156,8 @@ def test_internal_error_is_one_line_without_debug(example_config, tmp_path):
     state = tmp_path / ".ccp" / "demo"
     state.mkdir(parents=True)
     (state / "rendered").write_text("a file where a directory should be")
-    r = run_ccp("install", "--config", example_config)
+    r = run_ccp("install", "--config", example_config, "--until", "render")
     assert r.code == 70 and "Traceback" not in r.text
     assert "--resume" in r.err and "log:" in r.err
-    r = run_ccp("--debug", "install", "--config", example_config)
+    r = run_ccp("--debug", "install", "--config", example_config, "--until", "render")
     assert r.code == 70 and "Traceback" in r.err

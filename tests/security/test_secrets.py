@@ -39,8 +39,8 @@ def test_planted_password_leaks_nowhere(tmp_path, source):
         ["plan", "--config", cfg],
         ["plan", "--config", cfg, "--output", "json"],
         ["render", "--config", cfg, "--out", tmp_path / "out"],
-        ["--debug", "install", "--config", cfg, "--yes"],
-        ["install", "--config", cfg, "--yes"],
+        ["--debug", "install", "--config", cfg, "--yes", "--until", "render"],
+        ["install", "--config", cfg, "--yes", "--until", "render"],
         ["phases", "--config", cfg, "--output", "json"],
     ]
     for args in commands:
@@ -52,7 +52,7 @@ def test_planted_password_leaks_nowhere(tmp_path, source):
     (state / "rendered").rename(tmp_path / "moved")
     (state / "rendered").write_text("not a directory")
     (state / "cluster.json").unlink()
-    proc = ccp_subprocess("--state-dir", state, "--debug", "install", "--config", cfg, "--yes", env=env)
+    proc = ccp_subprocess("--state-dir", state, "--debug", "install", "--config", cfg, "--yes", "--until", "render", env=env)
     assert proc.returncode == 70 and "Traceback" in proc.stderr
     outputs.append(proc.stdout + proc.stderr)
 

@@ -48,7 +48,8 @@ def _global_options(
 
 
 # Register the commands (each module is small and imports its heavy parts lazily).
-from ccp.cli import config_cmd, install_cmd, phases_cmd, plan_cmd, render_cmd, version_cmd  # noqa: E402,F401
+from ccp.cli import (  # noqa: E402,F401
+    config_cmd, destroy_cmd, install_cmd, phases_cmd, plan_cmd, preflight_cmd, render_cmd, version_cmd)
 
 
 def _click_exception() -> type[Exception]:

@@ -15,6 +15,12 @@ class Output(str, enum.Enum):
 
 CONFIG_OPTION = typer.Option(..., "--config", "-c", help="The cluster.yaml to use.", show_default=False)
 OUTPUT_OPTION = typer.Option(Output.text, "--output", "-o", help="text for people, json for scripts.")
+IGNORE_PREFLIGHT_OPTION = typer.Option("", "--ignore-preflight", metavar="A,B",
+                                       help="Preflight checks whose failure you accept, e.g. template-guestinfo.")
+
+
+def split_names(text: str) -> set[str]:
+    return {s.strip() for s in text.split(",") if s.strip()}
 
 
 def load_config(path: Path, *, quiet: bool = False):

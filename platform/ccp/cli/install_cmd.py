@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from ccp.cli import app
-from ccp.cli.common import CONFIG_OPTION, cluster_context, load_config
+from ccp.cli.common import CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, cluster_context, load_config, split_names
 
 
 @app.command("install")
@@ -14,8 +14,9 @@ def install(
     ctx: typer.Context,
     config: Path = CONFIG_OPTION,
     resume: bool = typer.Option(False, "--resume", help="Continue a failed or interrupted install without asking."),
-    until: str = typer.Option(None, "--until", help="Stop after this phase (or group), e.g. render.", metavar="PHASE"),
+    until: str = typer.Option(None, "--until", help="Stop after this phase (or group), e.g. provision.", metavar="PHASE"),
     skip_phases: str = typer.Option("", "--skip-phases", help="Comma-separated phases (or groups) not to run.", metavar="A,B"),
+    ignore_preflight: str = IGNORE_PREFLIGHT_OPTION,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Build the cluster, phase by phase. Safe to rerun: finished phases are skipped, an interrupted
@@ -27,7 +28,8 @@ def install(
 
     loaded = load_config(config)
     cctx, journal, log_file = cluster_context(ctx, loaded, "install")
-    skip = [s.strip() for s in skip_phases.split(",") if s.strip()]
+    cctx.ignore_preflight = split_names(ignore_preflight)
+    skip = sorted(split_names(skip_phases))
     last = journal.last_run()
     if resume and last is None:
         raise ConfigError(f"there is no earlier install to resume in {cctx.state_dir}",
@@ -35,18 +37,22 @@ def install(
     if last and last.get("event") == "run-started":
         cctx.reporter.console.print(f"[yellow]the previous run ({last['run']}) did not finish; continuing it[/]")
     flow = workflows.install()
-    planned = runner.plan(flow, cctx, journal, until=until, skip=skip)
-    changes = [p for p in planned if p.actions and p.phase.layer != "prepare"]
-    if changes and not (yes or resume):
-        plan_view.print_plan(planned, plan_view.inventory_rows(inventory.build(loaded.config)), cctx.state_dir)
-        if not sys.stdin.isatty():
-            raise ConfigError("ccp install changes infrastructure and needs confirmation",
-                              "review `ccp plan`, then rerun with --yes")
-        typer.confirm("Apply this plan?", abort=True)
-    hint = f"ccp install --config {config} --resume"
     try:
-        runner.run(flow, cctx, journal, command="install", until=until, skip=skip, resume_hint=hint)
-    except Exception as exc:
-        exc.log_file = log_file  # the CLI prints where the evidence is
-        raise
+        planned = runner.plan(flow, cctx, journal, until=until, skip=skip)
+        changes = [p for p in planned if (p.actions or p.probe_error) and p.phase.layer != "prepare" and not p.phase.always]
+        if changes and not (yes or resume):
+            plan_view.print_plan(planned, plan_view.inventory_rows(inventory.build(loaded.config)), cctx.state_dir)
+            if not sys.stdin.isatty():
+                raise ConfigError("ccp install changes infrastructure and needs confirmation",
+                                  "review `ccp plan`, then rerun with --yes")
+            typer.confirm("Apply this plan?", abort=True)
+        hint = f"ccp install --config {config} --resume"
+        try:
+            runner.run(flow, cctx, journal, command="install", until=until, skip=skip, resume_hint=hint)
+        except Exception as exc:
+            exc.log_file = log_file  # the CLI prints where the evidence is
+            raise
+    finally:
+        cctx.close()
+    plan_view.print_machines(cctx.outputs.get("provision", {}).get("nodes"))
     cctx.reporter.console.print(f"[green]install finished[/] — state and logs in {cctx.state_dir}")

@@ -31,6 +31,9 @@ class Node:
         return self.role == ROLE_CP
 
 
+_SHORT = {ROLE_LB: "lb", ROLE_CP: "cp", ROLE_WORKER: "worker"}
+
+
 def required_addresses(cfg: ClusterConfig) -> int:
     n = cfg.spec.nodes
     return cfg.spec.loadBalancer.nginx.count + n.controlPlane.count + sum(p.count for p in n.workers)
@@ -44,6 +47,8 @@ def range_size(cfg: ClusterConfig) -> int:
 def build(cfg: ClusterConfig) -> list[Node]:
     """All nodes in address order. Assumes semantics.check() passed (the range is big enough)."""
     spec = cfg.spec
+    if spec.provisioner == "static":
+        return _static(cfg)
     name = cfg.metadata.name
     first, _ = spec.nodes.network.address_range()
     groups = [
@@ -65,3 +70,14 @@ def build(cfg: ClusterConfig) -> list[Node]:
 
 def by_role(nodes: list[Node], role: str) -> list[Node]:
     return [n for n in nodes if n.role == role]
+
+
+def _static(cfg: ClusterConfig) -> list[Node]:
+    """Existing machines: names from spec.hosts or derived per role, in role order like VMs."""
+    nodes: list[Node] = []
+    for role in (ROLE_LB, ROLE_CP, ROLE_WORKER):
+        for i, host in enumerate((h for h in cfg.spec.hosts if h.role == role), start=1):
+            nodes.append(Node(name=host.name or f"{cfg.metadata.name}-{_SHORT[role]}-{i}", role=role,
+                              pool=_SHORT[role] if role != ROLE_WORKER else "static", index=i,
+                              address=host.address, cpus=0, memoryMiB=0, diskGiB=0))
+    return nodes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ def format_loc(loc: Loc) -> str:
 
 def _parse(text: str, display: str):
     from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.error import MarkedYAMLError
 
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
@@ -61,7 +62,7 @@ def _parse(text: str, display: str):
         raise ConfigError(f"{display} is not valid YAML",
                           "fix the YAML syntax at the position shown (indentation, quotes, colons)",
                           [f"{display}:{line}:{col}: {problem}"]) from None
-    except (YAMLError, ValueError, TypeError, AttributeError, RecursionError) as exc:
+    except Exception as exc:  # noqa: BLE001 - anything the YAML library raises on user input is a YAML problem
         # ruamel's constructors raise plain exceptions for some tagged values (`!!int text`); they
         # carry no position, so point at the document and quote the complaint.
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -121,6 +122,22 @@ def _position(doc: Any, loc: Loc, *, key: bool) -> tuple[int, int]:
 
 # ------------------------------------------------------------------ pydantic errors, humanised
 
+def _unwrap(tp: Any) -> Any:
+    """Annotated[X, ...], X | None, list[X] -> X (the model inside, if any)."""
+    from pydantic import BaseModel
+
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (list, typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            tp = models[0] if models else args[0]
+        else:
+            return tp
+
+
 def _model_fields_at(loc: Loc) -> list[str]:
     """Field names of the model that sits at ``loc`` (for 'unknown field' suggestions)."""
     from pydantic import BaseModel
@@ -129,30 +146,15 @@ def _model_fields_at(loc: Loc) -> list[str]:
 
     tp: Any = ClusterConfig
     for part in loc:
-        while True:
-            origin = typing.get_origin(tp)
-            if origin is typing.Annotated:
-                tp = typing.get_args(tp)[0]
-            elif origin in (list, typing.Union) or str(origin) == "types.UnionType":
-                args = [a for a in typing.get_args(tp) if a is not type(None)]
-                models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-                tp = models[0] if models else args[0]
-                if origin is list and isinstance(part, int):
-                    break
-            else:
-                break
+        tp = _unwrap(tp)
         if isinstance(part, int):
             continue
         if isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
             tp = tp.model_fields[part].annotation
         else:
             return []
-    while typing.get_origin(tp) in (list, typing.Union, typing.Annotated):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        tp = args[0]
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return list(tp.model_fields)
-    return []
+    tp = _unwrap(tp)
+    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
 
 
 def _humanise(err: dict) -> tuple[Loc, str, str, bool]:

@@ -158,8 +158,10 @@ class VSphere(Strict):
     resourcePool: str | None = Field(None, description="Resource pool path; default: the cluster's root pool.")
     datastore: str
     network: str
-    folder: str = Field(description="VM folder for this cluster's VMs.")
+    folder: str = Field(description="VM folder for this cluster's VMs (a path below the datacenter's VM folder).")
     template: str = Field(description="Template (or VM) to clone nodes from.")
+    parallelism: int = Field(8, ge=1, le=64, description="VMs created or destroyed at once (native provisioner).")
+    ipTimeoutSeconds: int = Field(600, ge=10, le=7200, description="How long to wait for each VM to report its IP.")
 
     @field_validator("server")
     @classmethod
@@ -186,8 +188,8 @@ class NodeNetwork(Strict):
     cidr: ipaddress.IPv4Network = Field(description="Node network, e.g. 10.10.0.0/24.")
     gateway: ipaddress.IPv4Address
     dns: list[ipaddress.IPv4Address] = Field(min_length=1)
-    addresses: str = Field(description="Static range for nodes and load balancers: FIRST-LAST.",
-                           pattern=r"^\s*\d+\.\d+\.\d+\.\d+\s*-\s*\d+\.\d+\.\d+\.\d+\s*$")
+    addresses: str | None = Field(None, description="Static range for nodes and load balancers: FIRST-LAST (not used with provisioner: static).",
+                                  pattern=r"^\s*\d+\.\d+\.\d+\.\d+\s*-\s*\d+\.\d+\.\d+\.\d+\s*$")
     interface: str = Field("ens192", description="Guest NIC name (vmxnet3 on Ubuntu: ens192).")
     searchDomains: list[str] = Field(default_factory=list)
 
@@ -222,8 +224,19 @@ class WorkerPool(Machine):
 
 class Nodes(Strict):
     network: NodeNetwork
-    controlPlane: ControlPlane
+    controlPlane: ControlPlane = Field(default_factory=ControlPlane)
     workers: list[WorkerPool] = Field(default_factory=list)
+
+
+class StaticHost(Strict):
+    address: ipaddress.IPv4Address
+    role: Literal["control-plane", "worker", "loadbalancer"]
+    name: DnsLabel | None = Field(None, description="Node name; default <cluster>-<cp|worker|lb>-<n>.")
+
+
+class TerraformOptions(Strict):
+    binary: str = Field("terraform", description="The terraform executable.")
+    providerMirror: str | None = Field(None, description="Directory with a provider mirror (terraform providers mirror) for air-gapped use.")
 
 
 class NginxLB(Strict):
@@ -305,8 +318,10 @@ class Validation(Strict):
 
 class Spec(Strict):
     kubernetes: Kubernetes
-    vsphere: VSphere
-    provisioner: Literal["terraform", "native"] = "terraform"
+    vsphere: VSphere | None = Field(None, description="Required unless provisioner is static.")
+    provisioner: Literal["terraform", "native", "static"] = "terraform"
+    terraform: TerraformOptions = Field(default_factory=TerraformOptions)
+    hosts: list[StaticHost] = Field(default_factory=list, description="Existing machines, for provisioner: static.")
     nodes: Nodes
     loadBalancer: LoadBalancer
     ssh: SSH = Field(default_factory=SSH)

@@ -26,11 +26,26 @@ def check(cfg: ClusterConfig) -> list[Problem]:
         add(("kubernetes", "version"),
             f"Kubernetes {spec.kubernetes.version} is not supported",
             f"use one of the supported minors: {', '.join(versions.supported_minors())} (e.g. \"{versions.default_version()}\")")
-    cp = spec.nodes.controlPlane.count
-    if cp == 0 or cp % 2 == 0:
-        add(("nodes", "controlPlane", "count"),
-            f"control-plane count {cp} cannot hold an etcd quorum",
-            "use an odd number: 1 for a lab, 3 or 5 for production")
+    static = spec.provisioner == "static"
+    if static:
+        out.extend(_static_hosts(cfg))
+        cp = sum(1 for h in spec.hosts if h.role == "control-plane")
+    else:
+        cp = spec.nodes.controlPlane.count
+        if cp == 0 or cp % 2 == 0:
+            add(("nodes", "controlPlane", "count"),
+                f"control-plane count {cp} cannot hold an etcd quorum",
+                "use an odd number: 1 for a lab, 3 or 5 for production")
+        if spec.hosts:
+            add(("hosts",), "hosts lists existing machines, which only provisioner: static uses",
+                "set provisioner: static, or remove hosts")
+    if spec.vsphere is None:
+        if not static:
+            add(("vsphere",), f"provisioner {spec.provisioner} needs the vsphere section",
+                "add spec.vsphere (server, username, password, datacenter, ...), or use provisioner: static")
+        if spec.addons.storage.provider == "vsphere-csi":
+            add(("addons", "storage", "provider"), "vsphere-csi needs the vsphere section",
+                "add spec.vsphere, or use provider: local-path")
 
     # Networks must not overlap.
     nets = [(("kubernetes", "podCIDR"), "podCIDR", spec.kubernetes.podCIDR),
@@ -45,9 +60,13 @@ def check(cfg: ClusterConfig) -> list[Problem]:
     # Node network: range inside the CIDR, gateway and VIP inside the CIDR but outside the range.
     net = spec.nodes.network
     rng_path = ("nodes", "network", "addresses")
-    first, last = net.address_range()
-    range_ok = True
-    if int(last) < int(first):
+    range_ok = net.addresses is not None
+    if not range_ok and not static:
+        add(rng_path, "the node address range is missing", "add addresses: FIRST-LAST inside the node network")
+    first, last = net.address_range() if range_ok else (None, None)
+    if not range_ok:
+        pass
+    elif int(last) < int(first):
         add(rng_path, f"address range {net.addresses} ends before it starts", "write it as FIRST-LAST")
         range_ok = False
     elif first not in net.cidr or last not in net.cidr:
@@ -73,7 +92,7 @@ def check(cfg: ClusterConfig) -> list[Problem]:
     if spec.loadBalancer.vip == net.gateway:
         add(("loadBalancer", "vip"), f"VIP {spec.loadBalancer.vip} is the gateway's address", "choose a free address")
 
-    if range_ok:
+    if range_ok and not static:
         need, have = inventory.required_addresses(cfg), inventory.range_size(cfg)
         if need > have:
             lb = spec.loadBalancer.nginx.count
@@ -94,12 +113,47 @@ def check(cfg: ClusterConfig) -> list[Problem]:
 
     # Validation needs two schedulable nodes for the cross-node re-attach check.
     if spec.validation.pvc.enabled and spec.validation.pvc.crossNode:
-        workers = sum(p.count for p in spec.nodes.workers)
+        workers = (sum(1 for h in spec.hosts if h.role == "worker") if static
+                   else sum(p.count for p in spec.nodes.workers))
         if workers < 2:
             out.append(Problem(("spec", "validation", "pvc", "crossNode"),
                                f"crossNode needs two worker nodes; with {workers} the cross-node part will be skipped",
                                warning=True))
-    if spec.vsphere.insecure and (spec.vsphere.caFile or spec.vsphere.thumbprint):
+    if spec.vsphere and spec.vsphere.insecure and (spec.vsphere.caFile or spec.vsphere.thumbprint):
         add(("vsphere", "insecure"), "insecure: true contradicts caFile/thumbprint",
             "drop insecure to verify with the CA file or thumbprint, or drop those to skip verification")
+    return out
+
+
+def _static_hosts(cfg: ClusterConfig) -> list[Problem]:
+    spec = cfg.spec
+    out: list[Problem] = []
+    if not spec.hosts:
+        return [Problem(("spec", "hosts"), "provisioner: static needs the machines listed in hosts",
+                        "add hosts: - {address: 10.0.0.11, role: control-plane} ...")]
+    cps = sum(1 for h in spec.hosts if h.role == "control-plane")
+    if cps == 0 or cps % 2 == 0:
+        out.append(Problem(("spec", "hosts"), f"hosts has {cps} control-plane machines; etcd needs an odd number",
+                           "list 1, 3 or 5 machines with role: control-plane"))
+    seen_addr: dict = {}
+    seen_name: dict = {}
+    for i, h in enumerate(spec.hosts):
+        if h.address in seen_addr:
+            out.append(Problem(("spec", "hosts", i, "address"), f"address {h.address} is listed twice",
+                               "give each machine its own address"))
+        seen_addr.setdefault(h.address, i)
+        if h.name and h.name in seen_name:
+            out.append(Problem(("spec", "hosts", i, "name"), f"name {h.name!r} is listed twice", "give each machine its own name"))
+        if h.name:
+            seen_name.setdefault(h.name, i)
+        if h.address == spec.loadBalancer.vip:
+            out.append(Problem(("spec", "hosts", i, "address"), f"address {h.address} is the API VIP",
+                               "the VIP must be a free address that keepalived can claim"))
+        if h.address not in spec.nodes.network.cidr:
+            out.append(Problem(("spec", "hosts", i, "address"), f"{h.address} is outside the node network {spec.nodes.network.cidr}",
+                               "keepalived can only move the VIP within one network", warning=True))
+    if spec.loadBalancer.nginx.count and not any(h.role == "loadbalancer" for h in spec.hosts):
+        out.append(Problem(("spec", "loadBalancer", "nginx", "count"),
+                           "with provisioner: static the load balancers are the hosts with role: loadbalancer; none is listed, "
+                           "so keepalived will run on the control planes", warning=True))
     return out

@@ -41,6 +41,7 @@ class Phase:
     name: ClassVar[str]
     layer: ClassVar[str]
     summary: ClassVar[str]
+    always: ClassVar[bool] = False   # a check that runs on every run (preflight), never "already done"
 
     def inputs(self, ctx: Context) -> dict[str, Any]:
         """Everything the result depends on. A change re-runs the phase, naming the changed keys."""

@@ -33,6 +33,7 @@ class PlannedPhase:
     actions: list[Action]
     reason: str
     up_to_date: bool
+    probe_error: str = ""     # the probe could not run (e.g. vCenter unreachable from here)
 
 
 def select(workflow: list[Phase], until: str | None = None, skip: list[str] | tuple = ()) -> tuple[list[Phase], set[str]]:
@@ -57,8 +58,11 @@ def select(workflow: list[Phase], until: str | None = None, skip: list[str] | tu
     return selected, skipped
 
 
-def _reason(rec: PhaseRecord | None, fp: str, per_key: dict[str, str], actions: list[Action]) -> tuple[str, bool]:
+def _reason(rec: PhaseRecord | None, fp: str, per_key: dict[str, str], actions: list[Action],
+            always: bool = False) -> tuple[str, bool]:
     """(why the phase runs, or "already done"; whether it is up to date)."""
+    if always and actions:
+        return "runs on every run", False
     if rec is None:
         return "first run", False
     if rec.status == "started":
@@ -85,8 +89,12 @@ def plan(workflow: list[Phase], ctx: Context, journal: Journal, *, until=None, s
         if phase.name in skipped:
             continue
         fp, per_key = fingerprint(phase.inputs(ctx))
-        actions = phase.plan(ctx)
-        reason, up_to_date = _reason(records.get(phase.name), fp, per_key, actions)
+        try:
+            actions = phase.plan(ctx)
+        except CcpError as exc:  # a plan still shows the rest; the install itself would stop here
+            out.append(PlannedPhase(phase, [], f"cannot probe: {exc.message}", False, exc.message))
+            continue
+        reason, up_to_date = _reason(records.get(phase.name), fp, per_key, actions, phase.always)
         out.append(PlannedPhase(phase, actions, reason, up_to_date))
     return out
 
@@ -132,7 +140,7 @@ def _run_phase(phase: Phase, ctx: Context, journal: Journal, rec: PhaseRecord | 
     except Exception as exc:
         raise InternalError(f"phase {phase.name} failed to probe: {exc}",
                             "this is a ccp bug; rerun with --debug and report the traceback") from exc
-    reason, up_to_date = _reason(rec, fp, per_key, actions)
+    reason, up_to_date = _reason(rec, fp, per_key, actions, phase.always)
     if up_to_date:
         reporter.phase_skipped(phase, "already done")
         return PhaseResult(phase.name, phase.layer, "already done", reason, time.monotonic() - t0)

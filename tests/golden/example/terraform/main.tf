@@ -74,8 +74,11 @@ resource "vsphere_virtual_machine" "node" {
     template_uuid = data.vsphere_virtual_machine.template.id
   }
 
-  # cloud-init's VMware datasource reads these (the network config is inside the metadata).
+  # cloud-init's VMware datasource reads the guestinfo.metadata/userdata keys (the network config is
+  # inside the metadata). guestinfo.ccp.* mark the VM as this cluster's: ccp never touches a VM without it.
   extra_config = {
+    "guestinfo.ccp.cluster"       = var.cluster_name
+    "guestinfo.ccp.role"          = each.value.role
     "guestinfo.metadata"          = filebase64("${local.cloud_init_dir}/${each.key}/meta-data")
     "guestinfo.metadata.encoding" = "base64"
     "guestinfo.userdata"          = filebase64("${local.cloud_init_dir}/${each.key}/user-data")

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ccp.cli import app
+from ccp.cli.common import (CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, OUTPUT_OPTION, Output, cluster_context,
+                            load_config, print_json, split_names)
+
+
+@app.command("preflight")
+def preflight(ctx: typer.Context, config: Path = CONFIG_OPTION, ignore_preflight: str = IGNORE_PREFLIGHT_OPTION,
+              output: Output = OUTPUT_OPTION) -> None:
+    """Check vCenter without changing anything: login and TLS, every inventory name, datastore space,
+    cluster capacity, the template, and VMs that already use this cluster's names. Exit 3 on a failure."""
+    from ccp import ui
+    from ccp.errors import ConfigError
+    from ccp.phases.preflight_vsphere import check_vsphere, raise_on_failures
+
+    loaded = load_config(config, quiet=output is Output.json)
+    if loaded.config.spec.provisioner == "static":
+        raise ConfigError("provisioner: static has no vCenter to check", "nothing to do; the hosts phases check the machines")
+    cctx, _, _ = cluster_context(ctx, loaded, "preflight", with_log=False)
+    cctx.ignore_preflight = split_names(ignore_preflight)
+    try:
+        results = check_vsphere(cctx)
+    finally:
+        cctx.close()
+    if output is Output.json:
+        print_json({"checks": [r.__dict__ for r in results], "ok": not any(r.status == "fail" for r in results)})
+    else:
+        ui.print_checks(results, ui.out())
+    raise_on_failures(results)

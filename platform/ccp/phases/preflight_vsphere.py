@@ -1,0 +1,48 @@
+"""preflight/vsphere: check vCenter before anything is created — access, inventory, capacity and
+names. Runs on every install (the environment changes); all checks run, failures are reported together."""
+
+from __future__ import annotations
+
+from ccp.context import ClusterContext
+from ccp.engine.phase import Action, Phase
+from ccp.errors import PreflightError
+
+
+def check_vsphere(ctx: ClusterContext) -> list:
+    from ccp.providers.vsphere_preflight import run_checks
+
+    return run_checks(ctx.vsphere(), ctx.ignore_preflight)
+
+
+def raise_on_failures(results) -> None:
+    failed = [r for r in results if r.status == "fail"]
+    if failed:
+        raise PreflightError(
+            f"{len(failed)} preflight check{'s' if len(failed) != 1 else ''} failed: {', '.join(r.name for r in failed)}",
+            "fix what each check says, or skip a check you accept with --ignore-preflight NAME",
+            [f"{r.name}: {r.message}" + (f"\n    -> {r.remediation}" if r.remediation else "") for r in failed])
+
+
+class PreflightVsphere(Phase):
+    name = "preflight/vsphere"
+    layer = "infrastructure"
+    summary = "check vCenter: login and TLS, inventory names, capacity, name conflicts"
+    always = True
+
+    def inputs(self, ctx: ClusterContext) -> dict:
+        return {"vsphere": ctx.spec_dump()["spec"].get("vsphere"), "ignored": sorted(ctx.ignore_preflight)}
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        if ctx.config.spec.provisioner == "static":
+            return []
+        from ccp.providers.vsphere_preflight import CHECKS
+
+        return [Action("check", f"vCenter {ctx.config.spec.vsphere.server}", f"{len(CHECKS)} checks", len(CHECKS))]
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        if not actions:
+            return {"skipped": "provisioner static: no vCenter to check"}
+        results = check_vsphere(ctx)
+        ctx.reporter.checks(results)
+        raise_on_failures(results)
+        return {r.name: r.status for r in results}

@@ -1,0 +1,1 @@
+"""Where the machines come from: vSphere through Terraform or pyvmomi, or existing hosts."""

@@ -1,0 +1,45 @@
+"""The Provider interface every way of getting machines implements, and the factory."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ccp.engine.phase import Action
+
+OWNER_KEY = "guestinfo.ccp.cluster"   # extraConfig set in the same call that creates the VM
+ROLE_KEY = "guestinfo.ccp.role"
+
+
+class Provider(Protocol):
+    name: str
+
+    def plan(self) -> list[Action]:
+        """Probe what exists and say what apply would do. Changes nothing."""
+
+    def apply(self, actions: list[Action]) -> dict[str, dict]:
+        """Make the machines exist; -> {node name: {address, moid, uuid, ...}}."""
+
+    def destroy_plan(self) -> list[Action]:
+        """What destroy would remove: only machines this cluster owns."""
+
+    def destroy(self, actions: list[Action]) -> dict:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def for_context(ctx) -> Provider:
+    kind = ctx.config.spec.provisioner
+    if kind == "static":
+        from ccp.providers.static import StaticProvider
+
+        return StaticProvider(ctx)
+    if kind == "terraform":
+        from ccp.providers.vsphere_terraform import TerraformProvider
+
+        return TerraformProvider(ctx)
+    from ccp.providers import vcsim_shim
+    from ccp.providers.vsphere_native import NativeProvider
+
+    return vcsim_shim.wrap(NativeProvider)(ctx) if vcsim_shim.enabled() else NativeProvider(ctx)
