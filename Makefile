@@ -6,6 +6,12 @@ VENV := .venv
 CCP := $(VENV)/bin/ccp
 export TF_CLI_CONFIG_FILE ?= /dev/null
 export VSPHERE_PASSWORD ?= vcsim-any-password
+GOVC := .tools/bin/govc
+# govc reads its credentials from the environment, so no command line shows the password
+export GOVC_URL ?= https://127.0.0.1:8989/sdk
+export GOVC_USERNAME ?= user
+export GOVC_PASSWORD ?= $(VSPHERE_PASSWORD)
+export GOVC_INSECURE ?= 1
 
 .PHONY: setup demo test bench vcsim-start vcsim-stop clean
 
@@ -18,11 +24,16 @@ vcsim-start: setup
 vcsim-stop:
 	@hack/vcsim.sh stop
 
+# The main job against the simulator: create the cluster's VMs, show them, remove them again.
+# CCP_VCSIM_SHIM=1 lets vcsim report guest IPs (it runs no guest; see platform/ccp/providers/vcsim_shim.py).
 demo: vcsim-start
+	@$(GOVC) folder.create /DC0/vm/ccp-vcsim >/dev/null 2>&1 || true
 	$(CCP) config validate --config examples/vcsim.yaml
 	$(CCP) plan --config examples/vcsim.yaml
-	$(CCP) install --config examples/vcsim.yaml --yes
+	CCP_VCSIM_SHIM=1 $(CCP) install --config examples/vcsim.yaml --until provision --yes --ignore-preflight datastore-space
+	$(GOVC) ls -l '/DC0/vm/ccp-vcsim/*'
 	$(CCP) phases --config examples/vcsim.yaml
+	$(CCP) destroy --config examples/vcsim.yaml --yes
 
 test: setup
 	@rc=0; $(VENV)/bin/python -m pytest -q || rc=$$?; \
@@ -31,6 +42,7 @@ test: setup
 bench: setup
 	$(VENV)/bin/python bench/cli_startup.py
 	$(VENV)/bin/python bench/render_scale.py
+	$(VENV)/bin/python bench/provision.py
 
 clean:
 	rm -rf .ccp .pytest_cache .hypothesis

@@ -41,7 +41,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def vcsim(tmp_path_factory):
     if not VCSIM.exists():
         if os.environ.get("CI") == "true":
@@ -68,3 +68,69 @@ def vcsim(tmp_path_factory):
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+class SimVsphere:
+    """Assertions against the simulator through pyvmomi (the test's own eyes, not ccp's code)."""
+
+    def __init__(self, sim: Vcsim):
+        from pyVim.connect import SmartConnect
+
+        self.si = SmartConnect(host=sim.host, port=sim.port, user="user", pwd="pass", disableSslCertValidation=True)
+        self.content = self.si.RetrieveContent()
+        self.dc = self.content.rootFolder.childEntity[0]
+
+    def vms(self) -> dict[str, list]:
+        """name -> [VM, ...] (a list, so duplicates would show)."""
+        from pyVmomi import vim
+
+        view = self.content.viewManager.CreateContainerView(self.dc.vmFolder, [vim.VirtualMachine], True)
+        out: dict[str, list] = {}
+        for vm in view.view:
+            out.setdefault(vm.name, []).append(vm)
+        view.Destroy()
+        return out
+
+    def owner(self, vm) -> str | None:
+        return next((o.value for o in vm.config.extraConfig if o.key == "guestinfo.ccp.cluster"), None)
+
+    def folder(self, name: str):
+        existing = {f.name: f for f in self.dc.vmFolder.childEntity if f.__class__.__name__ == "vim.Folder"}
+        return existing.get(name) or self.dc.vmFolder.CreateFolder(name)
+
+    def clone_stranger(self, name: str) -> None:
+        """A VM with one of our names but no ownership mark, as someone else might have made it."""
+        from pyVim.task import WaitForTask
+        from pyVmomi import vim
+
+        template = self.vms()["DC0_C0_RP0_VM0"][0]
+        pool = template.resourcePool
+        WaitForTask(template.CloneVM_Task(folder=self.dc.vmFolder, name=name,
+                                          spec=vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=pool), powerOn=False)))
+
+
+@pytest.fixture
+def sim(vcsim) -> SimVsphere:
+    return SimVsphere(vcsim)
+
+
+@pytest.fixture
+def sim_config(vcsim, sim, tmp_path, monkeypatch):
+    """examples/vcsim.yaml pointed at this test's simulator; returns (path, data, write)."""
+    import yaml
+
+    from tests.conftest import EXAMPLES
+
+    monkeypatch.setenv("CCP_VCSIM_SHIM", "1")
+    sim.folder("ccp-vcsim")
+    data = yaml.safe_load((EXAMPLES / "vcsim.yaml").read_text())
+    data["spec"]["vsphere"]["server"] = vcsim.server
+    data["spec"]["ssh"]["privateKeyFile"] = "~/.ssh/id_ed25519"
+    path = tmp_path / "vcsim.yaml"
+
+    def write(d=None):
+        path.write_text(yaml.safe_dump(d or data, sort_keys=False))
+        return path
+
+    write()
+    return path, data, write

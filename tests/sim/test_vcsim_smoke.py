@@ -34,6 +34,6 @@ def test_vcsim_example_plans_and_installs_through_render(vcsim, tmp_path):
     cfg = tmp_path / "vcsim.yaml"
     cfg.write_text(yaml.safe_dump(data))
     assert run_ccp("plan", "--config", cfg).code == 0
-    r = run_ccp("install", "--config", cfg, "--yes")
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "render")
     assert r.code == 0, r.text
     assert (tmp_path / ".ccp" / "vcsim" / "rendered" / "terraform" / "terraform.tfvars.json").exists()

@@ -34,6 +34,7 @@ class ObservedVM:
     power: str
     ip: str | None
     uuid: str
+    disk: object = None   # the first VirtualDisk device, to grow it without reading the VM again
 
     @classmethod
     def from_props(cls, ref, p: dict) -> ObservedVM:
@@ -42,7 +43,7 @@ class ObservedVM:
         return cls(ref=ref, name=p["name"], owner=extra.get(OWNER_KEY), cpus=p.get("config.hardware.numCPU", 0),
                    memory=p.get("config.hardware.memoryMB", 0), disk_kb=disks[0].capacityInKB if disks else 0,
                    power=str(p.get("runtime.powerState", "")), ip=p.get("guest.ipAddress"),
-                   uuid=p.get("config.instanceUuid", ""))
+                   uuid=p.get("config.instanceUuid", ""), disk=disks[0] if disks else None)
 
 
 class VsphereInventory:

@@ -17,6 +17,7 @@ class NativeOps:
         self.pl = provider.placement()
         self.cluster_name = provider.cfg.metadata.name
         self._template = None
+        self._field_key = None
 
     # -------------------------------------------------- create
     def template_facts(self) -> dict:
@@ -107,11 +108,9 @@ class NativeOps:
 
         spec = vim.vm.ConfigSpec(numCPUs=node.cpus, memoryMB=node.memoryMiB)
         want_kb = node.diskGiB * 1024 * 1024
-        if vm.disk_kb < want_kb:
-            props = vs_session.retrieve(self.session, [vm.ref], vim.VirtualMachine, ["config.hardware.device"])[vm.ref]
-            disk = next(d for d in props["config.hardware.device"] if isinstance(d, vim.vm.device.VirtualDisk))
-            disk.capacityInKB = want_kb
-            spec.deviceChange = [vim.vm.device.VirtualDeviceSpec(operation="edit", device=disk)]
+        if vm.disk is not None and vm.disk_kb < want_kb:
+            vm.disk.capacityInKB = want_kb
+            spec.deviceChange = [vim.vm.device.VirtualDeviceSpec(operation="edit", device=vm.disk)]
         return spec
 
     def _mark(self, ref) -> None:
@@ -121,13 +120,15 @@ class NativeOps:
 
         try:
             cfm = self.session.content.customFieldsManager
-            field = next((f for f in cfm.field or [] if f.name == ATTRIBUTE), None)
-            if field is None:
-                try:
-                    field = cfm.AddCustomFieldDef(name=ATTRIBUTE, moType=vim.VirtualMachine)
-                except vim.fault.DuplicateName:
-                    field = next(f for f in cfm.field if f.name == ATTRIBUTE)
-            cfm.SetField(entity=ref, key=field.key, value=self.cluster_name)
+            if self._field_key is None:
+                field = next((f for f in cfm.field or [] if f.name == ATTRIBUTE), None)
+                if field is None:
+                    try:
+                        field = cfm.AddCustomFieldDef(name=ATTRIBUTE, moType=vim.VirtualMachine)
+                    except vim.fault.DuplicateName:
+                        field = next(f for f in cfm.field if f.name == ATTRIBUTE)
+                self._field_key = field.key
+            cfm.SetField(entity=ref, key=self._field_key, value=self.cluster_name)
         except Exception as exc:  # permissions to custom attributes are often missing; not fatal
             if self.p.ctx.log:
                 self.p.ctx.log.warning("could not set custom attribute %s: %s", ATTRIBUTE, exc)

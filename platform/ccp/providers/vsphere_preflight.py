@@ -113,7 +113,9 @@ def _capacity(add, provider, pl, nodes) -> None:
         return add("cluster-capacity", "skipped", "no cluster")
     s = vs_session.retrieve(provider.session, [pl.cluster], vim.ComputeResource, ["summary"])[pl.cluster]["summary"]
     mem_need = sum(n.memoryMiB for n in nodes)
-    mem_have = (s.effectiveMemory or 0)                     # MB
+    total_mib = (s.totalMemory or 0) // 2**20                 # bytes, per the API
+    # effectiveMemory is MB per the API (vcsim fills in bytes): trust it only when it is plausible
+    mem_have = s.effectiveMemory if s.effectiveMemory and s.effectiveMemory <= total_mib else total_mib
     vcpus = sum(n.cpus for n in nodes)
     cores = s.numCpuCores or 0
     msg = f"{mem_need} MiB of {mem_have} MiB memory, {vcpus} vCPUs on {cores} cores"

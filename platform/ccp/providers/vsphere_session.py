@@ -18,10 +18,14 @@ from ccp.errors import InfrastructureError, PreflightError
 class Session:
     si: Any
     server: str
+    _content: Any = None
 
     @property
     def content(self):
-        return self.si.content
+        # ServiceInstance.content is a server round trip on every access: fetch it once.
+        if self._content is None:
+            self._content = self.si.RetrieveContent()
+        return self._content
 
     def close(self) -> None:
         from pyVim.connect import Disconnect
@@ -221,24 +225,57 @@ class TaskWaiter:
     (no sleep-polling, and no interference with other waits on the session's collector)."""
 
     def __init__(self, session: Session):
+        self.session = session
         self.pc = session.content.propertyCollector.CreatePropertyCollector()
         self.version = ""
         self.filters: dict[Any, Any] = {}
         self.state: dict[Any, dict] = {}
+        self.fresh: list[Any] = []      # added since the last wait
 
     def add(self, task) -> None:
+        self.fresh.append(task)
+
+    def _watch(self, tasks) -> None:
         from pyVmomi import vim, vmodl
 
-        spec = vmodl.query.PropertyCollector.FilterSpec(
-            objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task)],
-            propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=["info.state", "info.error", "info.result"])])
-        self.filters[task] = self.pc.CreateFilter(spec, partialUpdates=False)
-        self.state[task] = {}
+        for task in tasks:
+            spec = vmodl.query.PropertyCollector.FilterSpec(
+                objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=task)],
+                propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.Task, pathSet=["info.state", "info.error", "info.result"])])
+            self.filters[task] = self.pc.CreateFilter(spec, partialUpdates=False)
+            self.state[task] = {}
+
+    def _finished_already(self) -> list[tuple[Any, Any, Any]]:
+        """One read of the tasks added since the last wait: short tasks are often done already (no
+        filter needed then), and some servers (vcsim) report a new filter's first state only on
+        their next tick. The rest get a filter and are waited on."""
+        from pyVmomi import vim
+
+        fresh, self.fresh = self.fresh, []
+        props = retrieve(self.session, fresh, vim.Task, ["info.state", "info.error", "info.result"])
+        done = [(t, p.get("info.result"), p.get("info.error")) for t, p in props.items()
+                if p.get("info.state") in ("success", "error")]
+        finished = {t for t, _, _ in done}
+        self._watch([t for t in fresh if t not in finished])
+        return done
+
+    def _forget(self, done) -> None:
+        for task, _, _ in done:
+            f = self.filters.pop(task, None)
+            if f is not None:
+                f.Destroy()
+            self.state.pop(task, None)
 
     def wait(self, timeout: int = 60) -> list[tuple[Any, Any, Any]]:
         """-> [(task, result, error)] for tasks that finished; [] on timeout."""
         from pyVmomi import vmodl
 
+        if self.fresh:
+            done = self._finished_already()
+            if done:
+                return done
+        if not self.filters:
+            return []
         update = self.pc.WaitForUpdatesEx(self.version, vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=timeout))
         if update is None:
             return []
@@ -246,16 +283,14 @@ class TaskWaiter:
         done = []
         for fs in update.filterSet or []:
             for obj in fs.objectSet or []:
+                if obj.kind == "leave" or obj.obj not in self.filters:
+                    continue  # a filter we destroyed says goodbye (vcsim repeats the final state then)
                 st = self.state.setdefault(obj.obj, {})
                 for change in obj.changeSet or []:
                     st[change.name] = change.val
-                if st.get("info.state") in ("success", "error"):
-                    done.append((obj.obj, st.get("info.result"), st.get("info.error")))
-        for task, _, _ in done:
-            f = self.filters.pop(task, None)
-            if f is not None:
-                f.Destroy()
-            self.state.pop(task, None)
+                if st.get("info.state") in ("success", "error") and all(obj.obj != t for t, _, _ in done):
+                    done.append((obj.obj, st.get("info.result"), st.get("info.error")))  # once, however often reported
+        self._forget(done)
         return done
 
     def close(self) -> None:
