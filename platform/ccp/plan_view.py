@@ -24,6 +24,7 @@ def plan_data(planned, nodes) -> dict:
         "nodes": [{"name": n.name, "role": n.role, "pool": n.pool, "address": str(n.address), "cpus": n.cpus,
                    "memoryMiB": n.memoryMiB, "diskGiB": n.diskGiB} for n in nodes],
         "phases": [{"phase": p.phase.name, "layer": p.phase.layer, "upToDate": p.up_to_date, "reason": p.reason,
+                    "probeError": p.probe_error or None,
                     "actions": [{"verb": a.verb, "target": a.target, "reason": a.reason, "count": a.count}
                                 for a in p.actions]} for p in planned],
         "summary": {layer: sum(a.count for p in planned if p.phase.layer == layer for a in p.actions)
@@ -54,14 +55,14 @@ def print_plan(planned, rows, state_dir: Path) -> None:
         console.print(f"[bold]{layer}[/] ({n} change{'s' if n != 1 else ''})")
         for p in phases:
             if p.probe_error:
-                console.print(f"  [red]![/] {p.phase.name}: {ui._escape(p.reason)} [dim](the install would stop here)[/]")
+                console.print(f"  [red]![/] {p.phase.name}: {ui.escape(p.reason)} [dim](the install would stop here)[/]")
                 continue
             if p.up_to_date or not p.actions:
                 console.print(f"  [dim]• {p.phase.name}: up to date[/]")
                 continue
-            console.print(f"  [cyan]→[/] {p.phase.name}: {ui._escape(p.phase.summary)} [dim]({ui._escape(p.reason)})[/]")
+            console.print(f"  [cyan]→[/] {p.phase.name}: {ui.escape(p.phase.summary)} [dim]({ui.escape(p.reason)})[/]")
             for a in p.actions:
-                console.print(f"      {ui._escape(a.describe())}")
+                console.print(f"      {ui.escape(a.describe())}")
     console.print()
     console.print(f"plan: {total} change{'s' if total != 1 else ''} across {len(planned)} phases; state: {state_dir}"
                   if total else f"plan: nothing to change; state: {state_dir}")

@@ -59,22 +59,23 @@ def err():
 
 
 def warn(text: str) -> None:
-    err().print(f"[yellow]warning:[/] {_escape(text)}")
+    err().print(f"[yellow]warning:[/] {escape(text)}")
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
+def escape(text: str) -> str:
+    """Text shown as is, not read as rich markup (a config value may contain [brackets])."""
+    from rich.markup import escape as rich_escape
 
-    return escape(text)
+    return rich_escape(text)
 
 
 def print_error(exc, log_file: Path | None = None) -> None:
     console = err()
-    console.print(f"[bold red]error:[/] {_escape(exc.message)}")
+    console.print(f"[bold red]error:[/] {escape(exc.message)}")
     for line in exc.details:
-        console.print("  " + _escape(line).replace("\n", "\n  "))
+        console.print("  " + escape(line).replace("\n", "\n  "))
     if exc.resolution:
-        console.print(f"[bold]to fix:[/] {_escape(exc.resolution)}")
+        console.print(f"[bold]to fix:[/] {escape(exc.resolution)}")
     if log_file:
         console.print(f"[dim]log: {log_file}[/]")
 
@@ -99,26 +100,26 @@ class Reporter:
 
     def phase_skipped(self, phase, reason: str) -> None:
         self.log.info("phase %s: %s", phase.name, reason)
-        self.console.print(f"[dim]•[/] {phase.name:<28} [dim]{_escape(reason)}[/]")
+        self.console.print(f"[dim]•[/] {phase.name:<28} [dim]{escape(reason)}[/]")
 
     def phase_started(self, phase, reason: str, actions) -> None:
         self.log.info("phase %s: started (%s); actions: %s", phase.name, reason, "; ".join(a.describe() for a in actions) or "none")
-        self.console.print(f"[cyan]→[/] {phase.name:<28} [dim]{_escape(reason)}[/]")
+        self.console.print(f"[cyan]→[/] {phase.name:<28} [dim]{escape(reason)}[/]")
         if self.console.is_terminal:
-            self._status = self.console.status(f"{phase.name}: {_escape(phase.summary)}")
+            self._status = self.console.status(f"{phase.name}: {escape(phase.summary)}")
             self._status.start()
 
     def item(self, name: str, text: str) -> None:
         """One line per machine (or resource) as it moves along."""
         self.log.info("%s: %s", name, text)
         if self._status is not None:
-            self._status.update(f"{_escape(name)}: {_escape(text)}")
+            self._status.update(f"{escape(name)}: {escape(text)}")
         if text in ("done", "destroying", "cloning", "creating") or text.startswith(("up at", "failed")):
-            self.console.print(f"    [dim]{_escape(name)}:[/] {_escape(text)}")
+            self.console.print(f"    [dim]{escape(name)}:[/] {escape(text)}")
 
     def note(self, text: str) -> None:
         self.log.info("note: %s", text)
-        self.console.print(f"  [yellow]note:[/] {_escape(text)}")
+        self.console.print(f"  [yellow]note:[/] {escape(text)}")
 
     def checks(self, results) -> None:
         print_checks(results, self.console)
@@ -128,18 +129,18 @@ class Reporter:
     def progress(self, text: str) -> None:
         self.log.info("%s", text)
         if self._status is not None:
-            self._status.update(_escape(text))
+            self._status.update(escape(text))
 
     def phase_done(self, phase, duration: float, actions) -> None:
         self._stop()
         what = ", ".join(a.describe() for a in actions) or "nothing to change"
         self.log.info("phase %s: done in %.3fs", phase.name, duration)
-        self.console.print(f"[green]✓[/] {phase.name:<28} {fmt_seconds(duration):>8}  [dim]{_escape(what)}[/]")
+        self.console.print(f"[green]✓[/] {phase.name:<28} {fmt_seconds(duration):>8}  [dim]{escape(what)}[/]")
 
     def phase_failed(self, phase, message: str, duration: float) -> None:
         self._stop()
         self.log.error("phase %s: failed after %.3fs: %s", phase.name, duration, message)
-        self.console.print(f"[red]✗[/] {phase.name:<28} {fmt_seconds(duration):>8}  [red]{_escape(message)}[/]")
+        self.console.print(f"[red]✗[/] {phase.name:<28} {fmt_seconds(duration):>8}  [red]{escape(message)}[/]")
 
     def finished(self, results) -> None:
         self._stop()
@@ -166,7 +167,7 @@ def print_checks(results, console) -> None:
     for col in ("check", "result", "detail"):
         table.add_column(col)
     for r in results:
-        detail = _escape(r.message) + (f"\n[dim]-> {_escape(r.remediation)}[/]" if r.remediation and r.status in ("warn", "fail") else "")
+        detail = escape(r.message) + (f"\n[dim]-> {escape(r.remediation)}[/]" if r.remediation and r.status in ("warn", "fail") else "")
         table.add_row(r.name, f"[{colors.get(r.status, 'white')}]{r.status}[/]", detail)
     console.print(table)
 

@@ -161,3 +161,17 @@ def test_internal_error_is_one_line_without_debug(example_config, tmp_path):
     assert "--resume" in r.err and "log:" in r.err
     r = run_ccp("--debug", "install", "--config", example_config, "--until", "render")
     assert r.code == 70 and "Traceback" in r.err
+
+
+def test_unreachable_vcenter_in_plan_and_destroy(tmp_path):
+    data = example_data()
+    data["spec"]["provisioner"] = "native"
+    data["spec"]["vsphere"]["server"] = "127.0.0.1:9"   # nothing listens on the discard port
+    path = write_config(tmp_path / "c.yaml", data)
+    plan = json.loads(run_ccp("plan", "--config", path, "--output", "json").out)
+    provision = next(p for p in plan["phases"] if p["phase"] == "provision")
+    assert "cannot reach vCenter at 127.0.0.1:9" in provision["probeError"]
+    r = run_ccp("plan", "--config", path)
+    assert r.code == 0 and "the install would stop here" in r.out
+    r = run_ccp("destroy", "--config", path, "--yes")
+    assert r.code == 3 and "cannot see what to destroy" in r.err and "Traceback" not in r.text

@@ -95,7 +95,7 @@ def run(args: list[str]) -> int:
 
         if debug:
             _traceback()
-        ui.err().print(f"[bold red]internal error:[/] {type(exc).__name__}: {ui._escape(redact.scrub(str(exc)))}")
+        ui.err().print(f"[bold red]internal error:[/] {type(exc).__name__}: {ui.escape(redact.scrub(str(exc)))}")
         ui.err().print("[bold]to fix:[/] this is a ccp bug; rerun with --debug and report the traceback")
         return EXIT_INTERNAL
 

@@ -19,19 +19,20 @@ def destroy(
     Shows what it will remove and asks first."""
     from ccp import ui, workflows
     from ccp.engine import runner
-    from ccp.errors import ConfigError
+    from ccp.errors import ConfigError, PreflightError
 
     loaded = load_config(config)
     cctx, journal, log_file = cluster_context(ctx, loaded, "destroy")
     try:
         (planned,) = runner.plan(workflows.destroy(), cctx, journal)
         if planned.probe_error:
-            raise ConfigError(f"cannot see what to destroy: {planned.probe_error}", "fix the connection and run ccp destroy again")
+            raise PreflightError(f"cannot see what to destroy: {planned.probe_error}",
+                                 "fix the connection (`ccp preflight` shows what is wrong) and run ccp destroy again")
         if not planned.actions:
             ui.out().print(f"nothing to destroy: no VM carries cluster {loaded.config.metadata.name}'s mark")
             return
         for a in planned.actions:
-            ui.out().print(f"  [red]-[/] {ui._escape(a.describe())}")
+            ui.out().print(f"  [red]-[/] {ui.escape(a.describe())}")
         if not yes:
             if not sys.stdin.isatty():
                 raise ConfigError("ccp destroy needs confirmation", "rerun with --yes")

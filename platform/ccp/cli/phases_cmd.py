@@ -40,6 +40,6 @@ def phases(ctx: typer.Context, config: Path = CONFIG_OPTION, output: Output = OU
         if row["phase"] != row["group"]:
             parent = branches.setdefault(row["group"], tree.add(row["group"]))
         extra = f"  {row['when']}" if row["when"] else ""
-        extra += f"  [red]{ui._escape(row['error'])}[/]" if row["error"] else ""
-        parent.add(f"{row['phase']}  [{colors[row['status']]}]{row['status']}[/]{extra}  [dim]{ui._escape(row['summary'])}[/]")
+        extra += f"  [red]{ui.escape(row['error'])}[/]" if row["error"] else ""
+        parent.add(f"{row['phase']}  [{colors[row['status']]}]{row['status']}[/]{extra}  [dim]{ui.escape(row['summary'])}[/]")
     ui.out().print(tree)
