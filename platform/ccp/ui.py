@@ -114,7 +114,7 @@ class Reporter:
         self.log.info("%s: %s", name, text)
         if self._status is not None:
             self._status.update(f"{escape(name)}: {escape(text)}")
-        if text in ("done", "destroying", "cloning", "creating") or text.startswith(("up at", "failed")):
+        if text in ("done", "destroying", "creating") or text.startswith(("up at", "failed", "cloning")):
             self.console.print(f"    [dim]{escape(name)}:[/] {escape(text)}")
 
     def note(self, text: str) -> None:

@@ -196,3 +196,11 @@ def test_host_bits_and_range_order(tmp_path):
     assert any("host bits" in e["msg"] and "10.10.0.0/24" in e["full"] for e in errs)
     errs = mutated(tmp_path, lambda s: s["nodes"]["network"].update(addresses="10.10.0.60-10.10.0.20"))
     assert any("ends before it starts" in e["msg"] for e in errs)
+
+
+def test_thumbprint_format(tmp_path):
+    (err,) = mutated(tmp_path, lambda s: s["vsphere"].update(thumbprint="AB:CD"))
+    assert err["path"] == "spec.vsphere.thumbprint" and "openssl" in err["full"]
+    data = example_data()
+    data["spec"]["vsphere"]["thumbprint"] = ":".join(["AB"] * 32)
+    assert load(write_config(tmp_path / "ok.yaml", data)).config.spec.vsphere.thumbprint

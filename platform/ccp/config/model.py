@@ -152,7 +152,7 @@ class VSphere(Strict):
     password: SecretValue = Field(description="{fromEnv: NAME}, {fromFile: PATH}, or a literal (warned).")
     insecure: bool = Field(False, description="Skip TLS verification. Prefer caFile or thumbprint.")
     caFile: str | None = Field(None, description="PEM file of the CA that signed vCenter's certificate.")
-    thumbprint: str | None = Field(None, description="SHA-1 or SHA-256 thumbprint of vCenter's certificate.")
+    thumbprint: str | None = Field(None, description="SHA-1, SHA-256 or SHA-512 thumbprint of vCenter's certificate (hex, colons allowed).")
     datacenter: str
     cluster: str
     resourcePool: str | None = Field(None, description="Resource pool path; default: the cluster's root pool.")
@@ -173,6 +173,17 @@ class VSphere(Strict):
             raise ValueError(f"port {port!r} is not a number from 1 to 65535")
         if not host:
             raise ValueError("server is empty")
+        return v
+
+    @field_validator("thumbprint")
+    @classmethod
+    def _thumbprint(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        digits = v.replace(":", "").lower()
+        if len(digits) not in (40, 64, 128) or any(c not in "0123456789abcdef" for c in digits):
+            raise ValueError("not a SHA-1/256/512 thumbprint||copy it from `openssl s_client -connect HOST:443 </dev/null | "
+                             "openssl x509 -noout -fingerprint -sha256`")
         return v
 
     @property

@@ -73,7 +73,8 @@ class NativeOps:
         from pyVmomi import vim
 
         if vm is None:
-            self.p._say(node.name, "cloning")
+            linked = self.template_facts()["snapshot"] is not None
+            self.p._say(node.name, "cloning (linked, from the template's snapshot)" if linked else "cloning")
             try:
                 ref = yield self.pl.template.CloneVM_Task(folder=self.pl.folder, name=node.name, spec=self.clone_spec(node))
             except vs_session.TaskFailed as exc:

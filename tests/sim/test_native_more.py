@@ -1,0 +1,68 @@
+"""More of the vSphere path on vcsim: TLS verification and thumbprint pinning, DRS anti-affinity for
+control planes, linked clones from a template snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import ssl
+
+import pytest
+
+from tests.conftest import run_ccp
+from tests.sim.test_native import SPACE, ours
+
+pytestmark = pytest.mark.sim
+
+
+def test_self_signed_certificate_is_refused_unless_pinned(sim_config, vcsim):
+    path, data, write = sim_config
+    data["spec"]["vsphere"]["insecure"] = False
+    write()
+    r = run_ccp("preflight", "--config", path, "--output", "json")
+    connect = json.loads(r.out)["checks"][0]
+    assert r.code == 3 and connect["name"] == "connect" and connect["status"] == "fail"
+    assert "does not trust" in connect["message"] and "thumbprint" in connect["remediation"]
+
+    pem = ssl.get_server_certificate((vcsim.host, vcsim.port))
+    der = ssl.PEM_cert_to_DER_cert(pem)
+    data["spec"]["vsphere"]["thumbprint"] = ":".join(f"{b:02X}" for b in hashlib.sha1(der).digest())
+    write()
+    r = run_ccp("preflight", "--config", path, "--output", "json", *SPACE)
+    assert r.code == 0, r.text
+    assert "TLS verified" in json.loads(r.out)["checks"][0]["message"]
+
+    data["spec"]["vsphere"]["thumbprint"] = "00:" * 19 + "00"
+    write()
+    r = run_ccp("preflight", "--config", path, "--output", "json")
+    assert r.code == 3 and json.loads(r.out)["checks"][0]["status"] == "fail"
+
+
+def test_control_planes_get_an_anti_affinity_rule_removed_on_destroy(sim_config, sim):
+    path, data, write = sim_config
+    data["spec"]["nodes"]["controlPlane"].update(count=3, memoryMiB=1024)
+    data["spec"]["nodes"]["workers"][0].update(count=1, memoryMiB=1024)
+    write()
+    assert run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE).code == 0
+    cluster = next(c for c in sim.dc.hostFolder.childEntity if c.name == "DC0_C0")
+    rules = {r.name: sorted(v.name for v in r.vm) for r in cluster.configurationEx.rule}
+    assert rules["vcsim-control-plane-anti-affinity"] == ["vcsim-cp-1", "vcsim-cp-2", "vcsim-cp-3"]
+    assert "vcsim-loadbalancer-anti-affinity" not in rules   # a single LB needs no rule
+    assert run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE).code == 0
+    assert len([r for r in cluster.configurationEx.rule if r.name.startswith("vcsim-")]) == 1
+    assert run_ccp("destroy", "--config", path, "--yes").code == 0
+    assert not [r for r in cluster.configurationEx.rule if r.name.startswith("vcsim-")]
+
+
+def test_template_with_a_snapshot_gives_linked_clones(sim_config, sim):
+    from pyVim.task import WaitForTask
+
+    path, _, _ = sim_config
+    template = sim.vms()["DC0_C0_RP0_VM0"][0]
+    WaitForTask(template.CreateSnapshot_Task(name="ccp-base", memory=False, quiesce=False))
+    r = run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE)
+    assert r.code == 0, r.text
+    vms = ours(sim)
+    assert len(vms) == 4
+    # vcsim does not model delta disks, so the clone spec's snapshot is what can be seen: ccp's report
+    assert r.err.count("cloning (linked, from the template's snapshot)") == 4
