@@ -11,11 +11,21 @@ PY=${PYTHON:-python3}
 missing=()
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)   # the demo key; SSH tests later
 command -v make >/dev/null || missing+=(make)
+command -v sudo >/dev/null || missing+=(sudo)               # ccp runs node commands with sudo; the SSH tests do too
+command -v shellcheck >/dev/null || missing+=(shellcheck)   # rendered scripts are checked
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)             # nginx -t on the rendered load-balancer config
+[ -x /usr/sbin/keepalived ] || missing+=(keepalived)        # keepalived -t on the rendered VRRP config
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
+  # nginx and keepalived are needed as config checkers only: their services must not start here.
+  blocker=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && blocker=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -n "$blocker" ] && rm -f /usr/sbin/policy-rc.d
 fi
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv with $($PY --version)"

@@ -1,0 +1,260 @@
+"""Commands and files over SSH (asyncssh): parallel with a bound, every output line logged with a
+host prefix, a timeout per command, sudo, SFTP uploads, an optional bastion, strict host keys.
+
+Phases are synchronous; ``SSH`` runs its own event loop and keeps one connection per host for the
+whole run. Failures carry host, command, exit code and the last lines of stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ccp import redact
+from ccp.errors import RemoteError
+from ccp.remote.hostkeys import HostKeys
+
+TAIL = 20
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    address: str
+    port: int = 22
+
+
+@dataclass
+class Result:
+    target: str
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass
+class Fanout:
+    results: dict[str, Any] = field(default_factory=dict)       # host -> return value
+    failures: dict[str, Exception] = field(default_factory=dict)
+
+    def raise_if_failed(self, what: str) -> None:
+        if not self.failures:
+            return
+        details = []
+        for host, exc in sorted(self.failures.items()):
+            details.append(f"{host}: {getattr(exc, 'message', None) or exc}")
+            details += [f"    {line}" for line in getattr(exc, "details", [])[-5:]]
+        raise RemoteError(f"{what} failed on {len(self.failures)} host(s): {', '.join(sorted(self.failures))}",
+                          "the other hosts' work is kept; fix the cause shown, then resume", details)
+
+
+def _client_class(hostkeys: HostKeys, port: int):
+    import asyncssh
+
+    class PinningClient(asyncssh.SSHClient):
+        def validate_host_public_key(self, host, addr, port_, key) -> bool:
+            return hostkeys.check(host, port, key)
+
+    return PinningClient
+
+
+class SSH:
+    def __init__(self, user: str, key_file: Path, hostkeys: HostKeys, *, bastion: Target | None = None,
+                 bastion_user: str | None = None, limit: int = 16, timeout: float = 900,
+                 connect_timeout: float = 30, log=None, on_line: Callable[[str, str], None] | None = None):
+        self.user, self.key_file, self.hostkeys = user, key_file, hostkeys
+        self.bastion, self.bastion_user = bastion, bastion_user or user
+        self.limit, self.timeout, self.connect_timeout = limit, timeout, connect_timeout
+        self.log, self.on_line = log, on_line
+        self.loop = asyncio.new_event_loop()
+        self._conns: dict[Target, Any] = {}
+        self._locks: dict[Target, asyncio.Lock] = {}
+        self._bastion_conn = None
+        self._key = None
+
+    # -------------------------------------------------- sync facade for phases
+    def call(self, coro: Awaitable):
+        return self.loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        async def _close():
+            for conn in list(self._conns.values()) + ([self._bastion_conn] if self._bastion_conn else []):
+                conn.close()
+                await conn.wait_closed()
+        try:
+            self.loop.run_until_complete(_close())
+        finally:
+            self.loop.close()
+
+    # -------------------------------------------------- connections
+    def _client_key(self):
+        import asyncssh
+
+        if self._key is None:
+            try:
+                self._key = asyncssh.read_private_key(str(self.key_file))
+            except (OSError, asyncssh.KeyImportError) as exc:
+                raise RemoteError(f"the SSH private key {self.key_file} cannot be read: {exc}",
+                                  "check spec.ssh.privateKeyFile (an unencrypted OpenSSH key)") from None
+        return self._key
+
+    async def _connect(self, target: Target, tunnel=None):
+        import asyncssh
+
+        user = self.bastion_user if target == self.bastion else self.user
+        try:
+            return await asyncio.wait_for(asyncssh.connect(
+                target.address, target.port, username=user, client_keys=[self._client_key()],
+                known_hosts=((), (), ()), server_host_key_algs="default", agent_path=None, tunnel=tunnel,
+                client_factory=_client_class(self.hostkeys, target.port), config=None,
+                keepalive_interval=30), self.connect_timeout)
+        except asyncssh.HostKeyNotVerifiable:
+            mismatch = next((m for m in self.hostkeys.mismatches if m.host == HostKeys.label(target.address, target.port)), None)
+            raise RemoteError(f"{target.name} ({target.address}): the host key changed — refusing to connect",
+                              "if the machine was rebuilt on purpose, remove its line from the state directory's known_hosts; "
+                              "otherwise someone may be intercepting the connection",
+                              [str(mismatch)] if mismatch else []) from None
+        except asyncssh.PermissionDenied:
+            raise RemoteError(f"{target.name} ({target.address}): {user} was not let in with {self.key_file}",
+                              "check that the node's authorized_keys holds the matching public key (cloud-init puts it there)") from None
+        except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc) or "timed out"
+            raise RemoteError(f"{target.name} ({target.address}:{target.port}): cannot connect over SSH: {reason}",
+                              "check that the machine is up and port 22 is reachable from here" +
+                              (" through the bastion" if self.bastion else "")) from None
+
+    async def connection(self, target: Target):
+        lock = self._locks.setdefault(target, asyncio.Lock())
+        async with lock:
+            conn = self._conns.get(target)
+            if conn is None or conn.is_closed():
+                tunnel = None
+                if self.bastion is not None:
+                    if self._bastion_conn is None or self._bastion_conn.is_closed():
+                        self._bastion_conn = await self._connect(self.bastion)
+                    tunnel = self._bastion_conn
+                conn = self._conns[target] = await self._connect(target, tunnel)
+            return conn
+
+    # -------------------------------------------------- commands
+    async def run(self, target: Target, command: str, *, sudo: bool = False, timeout: float | None = None,
+                  check: bool = True, stdin: str | None = None, env_secrets: dict[str, str] | None = None) -> Result:
+        """Run ``command`` (a shell snippet). ``env_secrets`` reach it as environment variables read from
+        stdin, so they never appear in a process list or a command line, and are masked in every log."""
+        secrets = env_secrets or {}
+        for value in secrets.values():
+            redact.register(value)
+        if secrets and stdin is not None:
+            raise ValueError("stdin and env_secrets cannot be combined")
+        conn = await self.connection(target)
+        reads = "".join(f"IFS= read -r {k}; export {k}; " for k in secrets)
+        if secrets:
+            stdin = "".join(v + "\n" for v in secrets.values())
+        script = reads + command
+        remote = f"sudo -n -- sh -c {shlex.quote(script)}" if sudo else f"sh -c {shlex.quote(script)}"
+        shown = redact.scrub(command)
+        t0 = time.monotonic()
+        out: list[str] = []
+        err: deque[str] = deque(maxlen=TAIL)
+        err_all: list[str] = []
+        proc = await conn.create_process(remote, encoding="utf-8", errors="replace")
+        if stdin is not None:
+            proc.stdin.write(stdin)
+        proc.stdin.write_eof()
+
+        async def pump(stream, sink, name):
+            while True:
+                line = await stream.readline()
+                if not line:  # EOF
+                    break
+                line = line.rstrip("\n")
+                sink.append(line)
+                if name == "stderr":
+                    err.append(line)
+                self._line(target, line)
+
+        try:
+            await asyncio.wait_for(asyncio.gather(pump(proc.stdout, out, "stdout"), pump(proc.stderr, err_all, "stderr"),
+                                                  proc.wait()), timeout or self.timeout)
+        except asyncio.TimeoutError:
+            proc.close()
+            raise RemoteError(f"{target.name}: `{shown}` did not finish within {timeout or self.timeout:.0f}s",
+                              "look at the host's log lines in the run log; then resume", list(err)) from None
+        status = proc.exit_status if proc.exit_status is not None else 255
+        result = Result(target.name, shown, status, "\n".join(out), "\n".join(err_all), time.monotonic() - t0)
+        if self.log:
+            self.log.info("[%s] `%s` exited %s after %.2fs", target.name, shown, status, result.seconds)
+        if check and status != 0:
+            raise RemoteError(f"{target.name}: `{shown}` exited {status}",
+                              "the last lines of its error output are below; the full output is in the run log",
+                              [redact.scrub(line) for line in err])
+        return result
+
+    def _line(self, target: Target, line: str) -> None:
+        text = redact.scrub(line)
+        if self.log:
+            self.log.info("[%s] %s", target.name, text)
+        if self.on_line:
+            self.on_line(target.name, text)
+
+    async def upload(self, target: Target, files: dict[str, tuple[str | bytes, int]], *, sudo: bool = True,
+                     owner: str = "root:root") -> None:
+        """Put files on the host: SFTP into a private temp dir, then install them into place."""
+        conn = await self.connection(target)
+        tmp = f"/tmp/ccp-{uuid.uuid4().hex[:12]}"
+        async with conn.start_sftp_client() as sftp:
+            await sftp.mkdir(tmp, attrs=_attrs(0o700))
+            try:
+                for i, (dest, (content, mode)) in enumerate(files.items()):
+                    data = content.encode() if isinstance(content, str) else content
+                    async with sftp.open(f"{tmp}/{i}", "wb", attrs=_attrs(0o600)) as f:
+                        await f.write(data)
+                cmds = [f"install -D -m {mode:o} {'-o ' + owner.split(':')[0] + ' -g ' + owner.split(':')[1] + ' ' if sudo else ''}"
+                        f"{tmp}/{i} {shlex.quote(dest)}" for i, (dest, (_, mode)) in enumerate(files.items())]
+                await self.run(target, " && ".join(cmds), sudo=sudo)
+            finally:
+                await self.run(target, f"rm -rf {tmp}", check=False)
+
+    async def read_file(self, target: Target, path: str, *, sudo: bool = True) -> str | None:
+        r = await self.run(target, f"cat {shlex.quote(path)}", sudo=sudo, check=False)
+        return r.stdout + "\n" if r.ok else None
+
+    # -------------------------------------------------- fan-out
+    async def each(self, targets: Iterable[Target], fn: Callable[[Target], Awaitable[Any]], limit: int | None = None) -> Fanout:
+        """Run ``fn`` for every target, at most ``limit`` at once; one failing does not stop the others."""
+        sem = asyncio.Semaphore(limit or self.limit)
+        out = Fanout()
+
+        async def one(t: Target):
+            async with sem:
+                try:
+                    out.results[t.name] = await fn(t)
+                except Exception as exc:  # collected per host, reported together
+                    out.failures[t.name] = exc
+
+        await asyncio.gather(*(one(t) for t in targets))
+        return out
+
+
+def _attrs(mode: int):
+    import asyncssh
+
+    return asyncssh.SFTPAttrs(permissions=mode)
+
+
+def default_key_file(path: Path) -> Path:
+    return Path(os.path.expanduser(str(path)))
