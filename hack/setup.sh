@@ -14,6 +14,7 @@ command -v make >/dev/null || missing+=(make)
 command -v sudo >/dev/null || missing+=(sudo)               # ccp runs node commands with sudo; the SSH tests do too
 command -v shellcheck >/dev/null || missing+=(shellcheck)   # rendered scripts are checked
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)             # nginx -t on the rendered load-balancer config
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 [ -x /usr/sbin/keepalived ] || missing+=(keepalived)        # keepalived -t on the rendered VRRP config
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -25,6 +25,7 @@ from ccp.config.versions import bom_for
 from ccp.errors import ConfigError, InternalError
 
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+PREPARED_STAMP = "/etc/ccp/prepared"
 MANIFEST = ".ccp-rendered.json"
 TERRAFORM_FILES = ("versions.tf", "variables.tf", "main.tf", "outputs.tf")
 
@@ -119,6 +120,7 @@ def render_all(loaded: Loaded) -> Rendered:
         out.add(dest, text)
         return text
 
+    render.out = out
     # cloud-init: every VM ccp creates (static hosts exist already)
     network = spec.nodes.network
     vms = [] if spec.provisioner == "static" else nodes
@@ -143,6 +145,17 @@ def render_all(loaded: Loaded) -> Rendered:
     for node in inventory.by_role(nodes, ROLE_WORKER):
         render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
 
+    # Node scripts: host preparation on Kubernetes nodes, NGINX/keepalived set-up where the VIP lives
+    k8s = spec.kubernetes
+    source = ({"kind": "bundle", "path": "/var/lib/ccp/packages"} if k8s.packageBundle else
+              {"kind": "repository", "url": k8s.packageRepository or bom.package_repository})
+    for node in nodes:
+        if node.role == ROLE_LB:
+            continue
+        _stamped(render, "scripts/prepare-node.sh.j2", f"scripts/{node.name}/prepare-node.sh", node=node,
+                 stamp=PREPARED_STAMP, max_map_count=262144, kube_version=bom.kubernetes, package_source=source,
+                 pause_image=bom.core_images()["pause"])
+
     # API load balancing: NGINX + keepalived on LB nodes, or keepalived alone on the control planes
     vrrp_nodes = lbs or cps
     step = 10
@@ -154,10 +167,29 @@ def render_all(loaded: Loaded) -> Rendered:
                priority=200 - i * step, priority_step=step, prefixlen=network.cidr.prefixlen,
                instance_name=f"{cfg.metadata.name.upper().replace('-', '_')}_API")
         render("keepalived/check_apiserver.sh.j2", f"keepalived/{node.name}/check_apiserver.sh", node=node)
+        render("scripts/loadbalancer.sh.j2", f"scripts/{node.name}/loadbalancer.sh", node=node,
+               with_nginx=not lb_on_cps, vip=spec.loadBalancer.vip)
 
     if spec.provisioner != "static":
         _terraform(out, render, cfg, nodes)
     return out
+
+
+def _stamped(render, template: str, dest: str, **ctx) -> None:
+    """Render a script that carries its own hash, so a host can say which version it last ran."""
+    import hashlib as _h
+
+    text = render(template, dest, script_hash="@SCRIPT_HASH@", **ctx)
+    digest = _h.sha256(text.encode()).hexdigest()[:16]
+    render.out.files[dest] = text.replace("@SCRIPT_HASH@", digest)
+
+
+def script_hash(text: str) -> str:
+    """The hash a rendered script stamps on the host (see _stamped)."""
+    for line in text.splitlines():
+        if line.startswith("echo \"") and PREPARED_STAMP in line:
+            return line.split('"')[1]
+    return ""
 
 
 def _terraform(out: Rendered, render, cfg, nodes) -> None:

@@ -127,6 +127,8 @@ class Kubernetes(Strict):
     podCIDR: ipaddress.IPv4Network = Field(ipaddress.IPv4Network("10.244.0.0/16"), description="Pod network.")
     serviceCIDR: ipaddress.IPv4Network = Field(ipaddress.IPv4Network("10.96.0.0/12"), description="Service network.")
     dnsDomain: str = Field("cluster.local", description="Cluster DNS domain.")
+    packageRepository: str | None = Field(None, description="An apt repository (mirror) with kubeadm, kubelet and kubectl; default: the upstream one for the minor.")
+    packageBundle: str | None = Field(None, description="Air-gapped: a local directory of .deb files (kubeadm, kubelet, kubectl, cri-tools, kubernetes-cni) that ccp uploads to every node.")
 
     @field_validator("version", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ class Bom:
     containerd: str
     cri_tools: str
     images: dict[str, str]
+    package_repository: str = ""
 
     def core_images(self) -> dict[str, str]:
         repo = self.image_repository
@@ -60,7 +61,8 @@ def bom_for(version: str) -> Bom:
     entry = _raw()["minors"][minor]
     return Bom(kubernetes=version, minor=minor, image_repository=_raw()["imageRepository"],
                etcd=entry["etcd"], coredns=entry["coredns"], pause=entry["pause"],
-               containerd=str(entry["containerd"]), cri_tools=entry["criTools"], images=dict(entry["images"]))
+               containerd=str(entry["containerd"]), cri_tools=entry["criTools"], images=dict(entry["images"]),
+               package_repository=_raw()["packageRepository"].format(minor=minor))
 
 
 def bom_file() -> Path:

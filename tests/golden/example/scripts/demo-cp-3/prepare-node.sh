@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Rendered by ccp 0.1.0 for demo-cp-3 (control-plane) of cluster demo.
+# Prepares a Kubernetes node. Idempotent: every step checks first and says "changed" or "ok";
+# a second run changes nothing. ccp runs it with sudo and records its hash in /etc/ccp/prepared.
+set -euo pipefail
+
+say() { printf 'ccp: %s: %s\n' "$1" "$2"; }
+export DEBIAN_FRONTEND=noninteractive
+
+# -- swap: the kubelet refuses to run with it
+if [ -n "$(swapon --show --noheadings 2>/dev/null)" ]; then
+  swapoff --all
+  say swap "changed (turned off)"
+else
+  say swap ok
+fi
+if grep -Eq '^[^#].*[[:space:]]swap[[:space:]]' /etc/fstab; then
+  sed -i -E 's/^([^#].*[[:space:]]swap[[:space:]].*)$/# ccp: \1/' /etc/fstab
+  say fstab "changed (swap entries commented out)"
+fi
+
+# -- kernel modules and sysctls for container networking (and Elasticsearch's mmap count)
+modules_file=/etc/modules-load.d/ccp-kubernetes.conf
+printf 'overlay\nbr_netfilter\n' > "$modules_file.new"
+for module in overlay br_netfilter; do
+  if ! grep -qw "^$module" /proc/modules; then modprobe "$module"; say "module $module" "changed (loaded)"; fi
+done
+if cmp -s "$modules_file.new" "$modules_file"; then rm -f "$modules_file.new"; else mv "$modules_file.new" "$modules_file"; say modules-load changed; fi
+
+sysctl_file=/etc/sysctl.d/90-ccp-kubernetes.conf
+cat > "$sysctl_file.new" <<'SYSCTL'
+net.ipv4.ip_forward = 1
+net.bridge.bridge-nf-call-iptables = 1
+net.bridge.bridge-nf-call-ip6tables = 1
+vm.max_map_count = 262144
+SYSCTL
+if cmp -s "$sysctl_file.new" "$sysctl_file"; then
+  rm -f "$sysctl_file.new"; say sysctl ok
+else
+  mv "$sysctl_file.new" "$sysctl_file"; sysctl --quiet --system; say sysctl changed
+fi
+if [ "$(sysctl -n vm.max_map_count)" -lt 262144 ]; then
+  say vm.max_map_count "FAILED: $(sysctl -n vm.max_map_count) < 262144 (Elasticsearch would crash-loop)"; exit 3
+fi
+
+# -- time: certificates and etcd need a synchronised clock
+if [ "$(timedatectl show --property=NTPSynchronized --value 2>/dev/null || echo unknown)" = yes ]; then
+  say clock ok
+else
+  say clock "WARNING: not synchronised by NTP; check timesyncd/chrony"
+fi
+
+# -- packages: containerd and the Kubernetes tools pinned to 1.36.2
+repo_file=/etc/apt/sources.list.d/ccp-kubernetes.list
+keyring=/etc/apt/keyrings/ccp-kubernetes.gpg
+repo_line="deb [signed-by=$keyring] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /"
+if [ ! -s "$keyring" ] || [ "$(cat "$repo_file" 2>/dev/null)" != "$repo_line" ]; then
+  install -d -m 0755 /etc/apt/keyrings
+  curl -fsSL "https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key" | gpg --dearmor --yes -o "$keyring"
+  echo "$repo_line" > "$repo_file"
+  apt-get update -qq
+  say apt-repository changed
+fi
+want="1.36.2"
+have="$(dpkg-query -W -f='${Version}' kubeadm 2>/dev/null || true)"
+if ! command -v containerd >/dev/null || [ "${have%%-*}" != "$want" ]; then
+  apt-get install -y -qq --allow-downgrades --allow-change-held-packages containerd "kubeadm=$want-*" "kubelet=$want-*" "kubectl=$want-*" >/dev/null
+  apt-mark hold kubeadm kubelet kubectl >/dev/null
+  say packages "changed (kubeadm, kubelet, kubectl $want; containerd)"
+else
+  say packages ok
+fi
+
+# -- containerd with the systemd cgroup driver and the pause image from the bill of materials
+install -d -m 0755 /etc/containerd
+containerd config default \
+  | sed -e 's/SystemdCgroup = false/SystemdCgroup = true/' \
+        -e 's#sandbox_image = ".*"#sandbox_image = "registry.k8s.io/pause:3.10.1"#' \
+  > /etc/containerd/config.toml.new
+if cmp -s /etc/containerd/config.toml.new /etc/containerd/config.toml; then
+  rm -f /etc/containerd/config.toml.new; say containerd ok
+else
+  mv /etc/containerd/config.toml.new /etc/containerd/config.toml
+  systemctl restart containerd
+  say containerd "changed (systemd cgroups)"
+fi
+systemctl enable --now containerd >/dev/null 2>&1
+systemctl enable kubelet >/dev/null 2>&1
+
+install -d -m 0755 "$(dirname "/etc/ccp/prepared")"
+echo "f6a4e7b7e6f1e581" > "/etc/ccp/prepared"
+say prepared "demo-cp-3 (script f6a4e7b7e6f1e581)"

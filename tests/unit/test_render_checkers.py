@@ -1,0 +1,103 @@
+"""Rendered scripts and server configs pass the real checkers: bash -n and shellcheck (no warnings),
+nginx -t (Debian's nginx with the stream module), keepalived -t."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from ccp import render
+from ccp.config.load import load
+from tests.conftest import example_data, small_config, write_config
+
+CASES = {"example": example_data, "small": small_config}
+
+
+def rendered(tmp_path, case: str):
+    data = CASES[case]()
+    out = render.render_all(load(write_config(tmp_path / f"{case}.yaml", data)))
+    render.write(out, tmp_path / "r")
+    return out, tmp_path / "r"
+
+
+def need(tool: str, path: str | None = None):
+    if shutil.which(tool) is None and not (path and shutil.os.path.exists(path)):
+        pytest.skip(f"{tool} is not installed (hack/setup.sh installs it)")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_scripts_pass_bash_n_and_shellcheck(tmp_path, case):
+    need("shellcheck")
+    out, root = rendered(tmp_path, case)
+    scripts = sorted(p for p in out.files if p.endswith(".sh"))
+    assert any("prepare-node.sh" in p for p in scripts) and any("loadbalancer.sh" in p for p in scripts)
+    for rel in scripts:
+        shell = "sh" if rel.endswith("check_apiserver.sh") else "bash"
+        proc = subprocess.run([shell, "-n", str(root / rel)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{rel}: {proc.stderr}"
+    proc = subprocess.run(["shellcheck", "--severity=style", *[str(root / p) for p in scripts]],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_prepare_script_carries_its_hash_and_the_bom_versions(tmp_path):
+    out, _ = rendered(tmp_path, "example")
+    text = out.files["scripts/demo-cp-1/prepare-node.sh"]
+    h = render.script_hash(text)
+    assert len(h) == 16 and f'echo "{h}" > "/etc/ccp/prepared"' in text
+    assert 'want="1.36.2"' in text and "vm.max_map_count = 262144" in text
+    assert "registry.k8s.io/pause:3.10.1" in text
+    assert "scripts/demo-lb-1/prepare-node.sh" not in out.files
+
+
+def test_nginx_config_passes_nginx_t(tmp_path):
+    need("nginx", "/usr/sbin/nginx")
+    out, root = rendered(tmp_path, "example")
+    for rel in (p for p in out.files if p.endswith("nginx.conf")):
+        proc = subprocess.run(["/usr/sbin/nginx", "-t", "-c", str(root / rel)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "syntax is ok" in proc.stderr
+
+
+@pytest.fixture
+def keepalived_netns():
+    """keepalived -t insists that the interface and the track script exist: give it both, in a network
+    namespace of the test's own — a veth pair named like the node's NIC, and the rendered check script
+    at /etc/keepalived/ through ip-netns' /etc/netns/<name>/ overlay. Nothing leaves the namespace."""
+    import os
+    from pathlib import Path
+
+    name = f"ccp-test-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here: {made.stderr.strip()}")
+    overlay = Path("/etc/netns") / name
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "ens192", "type", "veth", "peer", "name", "peer0"], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "ens192", "up"], check=True)
+        (overlay / "keepalived").mkdir(parents=True)
+
+        def check(conf: Path, script: Path) -> subprocess.CompletedProcess:
+            target = overlay / "keepalived" / "check_apiserver.sh"
+            target.write_text(script.read_text())
+            target.chmod(0o755)
+            return subprocess.run(["ip", "netns", "exec", name, "/usr/sbin/keepalived", "-t", "-f", str(conf)],
+                                  capture_output=True, text=True)
+
+        yield check
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        shutil.rmtree(overlay, ignore_errors=True)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_keepalived_config_passes_keepalived_t(tmp_path, case, keepalived_netns):
+    need("keepalived", "/usr/sbin/keepalived")
+    out, root = rendered(tmp_path, case)
+    confs = [p for p in out.files if p.endswith("keepalived.conf")]
+    assert confs
+    for rel in confs:
+        proc = keepalived_netns(root / rel, (root / rel).with_name("check_apiserver.sh"))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
