@@ -43,7 +43,52 @@ class ClusterContext(Context):
             self.cache["vsphere"] = VsphereInventory(self)
         return self.cache["vsphere"]
 
+    def ssh(self):
+        """One SSH session manager per run: connections are reused across phases."""
+        if "ssh" not in self.cache:
+            from ccp.remote.hostkeys import HostKeys
+            from ccp.remote.ssh import SSH, Target
+
+            spec = self.config.spec.ssh
+            base = self.loaded.base_dir
+            known = spec.knownHostsFile and Path(os.path.expanduser(spec.knownHostsFile))
+            pins = self.cache.setdefault("pinned-host-keys", {})
+            hostkeys = HostKeys(self.state_dir / "known_hosts", (known if known is None or known.is_absolute() else base / known),
+                                on_pin=lambda host, fp: self._pinned(pins, host, fp))
+            bastion = spec.bastion and Target("bastion", spec.bastion.address, spec.bastion.port)
+            self.cache["ssh"] = SSH(spec.user, spec.private_key_path(base), hostkeys, bastion=bastion,
+                                    bastion_user=spec.bastion.user if spec.bastion else None, limit=spec.parallelism,
+                                    timeout=spec.commandTimeoutSeconds, log=self.log)
+        return self.cache["ssh"]
+
+    def take_pins(self) -> dict[str, str]:
+        """Host keys pinned since the last call, for the phase's journal entry."""
+        pins = dict(self.cache.get("pinned-host-keys", {}))
+        self.cache.get("pinned-host-keys", {}).clear()
+        return pins
+
+    def _pinned(self, pins: dict, host: str, fingerprint: str) -> None:
+        pins[host] = fingerprint
+        if self.reporter is not None:
+            self.reporter.note(f"pinned the SSH host key of {host}: {fingerprint}")
+
+    def targets(self, names=None) -> list:
+        """SSH targets for the machines the provision phase recorded (in inventory order)."""
+        from ccp.config import inventory
+        from ccp.remote.ssh import Target
+
+        recorded = self.outputs.get("provision", {}).get("nodes", {})
+        port = self.config.spec.ssh.port
+        nodes = [n for n in inventory.build(self.config) if names is None or n.name in names]
+        return [Target(n.name, recorded.get(n.name, {}).get("address", str(n.address)), port) for n in nodes]
+
+    def provisioned(self) -> bool:
+        return bool(self.outputs.get("provision", {}).get("nodes"))
+
     def close(self) -> None:
+        held = self.cache.pop("ssh", None)
+        if held is not None:
+            held.close()
         for key in ("provider", "vsphere"):
             held = self.cache.pop(key, None)
             if held is not None:

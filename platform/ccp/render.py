@@ -170,6 +170,9 @@ def render_all(loaded: Loaded) -> Rendered:
         render("scripts/loadbalancer.sh.j2", f"scripts/{node.name}/loadbalancer.sh", node=node,
                with_nginx=not lb_on_cps, vip=spec.loadBalancer.vip)
 
+    cni = spec.addons.cni.name
+    render(f"cni/{cni}.yaml.j2", f"cni/{cni}.yaml", images=bom.images, pod_cidr=str(spec.kubernetes.podCIDR))
+
     if spec.provisioner != "static":
         _terraform(out, render, cfg, nodes)
     return out

@@ -1,8 +1,6 @@
 """The order of phases — defined here and nowhere else.
 
-Later capabilities add their phases to these lists (hosts/prepare,
-loadbalancer/nginx, kubeadm/init, kubeadm/join-control-plane, kubeadm/join-workers, cni,
-kubeconfig, addons, validate).
+Later capabilities add their phases to these lists (addons, validate).
 """
 
 from __future__ import annotations
@@ -11,12 +9,19 @@ from ccp.engine.phase import Phase
 
 
 def install() -> list[Phase]:
+    from ccp.phases.cni import Cni
     from ccp.phases.config_validate import ValidateConfig
+    from ccp.phases.hosts_prepare import PrepareHosts
+    from ccp.phases.kubeadm import JoinControlPlanes, JoinWorkers, KubeadmInit
+    from ccp.phases.kubeconfig import Kubeconfig
+    from ccp.phases.loadbalancer import LoadBalancer
     from ccp.phases.preflight_vsphere import PreflightVsphere
     from ccp.phases.provision import Provision
     from ccp.phases.render import Render
 
-    return [ValidateConfig(), Render(), PreflightVsphere(), Provision()]
+    # kubeconfig comes before cni: the pod network is applied through the API with those credentials
+    return [ValidateConfig(), Render(), PreflightVsphere(), Provision(), PrepareHosts(), LoadBalancer(),
+            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), Cni()]
 
 
 def destroy() -> list[Phase]:

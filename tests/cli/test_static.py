@@ -26,7 +26,7 @@ def static_config(hosts=None) -> dict:
 
 def test_static_install_records_hosts_and_renders_no_vms(tmp_path):
     path = write_config(tmp_path / "c.yaml", static_config())
-    r = run_ccp("install", "--config", path, "--yes")
+    r = run_ccp("install", "--config", path, "--yes", "--until", "provision")
     assert r.code == 0, r.text
     rendered = tmp_path / ".ccp" / "demo" / "rendered"
     assert not (rendered / "terraform").exists() and not (rendered / "cloud-init").exists()
@@ -35,7 +35,7 @@ def test_static_install_records_hosts_and_renders_no_vms(tmp_path):
     phases = {p["phase"]: p["status"] for p in json.loads(run_ccp("phases", "--config", path, "--output", "json").out)["phases"]}
     assert phases["provision"] == "done"
     assert "metal-w1" in r.out and "10.10.0.32" in r.out
-    again = run_ccp("install", "--config", path, "--yes")
+    again = run_ccp("install", "--config", path, "--yes", "--until", "provision")
     assert again.err.count("already done") >= 3
     r = run_ccp("destroy", "--config", path, "--yes")
     assert r.code == 0 and "nothing to destroy" in r.out

@@ -18,6 +18,8 @@ def install(
     skip_phases: str = typer.Option("", "--skip-phases", help="Comma-separated phases (or groups) not to run.", metavar="A,B"),
     ignore_preflight: str = IGNORE_PREFLIGHT_OPTION,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    merge_kubeconfig: bool = typer.Option(False, "--merge-kubeconfig",
+                                          help="Also merge the cluster's kubeconfig into ~/.kube/config (context named after the cluster)."),
 ) -> None:
     """Build the cluster, phase by phase. Safe to rerun: finished phases are skipped, an interrupted
     one continues. `ccp phases` shows where a run stands."""
@@ -29,6 +31,7 @@ def install(
     loaded = load_config(config)
     cctx, journal, log_file = cluster_context(ctx, loaded, "install")
     cctx.ignore_preflight = split_names(ignore_preflight)
+    cctx.cache["merge-kubeconfig"] = merge_kubeconfig
     skip = sorted(split_names(skip_phases))
     last = journal.last_run()
     if resume and last is None:

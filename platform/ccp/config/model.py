@@ -267,10 +267,21 @@ class LoadBalancer(Strict):
     nginx: NginxLB = Field(default_factory=NginxLB)
 
 
+class Bastion(Strict):
+    address: str = Field(description="Jump host reachable from here that can reach the nodes.")
+    port: int = Field(22, ge=1, le=65535)
+    user: str | None = Field(None, description="Default: ssh.user.")
+
+
 class SSH(Strict):
     user: str = Field("ccp", pattern=r"^[a-z_][a-z0-9_-]*$")
     privateKeyFile: str = Field("~/.ssh/id_ed25519", description="Private key ccp uses to reach the nodes.")
     publicKeyFile: str | None = Field(None, description="Public key put on the nodes; default: privateKeyFile + '.pub'.")
+    port: int = Field(22, ge=1, le=65535)
+    bastion: Bastion | None = None
+    knownHostsFile: str | None = Field(None, description="Host keys known beforehand (OpenSSH known_hosts); others are pinned on first contact.")
+    parallelism: int = Field(16, ge=1, le=256, description="Hosts worked on at once.")
+    commandTimeoutSeconds: int = Field(900, ge=10, le=7200)
 
     def public_key_path(self, base_dir: Path) -> Path:
         return _path(self.publicKeyFile or self.privateKeyFile + ".pub", base_dir)

@@ -152,9 +152,12 @@ class SSH:
 
     # -------------------------------------------------- commands
     async def run(self, target: Target, command: str, *, sudo: bool = False, timeout: float | None = None,
-                  check: bool = True, stdin: str | None = None, env_secrets: dict[str, str] | None = None) -> Result:
+                  check: bool = True, stdin: str | None = None, env_secrets: dict[str, str] | None = None,
+                  secret_output: bool = False) -> Result:
         """Run ``command`` (a shell snippet). ``env_secrets`` reach it as environment variables read from
-        stdin, so they never appear in a process list or a command line, and are masked in every log."""
+        stdin, so they never appear in a process list or a command line, and are masked in every log.
+        ``secret_output``: stdout is a secret (a token, a key, a kubeconfig): it is never logged or
+        streamed, and each of its lines is registered for masking before anything else sees it."""
         secrets = env_secrets or {}
         for value in secrets.values():
             redact.register(value)
@@ -185,6 +188,9 @@ class SSH:
                 sink.append(line)
                 if name == "stderr":
                     err.append(line)
+                if secret_output and name == "stdout":
+                    redact.register(line.strip())
+                    continue
                 self._line(target, line)
 
         try:

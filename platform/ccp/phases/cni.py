@@ -1,0 +1,65 @@
+"""cni: apply the bundled pod network (kube-router by default, or flannel) through the Kubernetes API
+(server-side apply, field manager ccp), then wait until every node is Ready, naming the ones that are
+not and why. The DaemonSet carries the hash of what was applied: the same hash and all nodes Ready
+means nothing to do."""
+
+from __future__ import annotations
+
+from ccp.config import inventory
+from ccp.context import ClusterContext
+from ccp.engine.phase import Action, Phase
+from ccp.phases.hostwork import rendered, sha256
+from ccp.phases.kubeconfig import kubeconfig_path
+from ccp.remote.kube import MANAGED_BY, wait_nodes_ready
+
+HASH = "ccp.io/rendered-hash"
+DAEMONSETS = {"kube-router": ("kube-system", "kube-router"), "flannel": ("kube-flannel", "kube-flannel")}
+READY_TIMEOUT = 900
+
+
+def port(ctx: ClusterContext):
+    if "kube" not in ctx.cache:
+        from ccp.remote.kube import LightkubePort
+
+        ctx.cache["kube"] = LightkubePort(kubeconfig_path(ctx))
+    return ctx.cache["kube"]
+
+
+class Cni(Phase):
+    name = "cni"
+    layer = "cluster"
+    summary = "apply the pod network (CNI) and wait until every node is Ready"
+
+    def inputs(self, ctx: ClusterContext) -> dict:
+        return {"cni": ctx.config.spec.addons.cni.name, "podCIDR": str(ctx.config.spec.kubernetes.podCIDR)}
+
+    def _manifest(self, ctx: ClusterContext) -> str:
+        return rendered(ctx, f"cni/{ctx.config.spec.addons.cni.name}.yaml")
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        cni = ctx.config.spec.addons.cni.name
+        if not kubeconfig_path(ctx).exists():
+            return [Action("apply", f"{cni} (pod network)", "once the kubeconfig is written")]
+        kube = port(ctx)
+        namespace, name = DAEMONSETS[cni]
+        applied = kube.annotation("DaemonSet", namespace, name, HASH)
+        want = sha256(self._manifest(ctx))
+        names = [n.name for n in inventory.build(ctx.config) if n.role != inventory.ROLE_LB]
+        not_ready = [n for n in kube.nodes() if n.name in names and not n.ready]
+        actions = []
+        if applied != want:
+            actions.append(Action("apply", f"{cni} (pod network)", "not applied yet" if applied is None else "manifest changed"))
+        if not_ready or len([n for n in kube.nodes() if n.name in names]) < len(names):
+            actions.append(Action("wait for", f"{len(names)} nodes to be Ready", f"{len(not_ready)} not Ready"))
+        return actions
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        cni = ctx.config.spec.addons.cni.name
+        kube = port(ctx)
+        text = self._manifest(ctx)
+        applied = []
+        if any(a.verb == "apply" for a in actions):
+            applied = kube.apply_yaml(text, {**MANAGED_BY, "ccp.io/addon": "cni"}, {HASH: sha256(text)})
+        names = [n.name for n in inventory.build(ctx.config) if n.role != inventory.ROLE_LB]
+        wait_nodes_ready(kube, names, READY_TIMEOUT, progress=ctx.reporter.progress)
+        return {"cni": cni, "applied": applied, "ready": names}

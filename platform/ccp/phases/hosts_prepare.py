@@ -1,0 +1,78 @@
+"""hosts/prepare: every Kubernetes node gets swap off, kernel modules, sysctls, a clock check,
+containerd and the pinned kubeadm/kubelet/kubectl. The probe reads the script hash each host last
+ran (/etc/ccp/prepared); a host already prepared by the same script is left alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ccp import render as rendering
+from ccp.config import inventory
+from ccp.context import ClusterContext
+from ccp.engine.phase import Action, Phase
+from ccp.phases.hostwork import REMOTE_DIR, before_provisioning, rendered
+
+BUNDLE_DIR = "/var/lib/ccp/packages"
+
+
+def k8s_nodes(ctx: ClusterContext) -> list[str]:
+    return [n.name for n in inventory.build(ctx.config) if n.role != inventory.ROLE_LB]
+
+
+class PrepareHosts(Phase):
+    name = "hosts/prepare"
+    layer = "hosts"
+    summary = "prepare every Kubernetes node: swap, modules, sysctls, clock, containerd, kubeadm/kubelet/kubectl"
+
+    def inputs(self, ctx: ClusterContext) -> dict:
+        # the probe compares each host's stamp with the rendered script, so the node list suffices here
+        return {"nodes": k8s_nodes(ctx), "kubernetes": ctx.spec_dump()["spec"]["kubernetes"]}
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        names = k8s_nodes(ctx)
+        early = before_provisioning(ctx, "prepare", names)
+        if early is not None:
+            return early
+        ssh = ctx.ssh()
+
+        async def probe(t):
+            want = rendering.script_hash(rendered(ctx, f"scripts/{t.name}/prepare-node.sh"))
+            have = (await ssh.run(t, f"cat {rendering.PREPARED_STAMP} 2>/dev/null; true", sudo=True)).stdout.strip()
+            return None if have == want else ("new" if not have else f"script changed ({have} -> {want})")
+
+        fan = ssh.call(ssh.each(ctx.targets(names), probe))
+        fan.raise_if_failed("probing the hosts")
+        return [Action("prepare", f"host {name}", why) for name, why in fan.results.items() if why]
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        ssh = ctx.ssh()
+        todo = [a.target.removeprefix("host ") for a in actions]
+        bundle = _bundle(ctx)
+
+        async def prepare(t):
+            files = {f"{REMOTE_DIR}/prepare-node.sh": (rendered(ctx, f"scripts/{t.name}/prepare-node.sh"), 0o700)}
+            files.update({f"{BUNDLE_DIR}/{p.name}": (p.read_bytes(), 0o644) for p in bundle})
+            await ssh.upload(t, files)
+            ctx.reporter.item(t.name, "preparing")
+            await ssh.run(t, f"bash {REMOTE_DIR}/prepare-node.sh", sudo=True)
+            ctx.reporter.item(t.name, "done")
+
+        fan = ssh.call(ssh.each(ctx.targets(todo), prepare))
+        fan.raise_if_failed("preparing hosts")
+        return {"prepared": sorted(fan.results), "hostKeysPinned": ctx.take_pins()}
+
+
+def _bundle(ctx: ClusterContext) -> list[Path]:
+    path = ctx.config.spec.kubernetes.packageBundle
+    if not path:
+        return []
+    d = Path(os.path.expanduser(path))
+    d = d if d.is_absolute() else ctx.loaded.base_dir / d
+    debs = sorted(d.glob("*.deb"))
+    if not debs:
+        from ccp.errors import ConfigError
+
+        raise ConfigError(f"kubernetes.packageBundle {d} holds no .deb files",
+                          "put kubeadm, kubelet, kubectl, cri-tools and kubernetes-cni .deb files there")
+    return debs

@@ -1,0 +1,168 @@
+"""kubeadm/init, kubeadm/join-control-plane, kubeadm/join-workers.
+
+Each probes membership first (admin.conf on the first control plane, kubelet.conf on the others),
+so a rerun joins only what is missing. kubeadm init is never retried blindly. Join secrets (token, CA
+hash, certificate key) are made on the first control plane at join time, travel to the joining node
+through the SSH channel's stdin and are substituted in /run (tmpfs): never on this machine's disk,
+never on a command line, never in a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ccp.config import inventory
+from ccp.context import ClusterContext
+from ccp.engine.phase import Action, Phase
+from ccp.errors import KubernetesError, RemoteError
+from ccp.phases.hostwork import before_provisioning, rendered
+
+KUBEADM_DIR = "/etc/ccp/kubeadm"
+CA_HASH = ("openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null"
+           " | sha256sum | cut -d' ' -f1")
+JOIN = ("umask 077; mkdir -p /run/ccp; "
+        "envsubst '$CCP_BOOTSTRAP_TOKEN $CCP_CA_CERT_HASH $CCP_CERTIFICATE_KEY' < {cfg} > /run/ccp/join.yaml; "
+        "kubeadm join --config /run/ccp/join.yaml; rc=$?; rm -f /run/ccp/join.yaml; exit $rc")
+
+
+def by_role(ctx: ClusterContext, role: str) -> list[str]:
+    return [n.name for n in inventory.build(ctx.config) if n.role == role]
+
+
+async def _members(ssh, targets, marker: str) -> dict[str, bool]:
+    async def probe(t):
+        return (await ssh.run(t, f"test -f {marker}", sudo=True, check=False)).ok
+    fan = await ssh.each(targets, probe)
+    fan.raise_if_failed("probing cluster membership")
+    return fan.results
+
+
+class KubeadmInit(Phase):
+    name = "kubeadm/init"
+    layer = "cluster"
+    summary = "kubeadm init on the first control plane, API endpoint on the VIP"
+
+    def inputs(self, ctx: ClusterContext) -> dict:
+        return {"first": by_role(ctx, inventory.ROLE_CP)[0], "kubernetes": ctx.spec_dump()["spec"]["kubernetes"]}
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        first = by_role(ctx, inventory.ROLE_CP)[0]
+        early = before_provisioning(ctx, "kubeadm init on", [first])
+        if early is not None:
+            return early
+        ssh = ctx.ssh()
+        members = ssh.call(_members(ssh, ctx.targets([first]), "/etc/kubernetes/admin.conf"))
+        return [] if members[first] else [Action("kubeadm init", f"on {first}", "no control plane yet")]
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        first = by_role(ctx, inventory.ROLE_CP)[0]
+        (t,) = ctx.targets([first])
+        ssh = ctx.ssh()
+        lb = ctx.config.spec.loadBalancer
+
+        async def init():
+            await ssh.upload(t, {f"{KUBEADM_DIR}/init.yaml": (rendered(ctx, f"kubeadm/{first}/init.yaml"), 0o600)})
+            key = (await ssh.run(t, "kubeadm certs certificate-key", sudo=True, secret_output=True)).stdout.strip()
+            ctx.reporter.item(first, "kubeadm init (a few minutes)")
+            # --skip-*-print: kubeadm would otherwise print its bootstrap token and the key into our log
+            await ssh.run(t, f"kubeadm init --config {KUBEADM_DIR}/init.yaml --upload-certs --skip-token-print "
+                             '--skip-certificate-key-print --certificate-key "$CCP_CERTIFICATE_KEY"',
+                          sudo=True, env_secrets={"CCP_CERTIFICATE_KEY": key})
+            return await wait_api(ssh, t, f"{lb.vip}:{lb.port if by_role(ctx, inventory.ROLE_LB) else 6443}")
+
+        ssh.call(init())
+        ctx.reporter.item(first, "done")
+        return {"initialized": first, "hostKeysPinned": ctx.take_pins()}
+
+
+async def wait_api(ssh, t, endpoint: str, attempts: int = 60, pause: float = 5.0) -> str:
+    """Retry a read (never the init): the API answering /readyz through the VIP."""
+    for i in range(attempts):
+        r = await ssh.run(t, f"curl -ksf --max-time 5 https://{endpoint}/readyz", check=False)
+        if r.ok:
+            return endpoint
+        await asyncio.sleep(pause if i else 0.5)
+    raise KubernetesError(f"the API does not answer at https://{endpoint}/readyz after kubeadm init",
+                          "check keepalived (the VIP) and NGINX on the load balancers, and `crictl ps` on the control plane")
+
+
+async def join_secrets(ssh, first, *, control_plane: bool) -> dict[str, str]:
+    token = (await ssh.run(first, "kubeadm token create --ttl 30m", sudo=True, secret_output=True)).stdout.strip()
+    ca_hash = "sha256:" + (await ssh.run(first, CA_HASH, sudo=True)).stdout.strip()
+    secrets = {"CCP_BOOTSTRAP_TOKEN": token, "CCP_CA_CERT_HASH": ca_hash, "CCP_CERTIFICATE_KEY": ""}
+    if control_plane:
+        key = (await ssh.run(first, "kubeadm certs certificate-key", sudo=True, secret_output=True)).stdout.strip()
+        await ssh.run(first, 'kubeadm init phase upload-certs --upload-certs --certificate-key "$CCP_CERTIFICATE_KEY"',
+                      sudo=True, env_secrets={"CCP_CERTIFICATE_KEY": key})
+        secrets["CCP_CERTIFICATE_KEY"] = key
+    return secrets
+
+
+async def join(ctx: ClusterContext, ssh, t, secrets: dict[str, str]) -> None:
+    cfg = f"{KUBEADM_DIR}/join.yaml"
+    await ssh.upload(t, {cfg: (rendered(ctx, f"kubeadm/{t.name}/join.yaml"), 0o600)})
+    ctx.reporter.item(t.name, "joining")
+    await ssh.run(t, JOIN.format(cfg=cfg), sudo=True, env_secrets=secrets)
+    ctx.reporter.item(t.name, "done")
+
+
+class _Join(Phase):
+    role: str
+    control_plane: bool
+
+    def targets(self, ctx):
+        names = by_role(ctx, self.role)
+        return names[1:] if self.control_plane else names
+
+    def inputs(self, ctx: ClusterContext) -> dict:
+        return {"nodes": self.targets(ctx)}
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        names = self.targets(ctx)
+        if not names:
+            return []
+        early = before_provisioning(ctx, "join", names)
+        if early is not None:
+            return early
+        ssh = ctx.ssh()
+        members = ssh.call(_members(ssh, ctx.targets(names), "/etc/kubernetes/kubelet.conf"))
+        return [Action("join", f"node {n}", "as a control plane" if self.control_plane else "as a worker")
+                for n in names if not members[n]]
+
+
+class JoinControlPlanes(_Join):
+    name = "kubeadm/join-control-plane"
+    layer = "cluster"
+    summary = "join the other control planes, one at a time (etcd keeps quorum)"
+    role, control_plane = inventory.ROLE_CP, True
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        ssh = ctx.ssh()
+        (first,) = ctx.targets(by_role(ctx, inventory.ROLE_CP)[:1])
+        joined = []
+        for t in ctx.targets([a.target.removeprefix("node ") for a in actions]):
+            secrets = ssh.call(join_secrets(ssh, first, control_plane=True))
+            try:
+                ssh.call(join(ctx, ssh, t, secrets))
+            except RemoteError as exc:
+                exc.resolution = (f"{t.name} did not join; the control planes joined so far ({', '.join(joined) or 'none'}) "
+                                  "are kept. Look at kubeadm's output above, then resume")
+                raise
+            joined.append(t.name)
+        return {"joined": joined, "hostKeysPinned": ctx.take_pins()}
+
+
+class JoinWorkers(_Join):
+    name = "kubeadm/join-workers"
+    layer = "cluster"
+    summary = "join the workers, in parallel batches"
+    role, control_plane = inventory.ROLE_WORKER, False
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        ssh = ctx.ssh()
+        (first,) = ctx.targets(by_role(ctx, inventory.ROLE_CP)[:1])
+        todo = ctx.targets([a.target.removeprefix("node ") for a in actions])
+        secrets = ssh.call(join_secrets(ssh, first, control_plane=False))
+        fan = ssh.call(ssh.each(todo, lambda t: join(ctx, ssh, t, secrets), limit=ctx.config.spec.ssh.parallelism))
+        fan.raise_if_failed("joining workers")
+        return {"joined": sorted(fan.results), "hostKeysPinned": ctx.take_pins()}

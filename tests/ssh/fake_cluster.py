@@ -1,0 +1,167 @@
+"""FakeCluster: one recording SSH server per node (asyncssh, each on its own loopback address) and a
+small model of what kubeadm and the scripts would change on real machines. It is a fake: it runs no
+command, it answers the commands ccp sends from that model, and records them all with timings so
+tests can check order, batching and idempotency. Uploads land in a per-node SFTP chroot."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+import yaml
+
+from tests.ssh.servers import _Loop
+
+MUTATING = ("install -D", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
+            "upload-certs", "certificate-key")
+ADMIN_CONF = {"apiVersion": "v1", "kind": "Config",
+              "clusters": [{"name": "kubernetes", "cluster": {"server": "https://10.0.0.1:6443",
+                                                             "certificate-authority-data": "Q0EtREFUQQ=="}}],
+              "users": [{"name": "kubernetes-admin", "user": {"client-certificate-data": "Q0VSVC1EQVRB",
+                                                             "client-key-data": "S0VZLURBVEEtU0VDUkVU"}}],
+              "contexts": [{"name": "kubernetes-admin@kubernetes", "context": {"cluster": "kubernetes", "user": "kubernetes-admin"}}],
+              "current-context": "kubernetes-admin@kubernetes"}
+TOKEN = "abcdef.0123456789abcdef"
+CERT_KEY = "c" * 64
+
+
+def unwrap(command: str) -> tuple[str, list[str]]:
+    """'sudo -n -- sh -c SCRIPT' or 'sh -c SCRIPT' -> (script without the secret reads, secret names)."""
+    parts = shlex.split(command)
+    script = parts[-1]
+    names = re.findall(r"IFS= read -r (\w+); export \1; ", script)
+    return re.sub(r"IFS= read -r \w+; export \w+; ", "", script), names
+
+
+@dataclass
+class Record:
+    node: str
+    script: str
+    start: float
+    end: float
+    secrets: dict = field(default_factory=dict)
+
+
+class FakeCluster:
+    def __init__(self, names: list[str], addresses: dict[str, str], port: int, authorized_key: Path, root: Path,
+                 fail: dict[str, str] | None = None, join_seconds: float = 0.3):
+        self.names, self.addresses, self.port = names, addresses, port
+        self.authorized_key, self.root = authorized_key, root
+        self.fail = fail or {}
+        self.join_seconds = join_seconds
+        self.files: dict[str, dict[str, str]] = {n: {} for n in names}
+        self.prepared: dict[str, str] = {}
+        self.lb_ok: set[str] = set()
+        self.initialized = False
+        self.members: set[str] = set()
+        self.records: list[Record] = []
+        self.unknown: list[tuple[str, str]] = []
+        self.host_keys = {n: asyncssh.generate_private_key("ssh-ed25519") for n in names}
+        self._servers = []
+
+    # -------------------------------------------------- servers
+    def start(self) -> "FakeCluster":
+        async def go():
+            for name in self.names:
+                chroot = self.root / name
+                (chroot / "tmp").mkdir(parents=True, exist_ok=True)
+                server = await asyncssh.create_server(
+                    asyncssh.SSHServer, self.addresses[name], self.port, server_host_keys=[self.host_keys[name]],
+                    authorized_client_keys=str(self.authorized_key),
+                    process_factory=lambda p, n=name: self.handle(n, p),
+                    sftp_factory=lambda chan, c=chroot: asyncssh.SFTPServer(chan, chroot=str(c)), encoding="utf-8")
+                self._servers.append(server)
+        _Loop.get().run(go())
+        return self
+
+    def stop(self) -> None:
+        async def go():
+            for s in self._servers:
+                s.close()
+                await s.wait_closed()
+        _Loop.get().run(go())
+
+    # -------------------------------------------------- the model
+    async def handle(self, node: str, process) -> None:
+        script, secret_names = unwrap(process.command)
+        stdin = await process.stdin.read() if secret_names else ""
+        secrets = dict(zip(secret_names, stdin.splitlines()))
+        start = time.monotonic()
+        code, out, err = await self.answer(node, script, secrets)
+        self.records.append(Record(node, script, start, time.monotonic(), secrets))
+        if out:
+            process.stdout.write(out if out.endswith("\n") else out + "\n")
+        if err:
+            process.stderr.write(err if err.endswith("\n") else err + "\n")
+        process.exit(code)
+
+    async def answer(self, node: str, s: str, secrets: dict) -> tuple[int, str, str]:
+        files = self.files[node]
+        if s.startswith("cat /etc/ccp/prepared"):
+            return 0, self.prepared.get(node, ""), ""
+        if s.startswith("install -D"):
+            for src, dest in re.findall(r"(/tmp/ccp-\w+/\d+) (\S+)", s):
+                files[dest.strip("'")] = (self.root / node / src.lstrip("/")).read_text()
+            return 0, "", ""
+        if s.startswith("rm -rf /tmp/ccp-"):
+            return 0, "", ""
+        if s.startswith("bash /var/lib/ccp/prepare-node.sh"):
+            if node in self.fail:
+                return 1, "ccp: swap: ok", f"E: {self.fail[node]}"
+            text = files["/var/lib/ccp/prepare-node.sh"]
+            self.prepared[node] = re.search(r'echo "(\w+)" > "/etc/ccp/prepared"', text).group(1)
+            return 0, "ccp: swap: ok\nccp: packages: changed", ""
+        if s.startswith("sha256sum "):
+            lines = [f"{hashlib.sha256(files[p].encode()).hexdigest()}  {p}" for p in shlex.split(s.split(" 2>")[0])[1:] if p in files]
+            return 0, "\n".join(lines), ""
+        if s.startswith("systemctl is-active"):
+            return 0, "\n".join("active" if node in self.lb_ok else "inactive" for _ in s.split()[2:]), ""
+        if s.startswith("bash /var/lib/ccp/loadbalancer.sh"):
+            self.lb_ok.add(node)
+            return 0, "ccp: keepalived: changed (restarted)", ""
+        if s.startswith("test -f /etc/kubernetes/admin.conf"):
+            return (0 if self.initialized and node == self.names_by_prefix("cp")[0] else 1), "", ""
+        if s.startswith("test -f /etc/kubernetes/kubelet.conf"):
+            return (0 if node in self.members else 1), "", ""
+        if s == "kubeadm certs certificate-key":
+            return 0, CERT_KEY, ""
+        if s.startswith("kubeadm init --config"):
+            assert secrets.get("CCP_CERTIFICATE_KEY") == CERT_KEY
+            self.initialized = True
+            self.members.add(node)
+            return 0, "[init] Using Kubernetes version\nYour Kubernetes control-plane has initialized successfully!", ""
+        if s.startswith("curl -ksf"):
+            return (0 if self.initialized else 7), "ok" if self.initialized else "", ""
+        if s.startswith("kubeadm token create"):
+            return 0, TOKEN, ""
+        if s.startswith("openssl x509 -pubkey"):
+            return 0, "d" * 64, ""
+        if s.startswith("kubeadm init phase upload-certs"):
+            return 0, "[upload-certs] Storing the certificates", ""
+        if s.startswith("umask 077;") and "kubeadm join" in s:
+            await asyncio.sleep(self.join_seconds)
+            if node in self.fail:
+                return 1, "", f"error execution phase preflight: {self.fail[node]}"
+            assert secrets["CCP_BOOTSTRAP_TOKEN"] == TOKEN
+            self.members.add(node)
+            return 0, "This node has joined the cluster", ""
+        if s.startswith("cat /etc/kubernetes/admin.conf"):
+            return 0, yaml.safe_dump(ADMIN_CONF), ""
+        self.unknown.append((node, s))
+        return 127, "", f"fake node does not know: {s}"
+
+    # -------------------------------------------------- helpers for tests
+    def names_by_prefix(self, role: str) -> list[str]:
+        return [n for n in self.names if f"-{role}-" in n]
+
+    def of(self, node: str) -> list[Record]:
+        return [r for r in self.records if r.node == node]
+
+    def mutating(self) -> list[Record]:
+        return [r for r in self.records if any(m in r.script for m in MUTATING)]

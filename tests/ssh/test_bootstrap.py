@@ -1,0 +1,135 @@
+"""The bootstrap phases against a FakeCluster of recording SSH servers: order, batching (control
+planes one at a time, workers in parallel), probes that make a rerun mutate nothing, a failing worker
+reported by name with the others' work kept, and join secrets that never touch a command line."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+
+from tests.conftest import example_data, run_ccp, write_config
+from tests.ssh.fake_cluster import CERT_KEY, TOKEN, FakeCluster
+from tests.ssh.servers import free_port
+
+ADDR = {"fk-lb-1": "127.0.1.10", "fk-cp-1": "127.0.1.11", "fk-cp-2": "127.0.1.12", "fk-cp-3": "127.0.1.13",
+        "fk-worker-1": "127.0.1.21", "fk-worker-2": "127.0.1.22", "fk-worker-3": "127.0.1.23"}
+
+
+def config(tmp_path, key, port):
+    data = example_data()
+    data["metadata"]["name"] = "fk"
+    spec = data["spec"]
+    spec["provisioner"] = "static"
+    del spec["vsphere"]
+    spec["addons"]["storage"]["provider"] = "local-path"
+    spec["nodes"]["network"] = {"cidr": "127.0.1.0/24", "gateway": "127.0.1.1", "dns": ["127.0.1.2"]}
+    spec["loadBalancer"]["vip"] = "127.0.1.100"
+    spec["hosts"] = [{"address": a, "role": {"lb": "loadbalancer", "cp": "control-plane", "worker": "worker"}[n.split("-")[1]]}
+                     for n, a in ADDR.items()]
+    spec["ssh"] = {"user": "root", "privateKeyFile": str(key), "port": port, "parallelism": 8}
+    return write_config(tmp_path / "c.yaml", data)
+
+
+@pytest.fixture
+def cluster(tmp_path, client_key):
+    def make(**kw):
+        port = free_port()
+        fc = FakeCluster(list(ADDR), ADDR, port, client_key.with_suffix(".pub"), tmp_path / "chroots", **kw).start()
+        made.append(fc)
+        return fc, config(tmp_path, client_key, port)
+    made = []
+    yield make
+    for fc in made:
+        fc.stop()
+
+
+def span(records):
+    return min(r.start for r in records), max(r.end for r in records)
+
+
+def test_bootstrap_order_batching_secrets_and_rerun(cluster, tmp_path):
+    fc, cfg = cluster()
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0, r.text
+    assert fc.unknown == []
+
+    def first(node, text):
+        return next(rec for rec in fc.of(node) if text in rec.script)
+
+    prepares = [first(n, "bash /var/lib/ccp/prepare-node.sh") for n in ADDR if "-lb-" not in n]
+    lb = first("fk-lb-1", "bash /var/lib/ccp/loadbalancer.sh")
+    init = first("fk-cp-1", "kubeadm init --config")
+    joins_cp = [first(n, "kubeadm join") for n in ("fk-cp-2", "fk-cp-3")]
+    joins_w = [first(n, "kubeadm join") for n in ("fk-worker-1", "fk-worker-2", "fk-worker-3")]
+    assert max(p.end for p in prepares) <= lb.start <= init.start
+    assert init.end <= min(j.start for j in joins_cp)
+    assert joins_cp[0].end <= joins_cp[1].start, "control planes join one at a time"
+    assert max(j.end for j in joins_cp) <= min(j.start for j in joins_w)
+    starts, ends = sorted(j.start for j in joins_w), sorted(j.end for j in joins_w)
+    assert starts[-1] < ends[0], "workers join in parallel"
+    assert fc.members == {n for n in ADDR if "-lb-" not in n}
+
+    for rec in fc.records:
+        assert TOKEN not in rec.script and CERT_KEY not in rec.script
+    assert joins_cp[0].secrets["CCP_CERTIFICATE_KEY"] == CERT_KEY and joins_w[0].secrets["CCP_CERTIFICATE_KEY"] == ""
+
+    state = tmp_path / ".ccp" / "fk"
+    kc = yaml.safe_load((state / "kubeconfig").read_text())
+    assert kc["clusters"][0]["cluster"]["server"] == "https://127.0.1.100:6443" and kc["current-context"] == "fk"
+    assert oct((state / "kubeconfig").stat().st_mode & 0o777) == "0o600"
+    leaks = [TOKEN, CERT_KEY, "S0VZLURBVEEtU0VDUkVU"]
+    for p in [*state.rglob("*.log"), state / "journal.jsonl"]:
+        text = p.read_text()
+        assert not any(s in text for s in leaks), p
+    assert not any(s in r.text for s in leaks)
+    assert len((state / "known_hosts").read_text().splitlines()) == len(ADDR)
+    journal = [json.loads(x) for x in (state / "journal.jsonl").read_text().splitlines()]
+    pins = {h: fp for e in journal if e["event"] == "done" for h, fp in e.get("outputs", {}).get("hostKeysPinned", {}).items()}
+    assert len(pins) == len(ADDR), "every first contact is journaled with its fingerprint"
+
+    before = len(fc.records)
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0, r.text
+    again = fc.records[before:]
+    assert again and not [x.script for x in again if any(m in x.script for m in ("install -D", "bash /var/lib", "kubeadm"))]
+    assert r.err.count("already done") >= 8
+
+
+def test_a_failing_worker_is_named_and_the_others_are_kept(cluster, tmp_path):
+    fc, cfg = cluster(fail={"fk-worker-2": "port 10250 is in use"})
+    fc.fail_join_only = True
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 5
+    assert "fk-worker-2" in r.err and "port 10250 is in use" in r.err and "--resume" in r.err
+    assert "fk-worker-1" not in r.err.split("error:")[1].split("to fix:")[0].replace("fk-worker-2", "")
+    prepared = set(fc.prepared)
+    assert "fk-worker-2" not in prepared and {"fk-worker-1", "fk-worker-3", "fk-cp-1"} <= prepared
+
+    fc.fail.clear()
+    before = len(fc.records)
+    r = run_ccp("install", "--config", cfg, "--resume", "--until", "kubeconfig")
+    assert r.code == 0, r.text
+    redone = {x.node for x in fc.records[before:] if "bash /var/lib/ccp/prepare-node.sh" in x.script}
+    assert redone == {"fk-worker-2"}
+    assert fc.members == {n for n in ADDR if "-lb-" not in n}
+
+
+def test_changed_host_key_stops_the_run(cluster, tmp_path, client_key):
+    fc, cfg = cluster()
+    assert run_ccp("install", "--config", cfg, "--yes", "--until", "hosts/prepare").code == 0
+    fc.stop()
+    import asyncssh
+    fc2 = FakeCluster(list(ADDR), ADDR, fc.port, client_key.with_suffix(".pub"), tmp_path / "chroots2")
+    fc2.host_keys["fk-cp-2"] = asyncssh.generate_private_key("ssh-ed25519")
+    fc2.host_keys.update({n: k for n, k in fc.host_keys.items() if n != "fk-cp-2"})
+    fc2.start()
+    try:
+        r = run_ccp("install", "--config", cfg, "--yes", "--until", "hosts/prepare")
+        assert r.code == 5 and "fk-cp-2" in r.err and "host key changed" in r.err
+        assert fc2.of("fk-cp-2") == []
+    finally:
+        fc2.stop()
+        fc.start()

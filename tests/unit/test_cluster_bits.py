@@ -1,0 +1,88 @@
+"""The CNI manifests against each supported Kubernetes version's schema (strict, all errors), node
+readiness waiting against a fake Kubernetes port, and kubeconfig renaming and merging."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ccp import render
+from ccp.config import versions
+from ccp.config.load import load
+from ccp.errors import KubernetesError
+from ccp.phases.kubeconfig import merge, rename
+from ccp.remote.kube import NodeState, wait_nodes_ready
+from tests.conftest import example_data, write_config
+from tests.k8s_schema import errors
+
+
+@pytest.mark.parametrize("minor", versions.supported_minors())
+@pytest.mark.parametrize("cni", ["kube-router", "flannel"])
+def test_cni_manifests_match_the_kubernetes_schema(tmp_path, minor, cni):
+    data = example_data()
+    data["spec"]["kubernetes"]["version"] = f"{minor}.0"
+    data["spec"]["addons"]["cni"]["name"] = cni
+    out = render.render_all(load(write_config(tmp_path / "c.yaml", data)))
+    docs = [d for d in yaml.safe_load_all(out.files[f"cni/{cni}.yaml"]) if d]
+    assert any(d["kind"] == "DaemonSet" for d in docs)
+    problems = [e for d in docs for e in errors(d, minor)]
+    assert problems == []
+
+
+def test_schema_check_reports_every_error():
+    bad = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "x"},
+           "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "imagee": "x"}]}}, "bogus": 1}}
+    found = errors(bad, versions.supported_minors()[0])
+    assert len(found) >= 2 and any("bogus" in e for e in found) and any("imagee" in e for e in found)
+
+
+class KubePortFake:
+    """A fake Kubernetes port: node readiness scripted per call."""
+
+    def __init__(self, script):
+        self.script = list(script)
+
+    def nodes(self):
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+def test_wait_nodes_ready_returns_once_all_are_ready():
+    fake = KubePortFake([[NodeState("a", False, "KubeletNotReady: cni not initialized")],
+                         [NodeState("a", True, ""), NodeState("b", False, "x")],
+                         [NodeState("a", True, ""), NodeState("b", True, "")]])
+    now = [0.0]
+    seen = []
+    states = wait_nodes_ready(fake, ["a", "b"], 60, interval=5, clock=lambda: now[0],
+                              sleep=lambda s: now.__setitem__(0, now[0] + s), progress=seen.append)
+    assert [s.name for s in states] == ["a", "b"] and now[0] == 10
+    assert seen == ["0/2 nodes Ready", "1/2 nodes Ready"]
+
+
+def test_wait_nodes_ready_names_the_stuck_nodes_and_why():
+    fake = KubePortFake([[NodeState("a", True, ""), NodeState("b", False, "KubeletNotReady: container runtime network not ready")]])
+    now = [0.0]
+    with pytest.raises(KubernetesError) as info:
+        wait_nodes_ready(fake, ["a", "b", "c"], 30, interval=10, clock=lambda: now[0],
+                         sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert "2 of 3 nodes are not Ready after 30s" in info.value.message
+    assert info.value.details == ["b: KubeletNotReady: container runtime network not ready",
+                                  "c: not registered with the API server"]
+
+
+def test_kubeconfig_rename_and_merge_keep_other_clusters(tmp_path):
+    admin = {"clusters": [{"name": "kubernetes", "cluster": {"server": "https://10.0.0.5:6443"}}],
+             "users": [{"name": "kubernetes-admin", "user": {"client-key-data": "x"}}],
+             "contexts": [{"name": "kubernetes-admin@kubernetes", "context": {}}]}
+    ours = rename(admin, "demo", "https://10.10.0.10:6443")
+    assert ours["clusters"][0] == {"name": "demo", "cluster": {"server": "https://10.10.0.10:6443"}}
+    assert ours["contexts"] == [{"name": "demo", "context": {"cluster": "demo", "user": "demo-admin"}}]
+    existing = tmp_path / "config"
+    existing.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "other",
+                                        "clusters": [{"name": "other", "cluster": {}}, {"name": "demo", "cluster": {"server": "old"}}],
+                                        "users": [{"name": "other", "user": {}}], "contexts": [{"name": "other", "context": {}}]}))
+    merge(existing, ours)
+    doc = yaml.safe_load(existing.read_text())
+    assert [c["name"] for c in doc["clusters"]] == ["other", "demo"]
+    assert doc["clusters"][1]["cluster"]["server"] == "https://10.10.0.10:6443"
+    assert doc["current-context"] == "other", "merging does not switch the user's current context"
+    assert oct(existing.stat().st_mode & 0o777) == "0o600"
