@@ -137,7 +137,8 @@ class FakeCluster:
             self.members.add(node)
             return 0, "[init] Using Kubernetes version\nYour Kubernetes control-plane has initialized successfully!", ""
         if s.startswith("curl -ksf"):
-            return (0 if self.initialized else 7), "ok" if self.initialized else "", ""
+            up = self.initialized and not getattr(self, "initialized_api_down", False)
+            return (0 if up else 7), "ok" if up else "", ""
         if s.startswith("kubeadm token create"):
             return 0, TOKEN, ""
         if s.startswith("openssl x509 -pubkey"):

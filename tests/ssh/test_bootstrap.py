@@ -97,6 +97,12 @@ def test_bootstrap_order_batching_secrets_and_rerun(cluster, tmp_path):
     assert again and not [x.script for x in again if any(m in x.script for m in ("install -D", "bash /var/lib", "kubeadm"))]
     assert r.err.count("already done") >= 8
 
+    fc.initialized_api_down = True   # the VIP stops answering: the probe says so, init is not repeated
+    before = len(fc.records)
+    r = run_ccp("plan", "--config", cfg, "--output", "json")
+    init = next(p for p in json.loads(r.out)["phases"] if p["phase"] == "kubeadm/init")
+    assert init["actions"][0]["verb"] == "wait for"
+
 
 def test_a_failing_worker_is_named_and_the_others_are_kept(cluster, tmp_path):
     fc, cfg = cluster(fail={"fk-worker-2": "port 10250 is in use"})

@@ -25,6 +25,11 @@ JOIN = ("umask 077; mkdir -p /run/ccp; "
         "kubeadm join --config /run/ccp/join.yaml; rc=$?; rm -f /run/ccp/join.yaml; exit $rc")
 
 
+def api_endpoint(ctx: ClusterContext) -> str:
+    lb = ctx.config.spec.loadBalancer
+    return f"{lb.vip}:{lb.port if by_role(ctx, inventory.ROLE_LB) else 6443}"
+
+
 def by_role(ctx: ClusterContext, role: str) -> list[str]:
     return [n.name for n in inventory.build(ctx.config) if n.role == role]
 
@@ -51,14 +56,21 @@ class KubeadmInit(Phase):
         if early is not None:
             return early
         ssh = ctx.ssh()
-        members = ssh.call(_members(ssh, ctx.targets([first]), "/etc/kubernetes/admin.conf"))
-        return [] if members[first] else [Action("kubeadm init", f"on {first}", "no control plane yet")]
+        (t,) = ctx.targets([first])
+        members = ssh.call(_members(ssh, [t], "/etc/kubernetes/admin.conf"))
+        if not members[first]:
+            return [Action("kubeadm init", f"on {first}", "no control plane yet")]
+        answers = ssh.call(ssh.run(t, f"curl -ksf --max-time 5 https://{api_endpoint(ctx)}/readyz", check=False))
+        return [] if answers.ok else [Action("wait for", f"the API at {api_endpoint(ctx)}",
+                                             "initialised, but the API does not answer through the VIP")]
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         first = by_role(ctx, inventory.ROLE_CP)[0]
         (t,) = ctx.targets([first])
         ssh = ctx.ssh()
-        lb = ctx.config.spec.loadBalancer
+        if all(a.verb == "wait for" for a in actions):   # never init twice: only wait for the API
+            ssh.call(wait_api(ssh, t, api_endpoint(ctx)))
+            return {"initialized": first, "hostKeysPinned": ctx.take_pins()}
 
         async def init():
             await ssh.upload(t, {f"{KUBEADM_DIR}/init.yaml": (rendered(ctx, f"kubeadm/{first}/init.yaml"), 0o600)})
@@ -68,7 +80,7 @@ class KubeadmInit(Phase):
             await ssh.run(t, f"kubeadm init --config {KUBEADM_DIR}/init.yaml --upload-certs --skip-token-print "
                              '--skip-certificate-key-print --certificate-key "$CCP_CERTIFICATE_KEY"',
                           sudo=True, env_secrets={"CCP_CERTIFICATE_KEY": key})
-            return await wait_api(ssh, t, f"{lb.vip}:{lb.port if by_role(ctx, inventory.ROLE_LB) else 6443}")
+            return await wait_api(ssh, t, api_endpoint(ctx))
 
         ssh.call(init())
         ctx.reporter.item(first, "done")

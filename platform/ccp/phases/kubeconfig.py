@@ -19,9 +19,9 @@ from ccp.phases.hostwork import before_provisioning
 
 
 def endpoint(ctx: ClusterContext) -> str:
-    lb = ctx.config.spec.loadBalancer
-    has_lbs = any(n.role == inventory.ROLE_LB for n in inventory.build(ctx.config))
-    return f"https://{lb.vip}:{lb.port if has_lbs else 6443}"
+    from ccp.phases.kubeadm import api_endpoint
+
+    return f"https://{api_endpoint(ctx)}"
 
 
 def kubeconfig_path(ctx: ClusterContext) -> Path:
