@@ -12,6 +12,7 @@ missing=()
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)   # the demo key; SSH tests later
 command -v make >/dev/null || missing+=(make)
 command -v sudo >/dev/null || missing+=(sudo)               # ccp runs node commands with sudo; the SSH tests do too
+command -v ip >/dev/null || missing+=(iproute2)           # keepalived -t runs in a network namespace of the tests
 command -v shellcheck >/dev/null || missing+=(shellcheck)   # rendered scripts are checked
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)             # nginx -t on the rendered load-balancer config
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
