@@ -106,8 +106,11 @@ def render_all(loaded: Loaded) -> Rendered:
     bom = bom_for(spec.kubernetes.version)
     endpoint = f"{spec.loadBalancer.vip}:{spec.loadBalancer.port if lbs else 6443}"
     common = {"ccp_version": __version__, "cluster": cfg.metadata.name, "bom": bom, "k8s": spec.kubernetes,
+              "image_repository": spec.registryMirror or bom.image_repository,
               "lb": spec.loadBalancer, "cri_socket": CRI_SOCKET, "endpoint": endpoint,
-              "lb_on_control_planes": lb_on_cps}
+              "lb_on_control_planes": lb_on_cps,
+              # the vSphere cloud provider (CPI) initialises nodes when vSphere CSI is the storage
+              "external_cloud": spec.vsphere is not None and spec.addons.storage.provider == "vsphere-csi"}
     out = Rendered()
 
     def render(template: str, dest: str, **extra) -> str:
@@ -154,7 +157,7 @@ def render_all(loaded: Loaded) -> Rendered:
             continue
         _stamped(render, "scripts/prepare-node.sh.j2", f"scripts/{node.name}/prepare-node.sh", node=node,
                  stamp=PREPARED_STAMP, max_map_count=262144, kube_version=bom.kubernetes, package_source=source,
-                 pause_image=bom.core_images()["pause"])
+                 pause_image=bom.core_images(spec.registryMirror)["pause"])
 
     # API load balancing: NGINX + keepalived on LB nodes, or keepalived alone on the control planes
     vrrp_nodes = lbs or cps
@@ -171,7 +174,9 @@ def render_all(loaded: Loaded) -> Rendered:
                with_nginx=not lb_on_cps, vip=spec.loadBalancer.vip)
 
     cni = spec.addons.cni.name
-    render(f"cni/{cni}.yaml.j2", f"cni/{cni}.yaml", images=bom.images, pod_cidr=str(spec.kubernetes.podCIDR))
+    from ccp.addons import images_for
+
+    render(f"cni/{cni}.yaml.j2", f"cni/{cni}.yaml", images=images_for(cfg, bom), pod_cidr=str(spec.kubernetes.podCIDR))
 
     if spec.provisioner != "static":
         _terraform(out, render, cfg, nodes)

@@ -1,6 +1,6 @@
 """The order of phases — defined here and nowhere else.
 
-Later capabilities add their phases to these lists (addons, validate).
+Later capabilities add their phases to these lists (validate).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from ccp.engine.phase import Phase
 
 
 def install() -> list[Phase]:
+    from ccp.phases.addons import Addons
     from ccp.phases.cni import Cni
     from ccp.phases.config_validate import ValidateConfig
     from ccp.phases.hosts_prepare import PrepareHosts
@@ -21,7 +22,7 @@ def install() -> list[Phase]:
 
     # kubeconfig comes before cni: the pod network is applied through the API with those credentials
     return [ValidateConfig(), Render(), PreflightVsphere(), Provision(), PrepareHosts(), LoadBalancer(),
-            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), Cni()]
+            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), Cni(), Addons()]
 
 
 def destroy() -> list[Phase]:

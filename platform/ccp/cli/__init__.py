@@ -28,6 +28,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Check cluster.yaml, print its JSON schema, or write a commented example.",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")
+addons_app = typer.Typer(help="The platform add-ons (storage, ingress, monitoring, logging) on any cluster.",
+                         no_args_is_help=True)
+app.add_typer(addons_app, name="addons")
 
 
 class Globals:
@@ -49,7 +52,8 @@ def _global_options(
 
 # Register the commands (each module is small and imports its heavy parts lazily).
 from ccp.cli import (  # noqa: E402,F401
-    config_cmd, destroy_cmd, install_cmd, phases_cmd, plan_cmd, preflight_cmd, render_cmd, version_cmd)
+    addons_cluster_cmd, addons_cmd, config_cmd, destroy_cmd, images_cmd, install_cmd, phases_cmd, plan_cmd,
+    preflight_cmd, render_cmd, version_cmd)
 
 
 def _click_exception() -> type[Exception]:

@@ -55,3 +55,22 @@ def print_json(data) -> None:
     from ccp import redact
 
     sys.stdout.write(redact.scrub(json.dumps(data, indent=2, default=str)) + "\n")
+
+
+KUBECONFIG_OPTION = typer.Option(None, "--kubeconfig", help="Default: the cluster's <state>/kubeconfig with --config, "
+                                 "else $KUBECONFIG or ~/.kube/config.")
+ONLY_OPTION = typer.Option("", "--only", metavar="A,B", help="Only these add-ons.")
+
+
+def kubeconfig_for(ctx: typer.Context, kubeconfig: Path | None, loaded=None) -> Path:
+    import os
+
+    if kubeconfig:
+        return kubeconfig
+    if loaded is not None:
+        from ccp.context import state_dir_for
+
+        own = state_dir_for(loaded.config.metadata.name, ctx.obj.state_dir) / "kubeconfig"
+        if own.exists():
+            return own
+    return Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]).expanduser()

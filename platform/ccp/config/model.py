@@ -302,11 +302,13 @@ class CNI(Strict):
 class Storage(Strict):
     provider: Literal["vsphere-csi", "local-path"] = "vsphere-csi"
     defaultClass: bool = True
+    localPath: str = Field("/var/lib/ccp/local-path", description="Node directory for provider: local-path volumes.")
 
 
 class Ingress(Strict):
     enabled: bool = True
     serviceType: Literal["LoadBalancer", "NodePort"] = "NodePort"
+    replicas: int = Field(2, ge=1, le=20)
 
 
 class Monitoring(Strict):
@@ -351,6 +353,7 @@ class Spec(Strict):
     ssh: SSH = Field(default_factory=SSH)
     addons: Addons = Field(default_factory=Addons)
     validation: Validation = Field(default_factory=Validation)
+    registryMirror: str | None = Field(None, description="Pull every add-on and CNI image from this registry (host[:port][/path]) instead.")
 
 
 class ClusterConfig(Strict):

@@ -23,11 +23,13 @@ class Bom:
     images: dict[str, str]
     package_repository: str = ""
 
-    def core_images(self) -> dict[str, str]:
-        repo = self.image_repository
+    def core_images(self, repository: str | None = None) -> dict[str, str]:
+        """What kubeadm pulls. With a repository of one's own (a mirror), kubeadm looks for CoreDNS
+        directly under it (<repo>/coredns), not under coredns/ as on the upstream registry."""
+        repo = repository or self.image_repository
         out = {c: f"{repo}/{c}:v{self.kubernetes}" for c in CONTROL_PLANE_COMPONENTS}
         out["etcd"] = f"{repo}/etcd:{self.etcd}"
-        out["coredns"] = f"{repo}/coredns/coredns:{self.coredns}"
+        out["coredns"] = f"{repo}/coredns:{self.coredns}" if repository else f"{repo}/coredns/coredns:{self.coredns}"
         out["pause"] = f"{repo}/pause:{self.pause}"
         return out
 

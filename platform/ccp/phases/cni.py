@@ -18,10 +18,11 @@ READY_TIMEOUT = 900
 
 
 def port(ctx: ClusterContext):
+    """One Kubernetes client per run, on the cluster's own kubeconfig (shared with the add-ons phase)."""
     if "kube" not in ctx.cache:
-        from ccp.remote.kube import LightkubePort
+        from ccp.remote.kube_objects import LightkubeObjects
 
-        ctx.cache["kube"] = LightkubePort(kubeconfig_path(ctx))
+        ctx.cache["kube"] = LightkubeObjects(kubeconfig_path(ctx))
     return ctx.cache["kube"]
 
 

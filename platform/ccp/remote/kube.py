@@ -109,3 +109,36 @@ def wait_nodes_ready(port: KubePort, names: list[str], timeout: float, *, interv
                                   "look at the CNI pods (kubectl -n kube-system get pods -o wide) and the kubelet log of each node",
                                   [f"{n.name}: {n.why}" for n in stuck])
         sleep(interval)
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+    @classmethod
+    def of(cls, obj: dict) -> "ObjectRef":
+        meta = obj.get("metadata", {})
+        return cls(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    ready: bool
+    detail: str        # e.g. "1/3 ready; Progressing=False: ProgressDeadlineExceeded"
+
+
+class ObjectsPort(Protocol):
+    """What the add-on framework needs from a cluster."""
+
+    def apply_objects(self, objs: list[dict]) -> None: ...
+    def list_labelled(self, api_version: str, kind: str, labels: dict[str, str]) -> list[ObjectRef]: ...
+    def delete(self, ref: ObjectRef) -> None: ...
+    def workload(self, ref: ObjectRef) -> WorkloadState: ...
+    def warning_events(self, ref: ObjectRef, limit: int = 3) -> list[str]: ...
+    def get_data(self, namespace: str, name: str) -> dict | None: ...

@@ -1,0 +1,68 @@
+"""addons: apply the enabled add-ons in dependency order and wait until each is ready — the same
+code as `ccp addons apply`. Each add-on's marker (digest of what was applied) is compared with what
+cluster.yaml renders now; an add-on that is current and healthy is left alone."""
+
+from __future__ import annotations
+
+from ccp import addons as framework
+from ccp.context import ClusterContext
+from ccp.engine.phase import Action, Phase
+from ccp.phases.cni import port
+from ccp.phases.kubeconfig import kubeconfig_path
+
+TIMEOUT = 900
+
+
+def _rendered(ctx: ClusterContext):
+    if "addons" not in ctx.cache:
+        from ccp.config.versions import bom_for
+
+        cfg = ctx.config
+        bom = bom_for(cfg.spec.kubernetes.version)
+        ctx.cache["addons"] = [framework.render(a, cfg, bom) for a in framework.enabled_addons(cfg)]
+    return ctx.cache["addons"]
+
+
+class Addons(Phase):
+    name = "addons"
+    layer = "add-ons"
+    summary = "apply the enabled add-ons (storage, ingress, ...) and wait until they are ready"
+
+    def inputs(self, ctx: ClusterContext) -> dict:
+        return {r.addon.name: r.digest for r in _rendered(ctx)}
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        rendered = _rendered(ctx)
+        if not kubeconfig_path(ctx).exists():
+            return [Action("apply", f"add-on {r.addon.name}", "once the kubeconfig is written") for r in rendered]
+        from ccp.addons_apply import API_OF, marker_name
+        from ccp.remote.kube import ObjectRef
+
+        kube = port(ctx)
+        actions = []
+        for r in rendered:
+            data = kube.get_data(r.addon.namespace, marker_name(r.addon))
+            if data is None:
+                actions.append(Action("install", f"add-on {r.addon.name}", r.addon.description))
+            elif data.get("digest") != r.digest:
+                actions.append(Action("update", f"add-on {r.addon.name}", "cluster.yaml or ccp changed it"))
+            elif not all(kube.workload(ObjectRef(API_OF[x.kind], x.kind, x.namespace, x.name)).ready for x in r.addon.readiness):
+                actions.append(Action("wait for", f"add-on {r.addon.name}", "not ready"))
+        return actions
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        from ccp.addons_apply import apply_one
+        from ccp.config.versions import bom_for
+
+        cfg = ctx.config
+        bom = bom_for(cfg.spec.kubernetes.version)
+        todo = {a.target.removeprefix("add-on ") for a in actions}
+        done = {}
+        for r in _rendered(ctx):
+            if r.addon.name not in todo:
+                continue
+            res = apply_one(port(ctx), framework.render(r.addon, cfg, bom, with_secrets=True), wait=True,
+                            timeout=TIMEOUT, say=ctx.reporter.progress)
+            ctx.reporter.item(r.addon.name, "done")
+            done[r.addon.name] = {"objects": res.applied, "pruned": res.pruned, "seconds": round(res.seconds, 1)}
+        return {"applied": done}
