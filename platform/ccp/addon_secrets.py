@@ -33,10 +33,38 @@ def vsphere_cpi_credentials(cfg, addon) -> list[dict]:
              "stringData": {f"{vs.host}.username": vs.username, f"{vs.host}.password": vs.password.reveal()}}]
 
 
-BUILDERS = {"vsphere-csi-config": vsphere_csi_config, "vsphere-cpi-credentials": vsphere_cpi_credentials}
+def generated(namespace: str, name: str, keys: dict, existing=None) -> dict:
+    """A Secret of generated values, made once: when the cluster already has it, its values are kept
+    (re-applying must not rotate a password under a running service)."""
+    from ccp import redact
+
+    have = existing(namespace, name) if existing else None
+    data = {k: (have or {}).get(k) or make() for k, make in keys.items()}
+    for value in data.values():
+        redact.register(value)
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, "namespace": namespace}, "stringData": data}
 
 
-def build(name: str, cfg, addon) -> list[dict]:
+def password() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+def grafana_admin(cfg, addon, existing=None) -> list[dict]:
+    return [generated(addon.namespace, "grafana-admin", {"admin-user": lambda: "admin", "admin-password": password}, existing)]
+
+
+BUILDERS = {"vsphere-csi-config": vsphere_csi_config, "vsphere-cpi-credentials": vsphere_cpi_credentials,
+            "grafana-admin": grafana_admin}
+KEEPS_EXISTING = {"grafana-admin"}
+
+
+def build(name: str, cfg, addon, existing=None) -> list[dict]:
+    """``existing(namespace, name) -> {key: value} | None`` reads a Secret already in the cluster."""
     if name not in BUILDERS:
         raise AddonError(f"add-on {addon.name} asks for an unknown secret {name!r}", "fix its addon.yaml")
+    if name in KEEPS_EXISTING:
+        return BUILDERS[name](cfg, addon, existing)
     return BUILDERS[name](cfg, addon)

@@ -123,7 +123,7 @@ def images_for(cfg, bom) -> dict[str, str]:
     return {k: mirrored(v, cfg.spec.registryMirror) for k, v in bom.images.items()}
 
 
-def render(addon: Addon, cfg, bom, *, with_secrets: bool = False) -> RenderedAddon:
+def render(addon: Addon, cfg, bom, *, with_secrets: bool = False, existing=None) -> RenderedAddon:
     env = _env()
     ctx = {"spec": cfg.spec, "cluster": cfg.metadata.name, "namespace": addon.namespace, "ccp_version": __version__,
            "kubernetes": bom.kubernetes, "images": images_for(cfg, bom)}
@@ -145,7 +145,7 @@ def render(addon: Addon, cfg, bom, *, with_secrets: bool = False) -> RenderedAdd
     if with_secrets:
         from ccp.addon_secrets import build
 
-        out.secret_objects = [_label(s, addon.name) for name in addon.secrets for s in build(name, cfg, addon)]
+        out.secret_objects = [_label(s, addon.name) for name in addon.secrets for s in build(name, cfg, addon, existing)]
     return out
 
 

@@ -44,10 +44,38 @@ def test_discovery_and_dependency_order():
 
 def test_enablement_follows_cluster_yaml(tmp_path):
     vs = {a.name for a in addons.enabled_addons(cfg_for(tmp_path))}
-    assert vs == {"vsphere-cpi", "vsphere-csi", "ingress"}
+    assert vs == {"vsphere-cpi", "vsphere-csi", "ingress", "monitoring"}
     lp = {a.name for a in addons.enabled_addons(cfg_for(tmp_path, **{"addons.storage.provider": "local-path",
-                                                                     "addons.ingress.enabled": False}))}
+                                                                     "addons.ingress.enabled": False,
+                                                                     "addons.monitoring.enabled": False}))}
     assert lp == {"local-path"}
+
+
+def test_generated_secrets_are_made_once_and_kept(tmp_path):
+    cfg = cfg_for(tmp_path)
+    bom = versions.bom_for(cfg.spec.kubernetes.version)
+    mon = addons.discover()["monitoring"]
+    first = addons.render(mon, cfg, bom, with_secrets=True).secret_objects[0]["stringData"]
+    assert first["admin-user"] == "admin" and len(first["admin-password"]) >= 24
+    again = addons.render(mon, cfg, bom, with_secrets=True).secret_objects[0]["stringData"]
+    assert again["admin-password"] != first["admin-password"], "a new cluster gets a new password"
+    kept = addons.render(mon, cfg, bom, with_secrets=True,
+                         existing=lambda ns, name: first if (ns, name) == ("monitoring", "grafana-admin") else None)
+    assert kept.secret_objects[0]["stringData"] == first, "an existing password is never rotated by a re-apply"
+
+
+def test_monitoring_config_follows_cluster_yaml(tmp_path):
+    cfg = cfg_for(tmp_path, **{"addons.monitoring.retention": "30d", "addons.monitoring.storage": "80Gi"})
+    r = addons.render(addons.discover()["monitoring"], cfg, versions.bom_for(cfg.spec.kubernetes.version))
+    sts = next(o for o in r.objects if o["kind"] == "StatefulSet")
+    assert "--storage.tsdb.retention.time=30d" in sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "80Gi"
+    prom = yaml.safe_load(next(o for o in r.objects if o["metadata"]["name"] == "prometheus-config")["data"]["prometheus.yml"])
+    assert {j["job_name"] for j in prom["scrape_configs"]} >= {"apiserver", "kubelet", "cadvisor", "node-exporter",
+                                                               "kube-state-metrics", "pods"}
+    rules = yaml.safe_load(next(o for o in r.objects if o["metadata"]["name"] == "prometheus-config")["data"]["alerts.yml"])
+    names = {x["alert"] for g in rules["groups"] for x in g["rules"]}
+    assert {"NodeNotReady", "PersistentVolumeAlmostFull", "TargetDown"} <= names and any("Certificate" in n for n in names)
 
 
 @pytest.mark.parametrize("minor", versions.supported_minors())

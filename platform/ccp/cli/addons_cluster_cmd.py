@@ -25,7 +25,8 @@ def apply(ctx: typer.Context, config: Path = CONFIG_OPTION, kubeconfig: Optional
     port = LightkubeObjects(kubeconfig_for(ctx, kubeconfig, loaded))
     bom = bom_for(cfg.spec.kubernetes.version)
     for addon in addons.enabled_addons(cfg, sorted(split_names(only)) or None):
-        res = addons_apply.apply_one(port, addons.render(addon, cfg, bom, with_secrets=True), wait=not no_wait,
+        res = addons_apply.apply_one(port, addons.render(addon, cfg, bom, with_secrets=True, existing=port.get_secret),
+                                     wait=not no_wait,
                                      timeout=timeout, say=lambda text: ui.err().print(f"  {ui.escape(text)}"))
         ui.out().print(f"[green]✓[/] {addon.name}: {res.applied} objects, {len(res.pruned)} pruned, "
                        f"{'ready' if res.ready or not no_wait else 'not waited for'} ({res.seconds:.1f}s)")

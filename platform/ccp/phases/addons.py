@@ -61,7 +61,7 @@ class Addons(Phase):
         for r in _rendered(ctx):
             if r.addon.name not in todo:
                 continue
-            res = apply_one(port(ctx), framework.render(r.addon, cfg, bom, with_secrets=True), wait=True,
+            res = apply_one(port(ctx), framework.render(r.addon, cfg, bom, with_secrets=True, existing=port(ctx).get_secret), wait=True,
                             timeout=TIMEOUT, say=ctx.reporter.progress)
             ctx.reporter.item(r.addon.name, "done")
             done[r.addon.name] = {"objects": res.applied, "pruned": res.pruned, "seconds": round(res.seconds, 1)}

@@ -80,6 +80,15 @@ class LightkubeObjects(LightkubePort):
         mine.sort(key=lambda e: str(e.lastTimestamp or e.eventTime or ""))
         return [f"{e.involvedObject.kind} {e.involvedObject.name}: {e.reason}: {e.message}" for e in mine[-limit:]]
 
+    def get_secret(self, namespace, name) -> dict | None:
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.core_v1 import Secret
+
+        try:
+            return _decoded(self.client.get(Secret, name, namespace=namespace).data)
+        except ApiError:
+            return None
+
     def get_data(self, namespace, name) -> dict | None:
         from lightkube.core.exceptions import ApiError
         from lightkube.resources.core_v1 import ConfigMap
@@ -88,6 +97,12 @@ class LightkubeObjects(LightkubePort):
             return dict(self.client.get(ConfigMap, name, namespace=namespace).data or {})
         except ApiError:
             return None
+
+
+def _decoded(data: dict | None) -> dict:
+    import base64
+
+    return {k: base64.b64decode(v).decode() for k, v in (data or {}).items()}
 
 
 def workload_state(kind: str, obj: dict) -> WorkloadState:
