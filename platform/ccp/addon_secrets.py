@@ -56,9 +56,58 @@ def grafana_admin(cfg, addon, existing=None) -> list[dict]:
     return [generated(addon.namespace, "grafana-admin", {"admin-user": lambda: "admin", "admin-password": password}, existing)]
 
 
+def elastic_stack(cfg, addon, existing=None) -> list[dict]:
+    """Passwords and the TLS certificate of Elasticsearch (a CA of its own, a wildcard node
+    certificate so replicas can grow). Made once; the CA key is not kept anywhere."""
+    ns = addon.namespace
+    creds = generated(ns, "elastic-credentials", {
+        "elastic-password": password, "kibana-password": password, "logstash-password": password,
+        "kibana-encryption-key": lambda: password() + password()}, existing)
+    have = existing(ns, "elasticsearch-certs") if existing else None
+    certs = have if have and {"ca.crt", "tls.crt", "tls.key"} <= set(have) else _es_certs(ns)
+    from ccp import redact
+
+    redact.register(certs["tls.key"])
+    return [creds, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": "elasticsearch-certs", "namespace": ns}, "stringData": certs}]
+
+
+def _es_certs(ns: str) -> dict[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ccp logging CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    names = ["elasticsearch", f"elasticsearch.{ns}", f"elasticsearch.{ns}.svc", f"*.elasticsearch-headless.{ns}.svc",
+             f"*.elasticsearch-headless.{ns}.svc.cluster.local", "elasticsearch-headless", "localhost"]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "elasticsearch")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1825))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return {"ca.crt": ca.public_bytes(pem).decode(), "tls.crt": cert.public_bytes(pem).decode(),
+            "tls.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()}
+
+
 BUILDERS = {"vsphere-csi-config": vsphere_csi_config, "vsphere-cpi-credentials": vsphere_cpi_credentials,
-            "grafana-admin": grafana_admin}
-KEEPS_EXISTING = {"grafana-admin"}
+            "grafana-admin": grafana_admin, "elastic-stack": elastic_stack}
+KEEPS_EXISTING = {"grafana-admin", "elastic-stack"}
 
 
 def build(name: str, cfg, addon, existing=None) -> list[dict]:

@@ -103,7 +103,16 @@ def _env():
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, autoescape=False)
     env.filters["b64encode"] = lambda s: __import__("base64").b64encode(str(s).encode()).decode()
+    # a Job is immutable: name it after what it does, so a change makes a new Job (and prunes the old)
+    env.filters["short_hash"] = lambda s: hashlib.sha256(str(s).encode()).hexdigest()[:8]
+    env.filters["es_duration"] = es_duration
     return env
+
+
+def es_duration(text: str) -> str:
+    """cluster.yaml's 2w or 1y in units Elasticsearch's lifecycle ages accept (d, h)."""
+    n, unit = int(text[:-1]), text[-1]
+    return {"w": f"{n * 7}d", "y": f"{n * 365}d"}.get(unit, text)
 
 
 def is_enabled(addon: Addon, cfg) -> bool:

@@ -44,10 +44,11 @@ def test_discovery_and_dependency_order():
 
 def test_enablement_follows_cluster_yaml(tmp_path):
     vs = {a.name for a in addons.enabled_addons(cfg_for(tmp_path))}
-    assert vs == {"vsphere-cpi", "vsphere-csi", "ingress", "monitoring"}
+    assert vs == {"vsphere-cpi", "vsphere-csi", "ingress", "monitoring", "logging"}
     lp = {a.name for a in addons.enabled_addons(cfg_for(tmp_path, **{"addons.storage.provider": "local-path",
                                                                      "addons.ingress.enabled": False,
-                                                                     "addons.monitoring.enabled": False}))}
+                                                                     "addons.monitoring.enabled": False,
+                                                                     "addons.logging.enabled": False}))}
     assert lp == {"local-path"}
 
 
@@ -220,3 +221,47 @@ def test_status_and_delete(tmp_path):
     gone = addons_apply.delete(port, addons.discover()["ingress"])
     assert gone[-1] == "Namespace nginx-ingress", "namespaces go last"
     assert not [ref for ref, o in port.objects.items() if o["metadata"].get("labels", {}).get("ccp.io/addon") == "ingress"]
+
+
+def test_logging_tls_passwords_retention_and_guard(tmp_path):
+    from cryptography import x509
+
+    cfg = cfg_for(tmp_path, **{"addons.logging.retention": "2w", "addons.logging.replicas": 3})
+    bom = versions.bom_for(cfg.spec.kubernetes.version)
+    log = addons.discover()["logging"]
+    r = addons.render(log, cfg, bom, with_secrets=True)
+    creds, certs = r.secret_objects
+    assert set(creds["stringData"]) == {"elastic-password", "kibana-password", "logstash-password", "kibana-encryption-key"}
+    ca = x509.load_pem_x509_certificate(certs["stringData"]["ca.crt"].encode())
+    leaf = x509.load_pem_x509_certificate(certs["stringData"]["tls.crt"].encode())
+    leaf.verify_directly_issued_by(ca)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "elasticsearch.logging.svc" in sans and "*.elasticsearch-headless.logging.svc" in sans
+    assert not any(v in r.text() for v in (*creds["stringData"].values(), certs["stringData"]["tls.key"]))
+
+    sts = next(o for o in r.objects if o["kind"] == "StatefulSet")
+    env = {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["cluster.initial_master_nodes"] == "elasticsearch-0,elasticsearch-1,elasticsearch-2"
+    assert env["ES_JAVA_OPTS"] == "-Xms2048m -Xmx2048m"     # half the container's memory
+    guard = sts["spec"]["template"]["spec"]["initContainers"][0]
+    assert "262144" in guard["command"][2] and "sysctl -w vm.max_map_count=262144" in guard["command"][2]
+    setup = next(o for o in r.objects if o["kind"] == "Job" and o["metadata"]["name"].startswith("elasticsearch-setup-"))
+    assert '"min_age":"14d"' in setup["spec"]["template"]["spec"]["containers"][0]["command"][2]
+
+    kept = addons.render(log, cfg, bom, with_secrets=True,
+                         existing=lambda ns, name: {"elastic-credentials": creds["stringData"],
+                                                    "elasticsearch-certs": certs["stringData"]}.get(name))
+    assert kept.secret_objects == [creds, certs], "passwords and certificates survive a re-apply"
+    single = addons.render(log, cfg_for(tmp_path, **{"addons.logging.replicas": 1}), bom)
+    env1 = {e["name"]: e.get("value") for e in next(o for o in single.objects if o["kind"] == "StatefulSet")
+            ["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env1["discovery.type"] == "single-node"
+
+
+def test_changed_retention_renames_the_setup_job(tmp_path):
+    bom_cfg = cfg_for(tmp_path)
+    bom = versions.bom_for(bom_cfg.spec.kubernetes.version)
+    log = addons.discover()["logging"]
+    job = lambda cfg: next(o["metadata"]["name"] for o in addons.render(log, cfg, bom).objects  # noqa: E731
+                           if o["metadata"]["name"].startswith("elasticsearch-setup-"))
+    assert job(bom_cfg) != job(cfg_for(tmp_path, **{"addons.logging.retention": "30d"}))
