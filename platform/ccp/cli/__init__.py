@@ -22,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,   # we print errors ourselves; never locals (they may hold a password)
     pretty_exceptions_show_locals=False,
-    rich_markup_mode="rich",  # not "markdown": its parser costs ~30 ms on every `ccp --help`
+    rich_markup_mode=None,  # plain help: rich-formatted help costs ~80 ms on every `ccp --help` (bench/cli_startup.py)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 config_app = typer.Typer(help="Check cluster.yaml, print its JSON schema, or write a commented example.",
