@@ -1,6 +1,6 @@
 """The order of phases — defined here and nowhere else.
 
-Later capabilities add their phases to these lists (validate).
+New capabilities add their phases to these lists.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ def install() -> list[Phase]:
     from ccp.phases.preflight_vsphere import PreflightVsphere
     from ccp.phases.provision import Provision
     from ccp.phases.render import Render
+    from ccp.phases.validate import Validate
 
     # kubeconfig comes before cni: the pod network is applied through the API with those credentials
     return [ValidateConfig(), Render(), PreflightVsphere(), Provision(), PrepareHosts(), LoadBalancer(),
-            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), Cni(), Addons()]
+            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), Cni(), Addons(), Validate()]
 
 
 def destroy() -> list[Phase]:

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ccp.cli import app
+from ccp.cli.common import KUBECONFIG_OPTION, OUTPUT_OPTION, Output, kubeconfig_for, load_config, print_json, split_names
+
+
+@app.command("validate")
+def validate(ctx: typer.Context, config: Optional[Path] = typer.Option(None, "--config", "-c", help="Take options from cluster.yaml."),
+             kubeconfig: Optional[Path] = KUBECONFIG_OPTION,
+             storage_class: Optional[str] = typer.Option(None, "--storage-class", help="Default: the cluster's default class."),
+             image: Optional[str] = typer.Option(None, "--image", help="Test pods' image (needs sh, sha256sum, wget, nslookup, httpd)."),
+             only: str = typer.Option("", "--only", metavar="A,B", help="pvc-persistence, api-endpoint, dns-and-network, metrics, logs."),
+             timeout: int = typer.Option(300, "--timeout", help="Seconds each wait may take."),
+             output: Output = OUTPUT_OPTION) -> None:
+    """Prove the cluster works: data on a volume survives its pod moving to another node, the API
+    answers, DNS and NetworkPolicy work, metrics and logs arrive. Cleans up after itself. Exit 8 on a failure."""
+    from ccp import ui
+    from ccp.validation import runner
+    from ccp.validation.base import Options
+    from ccp.validation.options import from_config
+    from ccp.validation.port import LightkubeValidation
+
+    chosen = sorted(split_names(only)) or None
+    runner.check_names(chosen)
+    loaded = load_config(config, quiet=True) if config else None
+    opts = from_config(loaded.config, storage_class=storage_class, image=image, timeout=timeout) if loaded else \
+        Options(storage_class=storage_class, timeout=timeout, **({"image": image} if image else {}))
+    port = LightkubeValidation(kubeconfig_for(ctx, kubeconfig, loaded))
+    say = (lambda text: None) if output is Output.json else (lambda text: ui.err().print(f"  [dim]{ui.escape(text)}[/]"))
+    results, notes = runner.run(port, opts, only=chosen, say=say)
+    if output is Output.json:
+        print_json({"results": [r.__dict__ for r in results], "notes": notes})
+    else:
+        from ccp.validation.report import print_table
+
+        print_table(results, notes)
+    runner.raise_if_failed(results)
