@@ -195,3 +195,12 @@ def test_cli_checks_names_and_kubeconfig_before_anything(tmp_path):
     assert r.code == 2 and "no check named bogus" in r.err
     r = run_ccp("validate", "--kubeconfig", tmp_path / "none")
     assert r.code == 6 and "cannot use kubeconfig" in r.err and "Traceback" not in r.text
+
+
+def test_an_unexpected_error_fails_that_check_only():
+    port = ValidationPortFake()
+    port.readyz = lambda server=None: (_ for _ in ()).throw(ConnectionError("api went away"))
+    results, _ = run(port)
+    assert by_check(results)["api-endpoint"].status == "fail"
+    assert "ConnectionError: api went away" in by_check(results)["api-endpoint"].detail
+    assert by_check(results)["pvc-persistence"].status == "pass" and port.ns == {}

@@ -39,6 +39,8 @@ def run(port: ValidationPort, opts: Options, *, only: list[str] | None = None, c
                 results.append(Result(name, "fail", clock() - t0, str(exc)))
             except CcpError as exc:   # the API refused something: the check could not prove anything
                 results.append(Result(name, "fail", clock() - t0, exc.message))
+            except Exception as exc:  # e.g. the API went away mid-check: this check fails, the others still run
+                results.append(Result(name, "fail", clock() - t0, f"{type(exc).__name__}: {exc}"))
             say(f"{name}: {results[-1].status}")
     finally:
         for kind, ns, name in ctx.created:
