@@ -86,3 +86,27 @@ def test_kubeconfig_rename_and_merge_keep_other_clusters(tmp_path):
     assert doc["clusters"][1]["cluster"]["server"] == "https://10.10.0.10:6443"
     assert doc["current-context"] == "other", "merging does not switch the user's current context"
     assert oct(existing.stat().st_mode & 0o777) == "0o600"
+
+
+def test_join_secrets_are_substituted_from_the_environment_only(tmp_path):
+    """The join command fills the rendered JoinConfiguration with awk reading ENVIRON: the secrets never
+    appear in any process's arguments, and the result is the kubeadm document with real values."""
+    import subprocess
+
+    from ccp.phases.kubeadm import JOIN
+
+    out = render.render_all(load(write_config(tmp_path / "c.yaml", example_data())))
+    cfg = tmp_path / "join.yaml"
+    cfg.write_text(out.files["kubeadm/demo-cp-2/join.yaml"])
+    script = JOIN.format(cfg=cfg).replace("/run/ccp", str(tmp_path / "run")).replace(
+        "kubeadm join --config", "cat")
+    secrets = {"CCP_BOOTSTRAP_TOKEN": "abcdef.0123456789abcdef", "CCP_CA_CERT_HASH": "sha256:" + "d" * 64,
+               "CCP_CERTIFICATE_KEY": "c" * 64}
+    assert not any(v in script for v in secrets.values())
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **secrets})
+    assert proc.returncode == 0, proc.stderr
+    doc = yaml.safe_load(proc.stdout)
+    assert doc["discovery"]["bootstrapToken"]["token"] == secrets["CCP_BOOTSTRAP_TOKEN"]
+    assert doc["discovery"]["bootstrapToken"]["caCertHashes"] == [secrets["CCP_CA_CERT_HASH"]]
+    assert doc["controlPlane"]["certificateKey"] == secrets["CCP_CERTIFICATE_KEY"]
+    assert not (tmp_path / "run" / "join.yaml").exists(), "the filled-in file is removed"

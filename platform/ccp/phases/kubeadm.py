@@ -20,8 +20,12 @@ from ccp.phases.hostwork import before_provisioning, rendered
 KUBEADM_DIR = "/etc/ccp/kubeadm"
 CA_HASH = ("openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null"
            " | sha256sum | cut -d' ' -f1")
-JOIN = ("umask 077; mkdir -p /run/ccp; "
-        "envsubst '$CCP_BOOTSTRAP_TOKEN $CCP_CA_CERT_HASH $CCP_CERTIFICATE_KEY' < {cfg} > /run/ccp/join.yaml; "
+# awk, not envsubst (gettext may be missing) and not sed (its arguments would show the secrets in `ps`):
+# awk reads them from its environment. The values are [a-z0-9.:] only, nothing gsub treats specially.
+JOIN = ("umask 077; mkdir -p /run/ccp; awk '{{"
+        "gsub(/\\$\\{{CCP_BOOTSTRAP_TOKEN\\}}/, ENVIRON[\"CCP_BOOTSTRAP_TOKEN\"]); "
+        "gsub(/\\$\\{{CCP_CA_CERT_HASH\\}}/, ENVIRON[\"CCP_CA_CERT_HASH\"]); "
+        "gsub(/\\$\\{{CCP_CERTIFICATE_KEY\\}}/, ENVIRON[\"CCP_CERTIFICATE_KEY\"]); print }}' {cfg} > /run/ccp/join.yaml; "
         "kubeadm join --config /run/ccp/join.yaml; rc=$?; rm -f /run/ccp/join.yaml; exit $rc")
 
 

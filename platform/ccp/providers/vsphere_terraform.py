@@ -56,9 +56,11 @@ class TerraformProvider:
         note = self.ctx.reporter.note if self.ctx.reporter is not None else (lambda text: None)
         if not self.tf.workdir.is_dir():
             note("Terraform plan unavailable until the render phase has written the module; showing ccp's own plan")
+        elif not (self.dir / ".terraform").is_dir():
+            # a plan changes nothing, and `terraform init` would (provider downloads, a lock file)
+            note("Terraform is not initialised yet (the provision phase does that); showing ccp's own plan")
         elif self.tf.available():
             try:
-                self.tf.init()
                 result = self.tf.plan()
                 return [Action(a, f"{addr}", "terraform plan") for a, addr in result.planned if a != "no-op"]
             except CcpError as exc:
