@@ -18,7 +18,10 @@ def plan(ctx: typer.Context, config: Path = CONFIG_OPTION, output: Output = OUTP
 
     loaded = load_config(config, quiet=output is Output.json)
     cctx, journal, _ = cluster_context(ctx, loaded, "plan", with_log=False)
-    planned = runner.plan(workflows.install(), cctx, journal)
+    try:
+        planned = runner.plan(workflows.install(), cctx, journal)
+    finally:
+        cctx.close()   # the probes may have opened SSH and vSphere sessions
     nodes = inventory.build(loaded.config)
     if output is Output.json:
         print_json(plan_data(planned, nodes))
