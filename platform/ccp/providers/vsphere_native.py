@@ -21,6 +21,9 @@ from ccp.providers.vsphere_flows import run_flows
 ATTRIBUTE = "ccp-cluster"   # a custom attribute too, so people can see and search ownership in the vSphere client
 VM_PROPS = ["name", "config.extraConfig", "config.hardware.numCPU", "config.hardware.memoryMB",
             "config.hardware.device", "runtime.powerState", "guest.ipAddress", "config.instanceUuid"]
+# A VM ccp has just cloned carries its mark by construction (it was in the clone spec): its
+# extraConfig (kilobytes of base64 cloud-init) need not be read back.
+FRESH_PROPS = [p for p in VM_PROPS if p != "config.extraConfig"]
 
 
 @dataclass
@@ -37,8 +40,10 @@ class ObservedVM:
     disk: object = None   # the first VirtualDisk device, to grow it without reading the VM again
 
     @classmethod
-    def from_props(cls, ref, p: dict) -> ObservedVM:
+    def from_props(cls, ref, p: dict, owner: str | None = None) -> ObservedVM:
         extra = {o.key: o.value for o in p.get("config.extraConfig") or []}
+        if owner is not None:
+            extra[OWNER_KEY] = owner
         disks = [d for d in p.get("config.hardware.device") or [] if type(d).__name__.endswith("VirtualDisk")]
         return cls(ref=ref, name=p["name"], owner=extra.get(OWNER_KEY), cpus=p.get("config.hardware.numCPU", 0),
                    memory=p.get("config.hardware.memoryMB", 0), disk_kb=disks[0].capacityInKB if disks else 0,

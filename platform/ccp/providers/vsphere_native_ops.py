@@ -7,7 +7,7 @@ import time
 
 from ccp.errors import InfrastructureError
 from ccp.providers import vsphere_session as vs_session
-from ccp.providers.vsphere_native import ATTRIBUTE, VM_PROPS, ObservedVM
+from ccp.providers.vsphere_native import ATTRIBUTE, FRESH_PROPS, VM_PROPS, ObservedVM
 
 
 class NativeOps:
@@ -81,9 +81,12 @@ class NativeOps:
                 if "DuplicateName" not in exc.message:
                     raise
                 ref = None  # created meanwhile (an earlier run's clone finishing): probe it like any other
-            props = self._find(node.name) if ref is None else vs_session.retrieve(self.session, [ref], vim.VirtualMachine, VM_PROPS)
-            ref, p = next(iter(props.items()))
-            vm = ObservedVM.from_props(ref, p)
+            if ref is None:
+                ref, p = next(iter(self._find(node.name).items()))
+                vm = ObservedVM.from_props(ref, p)
+            else:
+                p = vs_session.retrieve(self.session, [ref], vim.VirtualMachine, FRESH_PROPS)[ref]
+                vm = ObservedVM.from_props(ref, p, owner=self.cluster_name)
             if vm.owner != self.cluster_name:
                 raise InfrastructureError(f"{node.name} appeared but does not carry cluster {self.cluster_name}'s mark")
             self._mark(vm.ref)
