@@ -173,7 +173,7 @@ def all_images(cfg, bom) -> list[str]:
     """Every image this cluster needs (core, CNI, enabled add-ons), mirror applied: for `ccp images`."""
     imgs = images_for(cfg, bom)
     need = set(bom.core_images(cfg.spec.registryMirror).values())
-    need.add(imgs[cfg.spec.addons.cni.name] if cfg.spec.addons.cni.name in imgs else "")
+    need.add(imgs[cfg.spec.addons.cni.name])
     if cfg.spec.addons.cni.name == "flannel":
         need.add(imgs["flannel-cni-plugin"])
     for addon in enabled_addons(cfg):
@@ -182,4 +182,4 @@ def all_images(cfg, bom) -> list[str]:
                 raise AddonError(f"add-on {addon.name} needs image {key!r}, which the bill of materials lacks",
                                  "add it to platform/ccp/config/bom.yaml")
             need.add(imgs[key])
-    return sorted(i for i in need if i)
+    return sorted(need)

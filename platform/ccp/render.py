@@ -104,7 +104,7 @@ def render_all(loaded: Loaded) -> Rendered:
     lbs = inventory.by_role(nodes, ROLE_LB)
     lb_on_cps = not lbs
     bom = bom_for(spec.kubernetes.version)
-    endpoint = f"{spec.loadBalancer.vip}:{spec.loadBalancer.port if lbs else 6443}"
+    endpoint = inventory.api_endpoint(cfg)
     common = {"ccp_version": __version__, "cluster": cfg.metadata.name, "bom": bom, "k8s": spec.kubernetes,
               "image_repository": spec.registryMirror or bom.image_repository,
               "lb": spec.loadBalancer, "cri_socket": CRI_SOCKET, "endpoint": endpoint,
@@ -123,7 +123,6 @@ def render_all(loaded: Loaded) -> Rendered:
         out.add(dest, text)
         return text
 
-    render.out = out
     # cloud-init: every VM ccp creates (static hosts exist already)
     network = spec.nodes.network
     vms = [] if spec.provisioner == "static" else nodes
@@ -155,7 +154,7 @@ def render_all(loaded: Loaded) -> Rendered:
     for node in nodes:
         if node.role == ROLE_LB:
             continue
-        _stamped(render, "scripts/prepare-node.sh.j2", f"scripts/{node.name}/prepare-node.sh", node=node,
+        _stamped(out, render, "scripts/prepare-node.sh.j2", f"scripts/{node.name}/prepare-node.sh", node=node,
                  stamp=PREPARED_STAMP, max_map_count=262144, kube_version=bom.kubernetes, package_source=source,
                  pause_image=bom.core_images(spec.registryMirror)["pause"])
 
@@ -183,13 +182,11 @@ def render_all(loaded: Loaded) -> Rendered:
     return out
 
 
-def _stamped(render, template: str, dest: str, **ctx) -> None:
+def _stamped(out: Rendered, render, template: str, dest: str, **ctx) -> None:
     """Render a script that carries its own hash, so a host can say which version it last ran."""
-    import hashlib as _h
-
     text = render(template, dest, script_hash="@SCRIPT_HASH@", **ctx)
-    digest = _h.sha256(text.encode()).hexdigest()[:16]
-    render.out.files[dest] = text.replace("@SCRIPT_HASH@", digest)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    out.files[dest] = text.replace("@SCRIPT_HASH@", digest)
 
 
 def script_hash(text: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import jsonschema
-import pytest
 import yaml
 
 from tests.conftest import EXAMPLES, example_data, run_ccp, small_config, write_config

@@ -4,14 +4,12 @@ inputs re-run with the reason, lock contention, failures journaled, --until and 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import ROOT
 

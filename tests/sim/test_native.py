@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, run_ccp
+from tests.conftest import run_ccp
 
 pytestmark = pytest.mark.sim
 SIM_OWN = {"DC0_H0_VM0", "DC0_H0_VM1", "DC0_C0_RP0_VM0", "DC0_C0_RP0_VM1"}

@@ -3,7 +3,6 @@ non-zero exits; sudo; SFTP uploads; a bastion; host keys pinned and a changed ke
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest

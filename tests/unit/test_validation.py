@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ccp.errors import ConfigError, ValidationFailed
+from ccp.errors import ValidationFailed
 from ccp.validation import runner
 from ccp.validation.base import Options, PodState
 from tests.conftest import run_ccp

@@ -68,6 +68,14 @@ def build(cfg: ClusterConfig) -> list[Node]:
     return nodes
 
 
+def api_endpoint(cfg: ClusterConfig) -> str:
+    """host:port of the Kubernetes API: the VIP on the load balancers' port, or on 6443 when
+    keepalived holds it on the control planes themselves (no NGINX in front)."""
+    lb = cfg.spec.loadBalancer
+    has_lbs = any(n.role == ROLE_LB for n in build(cfg))
+    return f"{lb.vip}:{lb.port if has_lbs else 6443}"
+
+
 def by_role(nodes: list[Node], role: str) -> list[Node]:
     return [n for n in nodes if n.role == role]
 

@@ -64,16 +64,14 @@ def check(cfg: ClusterConfig) -> list[Problem]:
     if not range_ok and not static:
         add(rng_path, "the node address range is missing", "add addresses: FIRST-LAST inside the node network")
     first, last = net.address_range() if range_ok else (None, None)
-    if not range_ok:
-        pass
-    elif int(last) < int(first):
+    if range_ok and int(last) < int(first):
         add(rng_path, f"address range {net.addresses} ends before it starts", "write it as FIRST-LAST")
         range_ok = False
-    elif first not in net.cidr or last not in net.cidr:
+    elif range_ok and (first not in net.cidr or last not in net.cidr):
         add(rng_path, f"address range {net.addresses} is not inside the node network {net.cidr}",
             f"choose addresses between {net.cidr.network_address + 1} and {net.cidr.broadcast_address - 1}")
         range_ok = False
-    elif first == net.cidr.network_address or last == net.cidr.broadcast_address:
+    elif range_ok and (first == net.cidr.network_address or last == net.cidr.broadcast_address):
         add(rng_path, f"address range {net.addresses} includes the network or broadcast address of {net.cidr}",
             "leave the first and last address of the network out of the range")
         range_ok = False

@@ -66,6 +66,3 @@ def bom_for(version: str) -> Bom:
                containerd=str(entry["containerd"]), cri_tools=entry["criTools"], images=dict(entry["images"]),
                package_repository=_raw()["packageRepository"].format(minor=minor))
 
-
-def bom_file() -> Path:
-    return _BOM_FILE

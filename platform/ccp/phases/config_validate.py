@@ -37,8 +37,9 @@ class ValidateConfig(Phase):
         if other and other != ctx.config.metadata.name:
             raise ConfigError(f"state directory {ctx.state_dir} belongs to cluster {other!r}, not {ctx.config.metadata.name!r}",
                               "use another --state-dir (or CCP_STATE_DIR) for this cluster")
-        if recorded != ctx.spec_dump():
-            changed = sorted(k for k in ctx.spec_dump()["spec"] if recorded.get("spec", {}).get(k) != ctx.spec_dump()["spec"][k])
+        current = ctx.spec_dump()
+        if recorded != current:
+            changed = sorted(k for k, v in current["spec"].items() if recorded.get("spec", {}).get(k) != v)
             return [Action("update", f"{SPEC_FILE} (the cluster spec)", f"changed: {', '.join(changed) or 'metadata'}")]
         return []
 

@@ -30,8 +30,7 @@ JOIN = ("umask 077; mkdir -p /run/ccp; awk '{{"
 
 
 def api_endpoint(ctx: ClusterContext) -> str:
-    lb = ctx.config.spec.loadBalancer
-    return f"{lb.vip}:{lb.port if by_role(ctx, inventory.ROLE_LB) else 6443}"
+    return inventory.api_endpoint(ctx.config)
 
 
 def by_role(ctx: ClusterContext, role: str) -> list[str]:

@@ -159,7 +159,7 @@ class NativeProvider(VsphereInventory):
                 f"{len(results.failed)} of {len(self.nodes)} VMs could not be created or configured",
                 "fix the cause shown per VM, then resume: VMs already created are kept and reused",
                 [f"{name}: {why}" for name, why in sorted(results.failed.items())])
-        vms = {name: ref for name, ref in results.done.items()}
+        vms = results.done   # name -> VM
         ops.ensure_anti_affinity(vms)
         ips = ops.wait_for_ips(vms)
         from pyVmomi import vim

@@ -26,7 +26,6 @@ class CheckResult:
 
 
 def run_checks(provider, ignore: set[str]) -> list[CheckResult]:
-    from pyVmomi import vim
 
     cfg, vs = provider.cfg, provider.vs
     results: list[CheckResult] = []

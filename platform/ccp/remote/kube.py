@@ -66,7 +66,6 @@ class LightkubePort:
         return out
 
     def annotation(self, kind, namespace, name, key) -> str | None:
-        from lightkube import generic_resource  # noqa: F401  (kind lookup below)
         from lightkube.core.exceptions import ApiError
         from lightkube.resources.apps_v1 import DaemonSet
 

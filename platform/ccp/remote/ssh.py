@@ -8,7 +8,6 @@ whole run. Failures carry host, command, exit code and the last lines of stderr.
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
 import time
 import uuid
@@ -261,6 +260,3 @@ def _attrs(mode: int):
 
     return asyncssh.SFTPAttrs(permissions=mode)
 
-
-def default_key_file(path: Path) -> Path:
-    return Path(os.path.expanduser(str(path)))

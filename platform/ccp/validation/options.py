@@ -14,11 +14,9 @@ def from_config(cfg, *, storage_class=None, image=None, timeout=None) -> Options
     imgs = images_for(cfg, bom_for(spec.kubernetes.version))
     nodes = inventory.build(cfg)
     cps = [n for n in nodes if n.role == inventory.ROLE_CP]
-    lbs = [n for n in nodes if n.role == inventory.ROLE_LB]
-    port = spec.loadBalancer.port if lbs else 6443
     endpoints = []
     if len(cps) > 1:   # each control plane directly, and the VIP
-        endpoints = [f"https://{n.address}:6443" for n in cps] + [f"https://{spec.loadBalancer.vip}:{port}"]
+        endpoints = [f"https://{n.address}:6443" for n in cps] + [f"https://{inventory.api_endpoint(cfg)}"]
     opts = Options(storage_class=storage_class, image=image or imgs["busybox"], query_image=imgs["elasticsearch"],
                    pvc_size=spec.validation.pvc.size, cross_node=spec.validation.pvc.crossNode,
                    dns_domain=spec.kubernetes.dnsDomain, cni_enforces_policy=spec.addons.cni.name != "flannel",

@@ -60,7 +60,6 @@ class LightkubeValidation(LightkubeObjects):
         return pvc.status.phase if pvc.status else "Pending"
 
     def logs(self, namespace, name):
-        from lightkube.resources.core_v1 import Pod
 
         return "\n".join(self._call(lambda: list(self.client.log(name, namespace=namespace)), f"read the log of {name}"))
 
