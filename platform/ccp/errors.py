@@ -61,6 +61,13 @@ class InternalError(CcpError):
     code, family = EXIT_INTERNAL, "internal"
 
 
+class Interrupted(CcpError):
+    """Ctrl-C. Raised by ccp itself (not left as KeyboardInterrupt), so the command line prints what
+    was interrupted and how to continue instead of exiting silently."""
+
+    code, family = EXIT_INTERRUPTED, "interrupted"
+
+
 FAMILIES: list[type[CcpError]] = [
     ConfigError, PreflightError, InfrastructureError, RemoteError,
     KubernetesError, AddonError, ValidationFailed, InternalError,

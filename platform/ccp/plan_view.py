@@ -25,10 +25,11 @@ def plan_data(planned, nodes) -> dict:
                    "memoryMiB": n.memoryMiB, "diskGiB": n.diskGiB} for n in nodes],
         "phases": [{"phase": p.phase.name, "layer": p.phase.layer, "upToDate": p.up_to_date, "reason": p.reason,
                     "probeError": p.probe_error or None,
-                    "actions": [{"verb": a.verb, "target": a.target, "reason": a.reason, "count": a.count}
-                                for a in p.actions]} for p in planned],
-        "summary": {layer: sum(a.count for p in planned if p.phase.layer == layer for a in p.actions)
-                    for layer in LAYERS},
+                    "actions": [{"verb": a.verb, "target": a.target, "reason": a.reason, "count": a.count,
+                                 "changes": a.changes} for a in p.actions]} for p in planned],
+        "summary": {layer: sum(p.changes for p in planned if p.phase.layer == layer) for layer in LAYERS},
+        "changes": sum(p.changes for p in planned),
+        "probeErrors": sum(1 for p in planned if p.probe_error),
     }
 
 
@@ -50,7 +51,7 @@ def print_plan(planned, rows, state_dir: Path) -> None:
         phases = [p for p in planned if p.phase.layer == layer]
         if not phases:
             continue
-        n = sum(a.count for p in phases for a in p.actions)
+        n = sum(p.changes for p in phases)
         total += n
         console.print(f"[bold]{layer}[/] ({n} change{'s' if n != 1 else ''})")
         for p in phases:
@@ -60,12 +61,17 @@ def print_plan(planned, rows, state_dir: Path) -> None:
             if p.up_to_date or not p.actions:
                 console.print(f"  [dim]• {p.phase.name}: up to date[/]")
                 continue
-            console.print(f"  [cyan]→[/] {p.phase.name}: {ui.escape(p.phase.summary)} [dim]({ui.escape(p.reason)})[/]")
+            mark = "[cyan]→[/]" if p.changes else "[dim]?[/]"
+            console.print(f"  {mark} {p.phase.name}: {ui.escape(p.phase.summary)} [dim]({ui.escape(p.reason)})[/]")
             for a in p.actions:
-                console.print(f"      {ui.escape(a.describe())}")
+                console.print(f"      {ui.escape(a.describe())}" + ("" if a.changes else "  [dim](read-only)[/]"))
     console.print()
-    console.print(f"plan: {total} change{'s' if total != 1 else ''} across {len(planned)} phases; state: {state_dir}"
-                  if total else f"plan: nothing to change; state: {state_dir}")
+    blocked = [p.phase.name for p in planned if p.probe_error]
+    summary = f"plan: {total} change{'s' if total != 1 else ''} across {len(planned)} phases" if total else "plan: nothing to change"
+    console.print(f"{summary}; state: {state_dir}")
+    if blocked:
+        console.print(f"[red]plan incomplete:[/] {len(blocked)} phase(s) could not be probed ({', '.join(blocked)}); "
+                      "the install would stop at the first of them")
 
 
 def print_machines(nodes: dict | None) -> None:

@@ -10,22 +10,21 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from functools import cache
 from pathlib import Path
 
 from ccp import redact
 
 
 class ScrubbingStream:
-    """Masks secrets in everything written; finds sys.stdout/sys.stderr at write time, so output
-    redirected after the console was made (tests, contextlib.redirect_stdout) is followed."""
+    """Masks secrets in everything written to the stream it wraps.
 
-    def __init__(self, name: str):
-        self._name = name
+    It holds that stream itself. It must not look up sys.stdout/sys.stderr at write time: while a
+    rich status or progress display runs, rich replaces sys.stderr with a proxy that writes back into
+    the console, and a console writing to "whatever sys.stderr is now" would then write into itself
+    (a deadlock at a terminal, where the live display is on)."""
 
-    @property
-    def _stream(self):
-        return getattr(sys, self._name)
+    def __init__(self, stream):
+        self._stream = real_stream(stream)
 
     def write(self, text: str) -> int:
         return self._stream.write(redact.scrub(text))
@@ -44,18 +43,40 @@ class ScrubbingStream:
         return getattr(self._stream, "encoding", "utf-8")
 
 
-@cache
+def real_stream(stream):
+    """The stream underneath rich's file proxies (rich installs one as sys.stderr during a live display)."""
+    seen = 0
+    while hasattr(stream, "rich_proxied_file") and seen < 8:
+        stream = stream.rich_proxied_file
+        seen += 1
+    return stream
+
+
+_consoles: dict[tuple[str, int], object] = {}
+
+
+def _console(name: str):
+    """One console per underlying stream: a test that redirects sys.stdout gets a console of its own,
+    and a live display's proxy of sys.stderr maps back to the console that owns the display."""
+    stream = real_stream(getattr(sys, name))
+    key = (name, id(stream))
+    console = _consoles.get(key)
+    if console is None or console.file._stream is not stream:
+        from rich.console import Console
+
+        console = Console(file=ScrubbingStream(stream), highlight=False, soft_wrap=True, stderr=name == "stderr")
+        if len(_consoles) > 32:   # tests make many; a CLI run makes two
+            _consoles.clear()
+        _consoles[key] = console
+    return console
+
+
 def out():
-    from rich.console import Console
-
-    return Console(file=ScrubbingStream("stdout"), highlight=False, soft_wrap=True)
+    return _console("stdout")
 
 
-@cache
 def err():
-    from rich.console import Console
-
-    return Console(file=ScrubbingStream("stderr"), highlight=False, soft_wrap=True, stderr=True)
+    return _console("stderr")
 
 
 def warn(text: str) -> None:

@@ -32,6 +32,12 @@ def destroy() -> list[Phase]:
     return [DestroyMachines()]
 
 
+def on_machines() -> list[str]:
+    """The install phases whose results live on the machines: destroying these undoes them."""
+    names = [p.name for p in install()]
+    return names[names.index("provision"):]
+
+
 WORKFLOWS = {"install": install, "destroy": destroy}
 
 

@@ -83,7 +83,7 @@ def test_plan_changes_nothing_and_groups_by_layer(example_config, tmp_path):
         "kubeadm/init", "kubeadm/join-control-plane", "kubeadm/join-workers", "kubeconfig", "cni", "addons", "validate"]
     assert len(data["nodes"]) == 8 and data["summary"]["prepare"] == 51
     hosts = next(p for p in data["phases"] if p["phase"] == "hosts/prepare")
-    assert hosts["actions"] == [{"verb": "prepare", "target": "6 hosts", "reason": "after provisioning", "count": 6}]
+    assert hosts["actions"] == [{"verb": "prepare", "target": "6 hosts", "reason": "after provisioning", "count": 6, "changes": True}]
     provision = data["phases"][3]["actions"]
     assert [a["target"] for a in provision] == [f"VM {n['name']}" for n in data["nodes"]]
     assert "Terraform plan unavailable" in run_ccp("plan", "--config", example_config).err
@@ -175,7 +175,8 @@ def test_unreachable_vcenter_in_plan_and_destroy(tmp_path):
     plan = json.loads(run_ccp("plan", "--config", path, "--output", "json").out)
     provision = next(p for p in plan["phases"] if p["phase"] == "provision")
     assert "cannot reach vCenter at 127.0.0.1:9" in provision["probeError"]
-    r = run_ccp("plan", "--config", path)
-    assert r.code == 0 and "the install would stop here" in r.out
+    r = run_ccp("plan", "--config", path)   # an incomplete plan is an error of the probe's family
+    assert r.code == 3 and "the install would stop here" in r.out and "plan incomplete" in r.out
+    assert run_ccp("plan", "--config", path, "--detailed-exitcode").code == 1
     r = run_ccp("destroy", "--config", path, "--yes")
-    assert r.code == 3 and "cannot see what to destroy" in r.err and "Traceback" not in r.text
+    assert r.code == 3 and "cannot reach vCenter at 127.0.0.1:9" in r.err and "Traceback" not in r.text

@@ -56,52 +56,81 @@ from ccp.cli import (  # noqa: E402,F401
     preflight_cmd, render_cmd, validate_cmd, version_cmd)
 
 
-def _click_exception() -> type[Exception]:
-    try:  # newer typer vendors click
-        from typer._click.exceptions import ClickException
-    except ImportError:
-        from click import ClickException
-    return ClickException
-
-
 def main(argv: list[str] | None = None) -> None:
     sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+INTERRUPTED = "[yellow]interrupted[/] — nothing was rolled back; rerun the same command to continue"
 
 
 def run(args: list[str]) -> int:
     """Run ccp with ``args`` and return the exit code; never raises for a user's mistake."""
     from ccp.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, CcpError
 
-    click_exception = _click_exception()
     debug = "--debug" in args or os.environ.get("CCP_DEBUG") == "1"
     try:
         rv = typer.main.get_command(app).main(args=args, prog_name="ccp", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except typer.Exit as exc:
+        if exc.exit_code == EXIT_INTERRUPTED:   # typer's answer to a Ctrl-C outside a workflow run
+            from ccp import ui
+
+            ui.err().print(INTERRUPTED)
         return exc.exit_code
-    except click_exception as exc:
-        exc.show()
-        return exc.exit_code
-    except (typer.Abort, KeyboardInterrupt):
+    except typer.Abort:   # Ctrl-C or end of input at a prompt
         from ccp import ui
 
-        ui.err().print("[yellow]interrupted[/] — nothing was rolled back; rerun the same command to continue")
+        ui.err().print(INTERRUPTED)
         return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        from ccp import ui
+
+        ui.err().print(INTERRUPTED)
+        return EXIT_INTERRUPTED
+    except typer.TyperException as exc:   # a command-line mistake: unknown option, bad value
+        from ccp import ui
+
+        if callable(getattr(exc, "show", None)):
+            exc.show()
+        else:
+            ui.err().print(f"error: {ui.escape(exc.format_message())}")
+        return getattr(exc, "exit_code", 2)
     except CcpError as exc:
         from ccp import ui
 
         if debug:
             _traceback()
+        _log_error(exc)
         ui.print_error(exc, getattr(exc, "log_file", None))
         return exc.code
-    except Exception as exc:  # a bug: say so, no traceback unless asked
+    except Exception as exc:
         from ccp import redact, ui
 
-        if debug:
+        if debug:   # a bug: say so, no traceback unless asked
             _traceback()
+        _log_error(exc)
         ui.err().print(f"[bold red]internal error:[/] {type(exc).__name__}: {ui.escape(redact.scrub(str(exc)))}")
         ui.err().print("[bold]to fix:[/] this is a ccp bug; rerun with --debug and report the traceback")
         return EXIT_INTERNAL
+
+
+def _log_error(exc: Exception) -> None:
+    """The run log ends with the error the user saw (and, under --debug, its traceback)."""
+    import logging
+
+    log = logging.getLogger("ccp")
+    if not log.handlers:
+        return
+    from ccp.errors import CcpError
+
+    if isinstance(exc, CcpError):
+        log.error("error: %s", exc.message)
+        for line in exc.details:
+            log.error("  %s", line)
+        if exc.resolution:
+            log.error("to fix: %s", exc.resolution)
+    else:
+        log.error("internal error: %s: %s", type(exc).__name__, exc, exc_info=True)
 
 
 def _traceback() -> None:

@@ -23,12 +23,13 @@ def split_names(text: str) -> set[str]:
     return {s.strip() for s in text.split(",") if s.strip()}
 
 
-def load_config(path: Path, *, quiet: bool = False):
-    """Load and check cluster.yaml; warnings go to stderr. Raises ConfigError on any mistake."""
+def load_config(path: Path, *, quiet: bool = False, defer_secrets: bool = False):
+    """Load and check cluster.yaml; warnings go to stderr. Raises ConfigError on any mistake.
+    ``defer_secrets``: for commands that may not need them (a missing one fails when it is used)."""
     from ccp import ui
     from ccp.config.load import load
 
-    loaded = load(path)
+    loaded = load(path, defer_secrets=defer_secrets)
     if not quiet:
         for w in loaded.warnings:
             ui.warn(w)

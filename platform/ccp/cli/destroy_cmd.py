@@ -19,24 +19,29 @@ def destroy(
     Shows what it will remove and asks first."""
     from ccp import ui, workflows
     from ccp.engine import runner
-    from ccp.errors import ConfigError, PreflightError
+    from ccp.errors import ConfigError
 
-    loaded = load_config(config)
+    loaded = load_config(config, defer_secrets=True)
     cctx, journal, log_file = cluster_context(ctx, loaded, "destroy")
     try:
         (planned,) = runner.plan(workflows.destroy(), cctx, journal)
-        if planned.probe_error:
-            raise PreflightError(f"cannot see what to destroy: {planned.probe_error}",
-                                 "fix the connection (`ccp preflight` shows what is wrong) and run ccp destroy again")
+        if planned.probe_exc is not None:   # cannot see what to destroy: say why, exactly as the probe did
+            raise planned.probe_exc
         if not planned.actions:
+            if loaded.config.spec.provisioner == "static":
+                ui.out().print("nothing to destroy: provisioner static does not create or remove machines")
+                return
             ui.out().print(f"nothing to destroy: no VM carries cluster {loaded.config.metadata.name}'s mark")
+            journal.reset(workflows.on_machines(), "no VM of the cluster exists")
             return
         for a in planned.actions:
             ui.out().print(f"  [red]-[/] {ui.escape(a.describe())}")
         if not yes:
             if not sys.stdin.isatty():
                 raise ConfigError("ccp destroy needs confirmation", "rerun with --yes")
-            typer.confirm(f"Destroy these {len(planned.actions)} VMs?", abort=True)
+            if not typer.confirm(f"Destroy these {len(planned.actions)} VMs?"):
+                ui.err().print("nothing changed: no VM was destroyed")
+                return
         try:
             runner.run(workflows.destroy(), cctx, journal, command="destroy",
                        resume_hint=f"ccp destroy --config {config}")
@@ -45,5 +50,6 @@ def destroy(
             raise
     finally:
         cctx.close()
+    journal.reset(workflows.on_machines(), "ccp destroy removed the machines")
     gone = cctx.outputs.get("destroy/machines", {}).get("destroyed", [])
     ui.err().print(f"[green]destroyed {len(gone)} VMs[/] of cluster {loaded.config.metadata.name}")

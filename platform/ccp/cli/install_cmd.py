@@ -42,13 +42,15 @@ def install(
     flow = workflows.install()
     try:
         planned = runner.plan(flow, cctx, journal, until=until, skip=skip)
-        changes = [p for p in planned if (p.actions or p.probe_error) and p.phase.layer != "prepare" and not p.phase.always]
+        changes = [p for p in planned if (p.changes or p.probe_error) and p.phase.layer != "prepare" and not p.phase.always]
         if changes and not (yes or resume):
             plan_view.print_plan(planned, plan_view.inventory_rows(inventory.build(loaded.config)), cctx.state_dir)
             if not sys.stdin.isatty():
                 raise ConfigError("ccp install changes infrastructure and needs confirmation",
                                   "review `ccp plan`, then rerun with --yes")
-            typer.confirm("Apply this plan?", abort=True)
+            if not typer.confirm("Apply this plan?"):
+                cctx.reporter.console.print("nothing changed: the plan was not applied")
+                return
         hint = f"ccp install --config {config} --resume"
         try:
             runner.run(flow, cctx, journal, command="install", until=until, skip=skip, resume_hint=hint)

@@ -14,14 +14,14 @@ def phases(ctx: typer.Context, config: Path = CONFIG_OPTION, output: Output = OU
     """Show the install's phase tree and where each phase stands in the journal."""
     from ccp import workflows
 
-    loaded = load_config(config, quiet=output is Output.json)
+    loaded = load_config(config, quiet=output is Output.json, defer_secrets=True)
     cctx, journal, _ = cluster_context(ctx, loaded, "phases", with_log=False)
     records = journal.records()
     rows = []
     for group, members in workflows.tree(workflows.install()).items():
         for p in members:
             r = records.get(p.name)
-            status = "pending" if r is None else ("interrupted" if r.interrupted else r.status)
+            status = ("pending" if r is None else "interrupted" if r.interrupted or r.error == "interrupted" else r.status)
             when = datetime.datetime.fromtimestamp(r.ts).strftime("%Y-%m-%d %H:%M:%S") if r else ""
             rows.append({"group": group, "phase": p.name, "layer": p.layer, "summary": p.summary, "status": status,
                          "when": when, "duration": r.duration if r else None, "error": r.error if r else ""})
@@ -38,7 +38,9 @@ def phases(ctx: typer.Context, config: Path = CONFIG_OPTION, output: Output = OU
     for row in rows:
         parent = tree
         if row["phase"] != row["group"]:
-            parent = branches.setdefault(row["group"], tree.add(row["group"]))
+            if row["group"] not in branches:
+                branches[row["group"]] = tree.add(row["group"])
+            parent = branches[row["group"]]
         extra = f"  {row['when']}" if row["when"] else ""
         extra += f"  [red]{ui.escape(row['error'])}[/]" if row["error"] else ""
         parent.add(f"{row['phase']}  [{colors[row['status']]}]{row['status']}[/]{extra}  [dim]{ui.escape(row['summary'])}[/]")

@@ -218,7 +218,9 @@ def _secret_paths(obj: Any, loc: Loc = ()):
 
 # ------------------------------------------------------------------ entry point
 
-def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Loaded:
+def load(path: str | os.PathLike, env: dict[str, str] | None = None, *, defer_secrets: bool = False) -> Loaded:
+    """Load and check cluster.yaml. ``defer_secrets``: a secret that cannot be resolved yet (its
+    variable unset) is an error only when its value is used, not now (for read-only commands)."""
     from pydantic import ValidationError
 
     from ccp.config import semantics
@@ -242,7 +244,8 @@ def load(path: str | os.PathLike, env: dict[str, str] | None = None) -> Loaded:
                           "start the file with apiVersion: ccp.io/v1alpha1 and kind: Cluster",
                           [f"{display}:1:1: (document): expected a mapping, found {type(_plain(doc)).__name__}"])
 
-    context = {"env": os.environ if env is None else env, "base_dir": str(p.resolve().parent)}
+    context = {"env": os.environ if env is None else env, "base_dir": str(p.resolve().parent),
+               "defer_secrets": defer_secrets}
     data = _plain(doc)
     try:
         cfg = ClusterConfig.model_validate(data, context=context)

@@ -42,16 +42,25 @@ class FromFile(Strict):
 
 
 class Secret:
-    """A resolved secret. Its repr and str never show the value; ``reveal()`` does, on purpose."""
+    """A resolved secret. Its repr and str never show the value; ``reveal()`` does, on purpose.
 
-    __slots__ = ("source", "_value")
+    A command that only reads local state (``ccp phases``) loads the config with secrets deferred:
+    a secret that cannot be resolved then fails only when something actually needs its value."""
 
-    def __init__(self, source: str, value: str):
+    __slots__ = ("source", "_value", "_missing")
+
+    def __init__(self, source: str, value: str | None, missing: str = ""):
         self.source = source
         self._value = value
+        self._missing = missing
         redact.register(value)
 
     def reveal(self) -> str:
+        if self._value is None:
+            from ccp.errors import ConfigError
+
+            what, _, todo = self._missing.partition("||")
+            raise ConfigError(f"the secret from {self.source} is needed now: {what}", todo)
         return self._value
 
     def __repr__(self) -> str:
@@ -61,6 +70,21 @@ class Secret:
 
 
 def _resolve_secret(value: Any, handler, info: ValidationInfo) -> Secret:
+    try:
+        return _resolve(value, handler, info)
+    except _Unresolved as exc:
+        if (info.context or {}).get("defer_secrets"):
+            return Secret(exc.source, None, str(exc))
+        raise ValueError(str(exc)) from None
+
+
+class _Unresolved(Exception):
+    def __init__(self, source: str, message: str):
+        super().__init__(message)
+        self.source = source
+
+
+def _resolve(value: Any, handler, info: ValidationInfo) -> Secret:
     if isinstance(value, Secret):
         return value
     try:
@@ -76,7 +100,7 @@ def _resolve_secret(value: Any, handler, info: ValidationInfo) -> Secret:
     if isinstance(parsed, FromEnv):
         env = ctx.get("env", os.environ)
         if parsed.fromEnv not in env:
-            raise ValueError(f"environment variable {parsed.fromEnv} is not set||"
+            raise _Unresolved(f"env:{parsed.fromEnv}", f"environment variable {parsed.fromEnv} is not set||"
                              f"export {parsed.fromEnv}=... before running ccp, or use {{fromFile: PATH}}")
         val = env[parsed.fromEnv]
         if len(val) < 4:
@@ -88,7 +112,7 @@ def _resolve_secret(value: Any, handler, info: ValidationInfo) -> Secret:
     try:
         val = path.read_text().rstrip("\r\n")
     except FileNotFoundError:
-        raise ValueError(f"secret file {path} does not exist||create it or correct the path") from None
+        raise _Unresolved(f"file:{path}", f"secret file {path} does not exist||create it or correct the path") from None
     except OSError as exc:
         raise ValueError(f"secret file {path} cannot be read: {exc.strerror}") from None
     if len(val) < 4:

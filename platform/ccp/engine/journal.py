@@ -1,7 +1,7 @@
 """The journal: one JSON line per event in <state>/journal.jsonl, and the lock beside it.
 
 A phase's status is its last event: started (and nothing after it: the run was killed),
-done, failed or skipped. Lines are appended in one write each and fsync'd; a torn last line
+done, failed or skipped; a "reset" event (ccp destroy) makes it pending again. Lines are appended in one write each and fsync'd; a torn last line
 from a killed process is ignored when reading.
 """
 
@@ -104,6 +104,9 @@ class Journal:
         """Last known state of each phase."""
         recs: dict[str, PhaseRecord] = {}
         for e in self.events():
+            if "phase" in e and e["event"] == "reset":
+                recs.pop(e["phase"], None)   # what the phase made is gone (ccp destroy): pending again
+                continue
             if "phase" not in e or e["event"] not in ("started", "done", "failed", "skipped"):
                 continue
             prev = recs.get(e["phase"])
@@ -114,6 +117,11 @@ class Journal:
                 continue  # skipping a done phase does not undo it
             recs[e["phase"]] = rec
         return recs
+
+    def reset(self, phases: list[str], reason: str) -> None:
+        """Mark phases as not done any more, e.g. after their machines were destroyed."""
+        for name in phases:
+            self.append("reset", phase=name, reason=reason)
 
     def last_run(self) -> dict | None:
         runs = [e for e in self.events() if e["event"] in ("run-started", "run-finished")]

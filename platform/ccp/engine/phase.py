@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 LAYERS = ("prepare", "infrastructure", "hosts", "cluster", "add-ons", "validation")
+# Verbs that look without changing anything: a plan lists them but does not count them as changes.
+READ_ONLY_VERBS = frozenset({"check", "wait for", "record"})
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,10 @@ class Action:
     target: str          # what it acts on, e.g. "cloud-init/demo-cp-1/user-data" or "VM demo-cp-1"
     reason: str = ""     # why: "new", "changed: cpus 2 -> 4" ...
     count: int = 1       # an action may stand for several like it ("24 files")
+
+    @property
+    def changes(self) -> bool:
+        return self.verb not in READ_ONLY_VERBS
 
     def describe(self) -> str:
         text = f"{self.verb} {self.target}"

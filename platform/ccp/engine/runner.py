@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ccp import redact
 from ccp.engine.journal import Journal, PhaseRecord
 from ccp.engine.phase import Action, Context, Phase, fingerprint
-from ccp.errors import CcpError, ConfigError, InternalError
+from ccp.errors import CcpError, ConfigError, InternalError, Interrupted
 
 
 @dataclass
@@ -34,6 +34,12 @@ class PlannedPhase:
     reason: str
     up_to_date: bool
     probe_error: str = ""     # the probe could not run (e.g. vCenter unreachable from here)
+    probe_code: int = 0       # that error's exit code
+    probe_exc: CcpError | None = None
+
+    @property
+    def changes(self) -> int:
+        return sum(a.count for a in self.actions if a.changes)
 
 
 def select(workflow: list[Phase], until: str | None = None, skip: list[str] | tuple = ()) -> tuple[list[Phase], set[str]]:
@@ -74,6 +80,8 @@ def _reason(rec: PhaseRecord | None, fp: str, per_key: dict[str, str], actions: 
         return "first run", False
     if rec.status == "started":
         return "resuming: the previous run was interrupted in this phase", False
+    if rec.status == "failed" and rec.error == "interrupted":
+        return "resuming: the previous run was interrupted in this phase", False
     if rec.status == "failed":
         return f"retrying: the previous run failed here ({rec.error})", False
     if rec.status == "skipped":
@@ -83,7 +91,7 @@ def _reason(rec: PhaseRecord | None, fp: str, per_key: dict[str, str], actions: 
         changed = sorted(k for k in set(old) | set(per_key) if old.get(k) != per_key.get(k))
         return f"inputs changed: {', '.join(changed) or 'unknown'}", False
     if actions:
-        return f"the probe found {sum(a.count for a in actions)} thing(s) to do", False
+        return f"the probe found {sum(a.count for a in actions)} thing(s) to do", False  # waits count: the phase is not done
     return "already done", True
 
 
@@ -100,7 +108,7 @@ def plan(workflow: list[Phase], ctx: Context, journal: Journal, *, until=None, s
         try:
             actions = phase.plan(ctx)
         except CcpError as exc:  # a plan still shows the rest; the install itself would stop here
-            out.append(PlannedPhase(phase, [], f"cannot probe: {exc.message}", False, exc.message))
+            out.append(PlannedPhase(phase, [], f"cannot probe: {exc.message}", False, exc.message, exc.code, exc))
             continue
         reason, up_to_date = _reason(records.get(phase.name), fp, per_key, actions, phase.always)
         out.append(PlannedPhase(phase, actions, reason, up_to_date))
@@ -123,50 +131,57 @@ def run(workflow: list[Phase], ctx: Context, journal: Journal, *, command: str,
                 results.append(PhaseResult(phase.name, phase.layer, "skipped", "--skip-phases"))
                 reporter.phase_skipped(phase, "skipped (--skip-phases)")
                 continue
-            results.append(_run_phase(phase, ctx, journal, records.get(phase.name), resume_hint))
+            results.append(_run_phase(phase, ctx, journal, records.get(phase.name), resume_hint, results))
         journal.append("run-finished", status="ok")
         return results
-    except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        journal.append("run-finished", status=status)
+    except KeyboardInterrupt:
+        journal.append("run-finished", status="interrupted")
+        where = f" in phase {results[-1].name}" if results and results[-1].status == "interrupted" else ""
+        raise Interrupted(f"interrupted{where}: nothing was rolled back",
+                          f"continue with `{resume_hint}`" if resume_hint else "rerun the same command to continue") from None
+    except BaseException:
+        journal.append("run-finished", status="failed")
         raise
     finally:
         journal.unlock()
         reporter.finished(results)
 
 
-def _run_phase(phase: Phase, ctx: Context, journal: Journal, rec: PhaseRecord | None, resume_hint: str) -> PhaseResult:
+def _run_phase(phase: Phase, ctx: Context, journal: Journal, rec: PhaseRecord | None, resume_hint: str,
+               results: list[PhaseResult]) -> PhaseResult:
+    """Probe, then act. A failure or Ctrl-C in either step is journaled, shown and put in ``results``
+    (so `ccp phases` and the timing table name the phase) before it propagates."""
     reporter = ctx.reporter
     t0 = time.monotonic()
+    fp, per_key = "", {}
+    started = False
     try:
         fp, per_key = fingerprint(phase.inputs(ctx))
         actions = phase.plan(ctx)
-    except CcpError:
-        raise
-    except Exception as exc:
-        raise InternalError(f"phase {phase.name} failed to probe: {exc}",
-                            "this is a ccp bug; rerun with --debug and report the traceback") from exc
-    reason, up_to_date = _reason(rec, fp, per_key, actions, phase.always)
-    if up_to_date:
-        reporter.phase_skipped(phase, "already done")
-        return PhaseResult(phase.name, phase.layer, "already done", reason, time.monotonic() - t0)
-
-    reporter.phase_started(phase, reason, actions)
-    journal.append("started", phase=phase.name, fingerprint=fp, inputs=per_key, reason=reason)
-    try:
+        reason, up_to_date = _reason(rec, fp, per_key, actions, phase.always)
+        if up_to_date:
+            reporter.phase_skipped(phase, "already done")
+            return PhaseResult(phase.name, phase.layer, "already done", reason, time.monotonic() - t0)
+        reporter.phase_started(phase, reason, actions)
+        journal.append("started", phase=phase.name, fingerprint=fp, inputs=per_key, reason=reason)
+        started = True
         outputs = phase.apply(ctx, actions) or {}
     except KeyboardInterrupt:
+        duration = time.monotonic() - t0
         journal.append("failed", phase=phase.name, fingerprint=fp, inputs=per_key, error="interrupted",
-                       duration=round(time.monotonic() - t0, 3))
-        reporter.phase_failed(phase, "interrupted", time.monotonic() - t0)
+                       duration=round(duration, 3))
+        reporter.phase_failed(phase, "interrupted", duration)
+        results.append(PhaseResult(phase.name, phase.layer, "interrupted", "Ctrl-C", duration))
         raise
     except Exception as exc:
+        step = "" if started else " to probe"
         err = exc if isinstance(exc, CcpError) else InternalError(
-            f"phase {phase.name} failed: {exc}", "this is a ccp bug; rerun with --debug and report the traceback")
+            f"phase {phase.name} failed{step}: {exc}", "this is a ccp bug; rerun with --debug and report the traceback")
         duration = time.monotonic() - t0
         journal.append("failed", phase=phase.name, fingerprint=fp, inputs=per_key,
                        error=redact.scrub(err.message), duration=round(duration, 3))
         reporter.phase_failed(phase, err.message, duration)
+        results.append(PhaseResult(phase.name, phase.layer, "failed", err.message, duration))
         if resume_hint and resume_hint not in err.resolution:
             err.resolution = (err.resolution + "; then " if err.resolution else "") + f"continue with `{resume_hint}`"
         if err is exc:

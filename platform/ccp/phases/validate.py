@@ -24,7 +24,7 @@ class Validate(Phase):
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         checks = self.checks(ctx)
-        return [Action("run", f"{len(checks)} checks", ", ".join(checks), len(checks))]
+        return [Action("check", f"{len(checks)} checks", ", ".join(checks), len(checks))]
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         from ccp.validation import runner
