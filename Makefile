@@ -34,6 +34,7 @@ demo: vcsim-start
 	$(GOVC) ls -l '/DC0/vm/ccp-vcsim/*'
 	$(CCP) phases --config examples/vcsim.yaml
 	$(CCP) destroy --config examples/vcsim.yaml --yes
+	@echo "demo done; vcsim is still running on 127.0.0.1:8989 for your own tries — stop it with: make vcsim-stop"
 
 test: setup
 	@rc=0; $(VENV)/bin/python -m pytest -q || rc=$$?; \

@@ -19,6 +19,11 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)   # rendered scripts a
 [ -x /usr/sbin/keepalived ] || missing+=(keepalived)        # keepalived -t on the rendered VRRP config
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages: ${missing[*]}"
+    log "installing them needs root: run this as root (or: sudo apt-get install ${missing[*]}), then run it again"
+    exit 1
+  fi
   log "installing Debian packages: ${missing[*]}"
   # nginx and keepalived are needed as config checkers only: their services must not start here.
   blocker=""
@@ -34,11 +39,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.ccp-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  log "installing ccp and its test extras into .venv"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/test.lock -nt "$stamp" ]; then
+  log "installing ccp and its test extras into .venv (versions from requirements/test.lock)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' >&2 || true
-  .venv/bin/python -c 'import ccp, typer, pydantic, jinja2, hcl2, hypothesis' || { log "the Python install failed"; exit 1; }
+  .venv/bin/python -m pip install -q -c requirements/test.lock -e '.[test]' 2>&1 | grep -v '^WARNING: Location' >&2 || true
+  .venv/bin/python -c 'import ccp, typer, pydantic, jinja2, hcl2, hypothesis, pexpect' || { log "the Python install failed"; exit 1; }
   touch "$stamp"
 fi
 

@@ -137,3 +137,31 @@ def test_changed_host_key_stops_the_run(cluster, tmp_path, client_key):
     finally:
         fc2.stop()
         fc.start()
+
+
+def test_host_failures_say_how_to_resume_log_the_error_and_show_in_phases(cluster, tmp_path):
+    import json
+
+    import yaml
+
+    fc, cfg = cluster(fail={"fk-worker-2": "port 10250 is in use"})
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 5
+    assert f"ccp install --config {cfg} --resume" in r.err
+    log = next(line.split("log:", 1)[1].strip() for line in r.err.splitlines() if line.startswith("log:"))
+    text = open(log).read()
+    assert "port 10250 is in use" in text and "to fix:" in text and "--resume" in text
+    phases = {p["phase"]: p["status"] for p in json.loads(run_ccp("phases", "--config", cfg, "--output", "json").out)["phases"]}
+    assert phases["hosts/prepare"] == "failed" and phases["provision"] == "done"
+
+    # A host that does not answer at all fails the phase's probe: journaled and shown the same way.
+    data = yaml.safe_load(cfg.read_text())
+    data["spec"]["hosts"][-1]["address"] = "127.0.1.99"   # nothing listens there
+    cfg.write_text(yaml.safe_dump(data))
+    fc.fail.clear()
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 5, r.text
+    assert "127.0.1.99" in r.err and f"ccp install --config {cfg} --resume" in r.err
+    phases = {p["phase"]: p for p in json.loads(run_ccp("phases", "--config", cfg, "--output", "json").out)["phases"]}
+    assert phases["hosts/prepare"]["status"] == "failed" and "fk-worker-3" in phases["hosts/prepare"]["error"]
+    assert "phase timings" in r.err and "failed" in r.err.split("phase timings", 1)[1]

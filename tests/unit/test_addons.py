@@ -126,12 +126,12 @@ def test_images_and_registry_mirror(tmp_path):
     found = addons.all_images(cfg, bom)
     assert all(i.startswith("mirror.example.net:5000/ccp/") for i in found)
     assert "mirror.example.net:5000/ccp/sig-storage/csi-attacher:v4.10.0" in found
-    assert "mirror.example.net:5000/ccp/coredns:v1.14.1" in found        # where kubeadm looks with a custom repository
+    assert "mirror.example.net:5000/ccp/coredns:v1.14.3" in found        # where kubeadm looks with a custom repository
     ingress = addons.render(addons.discover()["ingress"], cfg, bom)
     deploy = next(o for o in ingress.objects if o["kind"] == "Deployment")
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "mirror.example.net:5000/ccp/nginx/nginx-ingress:5.4.3"
     r = run_ccp("images", "--config", write_config(tmp_path / "m.yaml", example_data()), "--output", "json")
-    assert "registry.k8s.io/kube-apiserver:v1.36.2" in r.out
+    assert "registry.k8s.io/kube-apiserver:v1.37.1" in r.out
 
 
 class ObjectsPortFake:

@@ -37,7 +37,7 @@ def test_contract_example_loads_as_is():
     loaded = load(EXAMPLES / "cluster.yaml")
     cfg = loaded.config
     assert cfg.metadata.name == "demo"
-    assert cfg.spec.kubernetes.version == "1.36.2"
+    assert cfg.spec.kubernetes.version == "1.37.1"
     assert cfg.spec.vsphere.password.reveal() == "vc-Pa55word-for-tests"
     assert "vc-Pa55word" not in repr(cfg)
     assert cfg.spec.nodes.workers[0].memoryMiB == 16384
@@ -55,7 +55,7 @@ def test_unknown_key_points_at_the_key_and_suggests(tmp_path):
     errs = errors_of(p)
     unknown = next(e for e in errs if "unknown field" in e["msg"])
     assert unknown["path"] == "spec.vsphere.tempalte"
-    assert (unknown["line"], unknown["col"]) == (20, 5)
+    assert (unknown["line"], unknown["col"]) == (23, 5)
     assert "did you mean 'template'" in unknown["full"]
     missing = next(e for e in errs if "required field" in e["msg"])
     assert missing["path"] == "spec.vsphere.template"
@@ -66,7 +66,7 @@ def test_wrong_type_points_at_the_value(tmp_path):
     p.write_text((EXAMPLES / "cluster.yaml").read_text().replace("count: 3, cpus: 4, memoryMiB: 8192", "count: 3, cpus: four, memoryMiB: 8192"))
     (err,) = errors_of(p)
     assert err["path"] == "spec.nodes.controlPlane.cpus"
-    assert err["line"] == 28 and err["col"] > 20
+    assert err["line"] == 32 and err["col"] > 20
     assert "whole number" in err["full"]
 
 
@@ -179,10 +179,10 @@ def test_yaml_syntax_error_has_position(tmp_path):
 
 def test_duplicate_keys_are_errors(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text((EXAMPLES / "cluster.yaml").read_text().replace("  name: demo\n", "  name: demo\n  name: other\n"))
+    p.write_text((EXAMPLES / "cluster.yaml").read_text().replace("  name: demo ", "  name: other\n  name: demo "))
     with pytest.raises(ConfigError) as info:
         load(p)
-    assert ":5:" in info.value.details[0]
+    assert ":8:" in info.value.details[0]
 
 
 def test_missing_file_says_how_to_start(tmp_path):

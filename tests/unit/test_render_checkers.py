@@ -47,7 +47,7 @@ def test_prepare_script_carries_its_hash_and_the_bom_versions(tmp_path):
     text = out.files["scripts/demo-cp-1/prepare-node.sh"]
     h = render.script_hash(text)
     assert len(h) == 16 and f'echo "{h}" > "/etc/ccp/prepared"' in text
-    assert 'want="1.36.2"' in text and "vm.max_map_count = 262144" in text
+    assert 'want="1.37.1"' in text and "vm.max_map_count = 262144" in text
     assert "registry.k8s.io/pause:3.10.1" in text
     assert "scripts/demo-lb-1/prepare-node.sh" not in out.files
 

@@ -13,8 +13,11 @@ from typing import Optional
 
 import typer
 
+from ccp.cli.help import AddonsGroup, ConfigGroup, TopLevelGroup
+
 app = typer.Typer(
     name="ccp",
+    cls=TopLevelGroup,
     help="Install and run Kubernetes on vSphere: VMs, a highly available kubeadm control plane, "
          "storage, ingress, monitoring and logging — proven working at the end.\n\n"
          "Start with `ccp config init > cluster.yaml`, then `ccp plan --config cluster.yaml`.",
@@ -26,10 +29,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 config_app = typer.Typer(help="Check cluster.yaml, print its JSON schema, or write a commented example.",
-                         no_args_is_help=True)
+                         no_args_is_help=True, cls=ConfigGroup)
 app.add_typer(config_app, name="config")
 addons_app = typer.Typer(help="The platform add-ons (storage, ingress, monitoring, logging) on any cluster.",
-                         no_args_is_help=True)
+                         no_args_is_help=True, cls=AddonsGroup)
 app.add_typer(addons_app, name="addons")
 
 
@@ -39,6 +42,14 @@ class Globals:
         self.debug = debug
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ccp import __version__
+
+        sys.stdout.write(f"ccp {__version__}\n")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global_options(
     ctx: typer.Context,
@@ -46,6 +57,8 @@ def _global_options(
         None, "--state-dir", envvar="CCP_STATE_DIR",
         help="Where ccp keeps this cluster's journal, logs and rendered files. Default: ./.ccp/CLUSTER-NAME/."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and write debug detail to the run log."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print ccp's version and exit (`ccp version` says more)."),
 ) -> None:
     ctx.obj = Globals(state_dir, debug)
 

@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from ccp.cli import addons_app
-from ccp.cli.common import (CONFIG_OPTION, KUBECONFIG_OPTION, ONLY_OPTION, OUTPUT_OPTION, Output, kubeconfig_for,
+from ccp.cli.common import (CONFIG_OPTION, KUBECONFIG_OPTION, ONLY_OPTION, OPTIONAL_CONFIG_OPTION, OUTPUT_OPTION, Output, kubeconfig_for,
                             load_config, print_json, split_names)
 
 
@@ -33,7 +33,7 @@ def apply(ctx: typer.Context, config: Path = CONFIG_OPTION, kubeconfig: Optional
 
 
 @addons_app.command("status")
-def status(ctx: typer.Context, config: Optional[Path] = typer.Option(None, "--config", "-c"),
+def status(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION,
            kubeconfig: Optional[Path] = KUBECONFIG_OPTION, output: Output = OUTPUT_OPTION) -> None:
     """Per add-on: installed or not, ccp version, up to date with cluster.yaml, workload health."""
     from ccp import addons, addons_apply, ui
@@ -60,9 +60,9 @@ def status(ctx: typer.Context, config: Optional[Path] = typer.Option(None, "--co
 
 
 @addons_app.command("delete")
-def delete(ctx: typer.Context, config: Optional[Path] = typer.Option(None, "--config", "-c"),
+def delete(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION,
            kubeconfig: Optional[Path] = KUBECONFIG_OPTION, only: str = ONLY_OPTION,
-           yes: bool = typer.Option(False, "--yes", "-y")) -> None:
+           yes: bool = typer.Option(False, "--yes", "-y", help="Confirm the deletion (required: it removes workloads and their data).")) -> None:
     """Remove add-ons: every object labelled as theirs by ccp (namespaces last), nothing else."""
     from ccp import addons, addons_apply, ui
     from ccp.errors import ConfigError

@@ -14,6 +14,8 @@ class Output(str, enum.Enum):
 
 
 CONFIG_OPTION = typer.Option(..., "--config", "-c", help="The cluster.yaml to use.", show_default=False)
+OPTIONAL_CONFIG_OPTION = typer.Option(None, "--config", "-c", show_default=False,
+                                      help="The cluster.yaml: which add-ons it enables and its own kubeconfig.")
 OUTPUT_OPTION = typer.Option(Output.text, "--output", "-o", help="text for people, json for scripts.")
 IGNORE_PREFLIGHT_OPTION = typer.Option("", "--ignore-preflight", metavar="A,B",
                                        help="Preflight checks whose failure you accept, e.g. template-guestinfo.")
@@ -42,7 +44,10 @@ def cluster_context(ctx: typer.Context, loaded, command: str, *, with_log: bool 
     from ccp.context import ClusterContext, state_dir_for
     from ccp.engine.journal import Journal
 
+    from ccp.engine.files import make_private
+
     state_dir = state_dir_for(loaded.config.metadata.name, ctx.obj.state_dir).absolute()
+    make_private(state_dir)
     journal = Journal(state_dir)
     log, log_file = (ui.open_log(state_dir, command, journal.run_id, ctx.obj.debug) if with_log else (None, None))
     cctx = ClusterContext(state_dir=state_dir, log=log, reporter=ui.Reporter(log), loaded=loaded)
@@ -58,20 +63,55 @@ def print_json(data) -> None:
     sys.stdout.write(redact.scrub(json.dumps(data, indent=2, default=str)) + "\n")
 
 
-KUBECONFIG_OPTION = typer.Option(None, "--kubeconfig", help="Default: the cluster's <state>/kubeconfig with --config, "
-                                 "else $KUBECONFIG or ~/.kube/config.")
-ONLY_OPTION = typer.Option("", "--only", metavar="A,B", help="Only these add-ons.")
+KUBECONFIG_OPTION = typer.Option(None, "--kubeconfig", help="The cluster to work on. With --config, the default is that cluster's "
+                                 "own <state>/kubeconfig and nothing else; without it, $KUBECONFIG or ~/.kube/config.")
+ONLY_OPTION = typer.Option("", "--only", metavar="A,B", help="Only these add-ons (`ccp addons list` names them).")
 
 
-def kubeconfig_for(ctx: typer.Context, kubeconfig: Path | None, loaded=None) -> Path:
+def kubeconfig_for(ctx: typer.Context, kubeconfig: Path | None, loaded=None, *, quiet: bool = False) -> Path:
+    """The kubeconfig a command talks to, said out loud (context and server) before anything is done.
+
+    With --config only that cluster's own kubeconfig is used: falling back to $KUBECONFIG could
+    apply add-ons to some unrelated cluster that happens to be the current context."""
     import os
 
+    from ccp.errors import ConfigError
+
     if kubeconfig:
-        return kubeconfig
-    if loaded is not None:
+        path, why = kubeconfig, "--kubeconfig"
+    elif loaded is not None:
         from ccp.context import state_dir_for
 
-        own = state_dir_for(loaded.config.metadata.name, ctx.obj.state_dir) / "kubeconfig"
-        if own.exists():
-            return own
-    return Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]).expanduser()
+        name = loaded.config.metadata.name
+        path, why = state_dir_for(name, ctx.obj.state_dir) / "kubeconfig", f"cluster {name}'s own"
+        if not path.exists():
+            raise ConfigError(f"cluster {name} has no kubeconfig of its own yet ({path} is missing)",
+                              f"finish `ccp install --config {loaded.path}` (its kubeconfig phase writes it), "
+                              "or pass --kubeconfig FILE to work on another cluster")
+    else:
+        env = os.environ.get("KUBECONFIG", "")
+        path = Path((env.split(os.pathsep)[0] if env else "~/.kube/config")).expanduser()
+        why = "$KUBECONFIG" if env else "~/.kube/config"
+    if not path.exists():
+        raise ConfigError(f"kubeconfig {path} ({why}) does not exist", "pass --kubeconfig FILE, or --config cluster.yaml")
+    if not quiet:
+        from ccp import ui
+
+        context, server = describe_kubeconfig(path)
+        ui.err().print(f"[dim]cluster: context {ui.escape(context)} at {ui.escape(server)} ({ui.escape(why)} kubeconfig {path})[/]")
+    return path
+
+
+def describe_kubeconfig(path: Path) -> tuple[str, str]:
+    """(current context, its server) of a kubeconfig, or placeholders when it cannot be read."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        context = data.get("current-context") or "(none)"
+        ctx = next((c.get("context") or {} for c in data.get("contexts") or [] if c.get("name") == context), {})
+        server = next(((c.get("cluster") or {}).get("server", "?") for c in data.get("clusters") or []
+                       if c.get("name") == ctx.get("cluster")), "?")
+        return context, server
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return "(unreadable)", "?"

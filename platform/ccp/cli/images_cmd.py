@@ -13,7 +13,7 @@ def images(config: Path = CONFIG_OPTION, output: Output = OUTPUT_OPTION) -> None
     from ccp import addons, ui
     from ccp.config.versions import bom_for
 
-    loaded = load_config(config, quiet=output is Output.json)
+    loaded = load_config(config, quiet=output is Output.json, defer_secrets=True)   # none is rendered
     cfg = loaded.config
     found = addons.all_images(cfg, bom_for(cfg.spec.kubernetes.version))
     if output is Output.json:

@@ -21,7 +21,7 @@ def render(
     from ccp import render as core
     from ccp.context import state_dir_for
 
-    loaded = load_config(config, quiet=output is Output.json)
+    loaded = load_config(config, quiet=output is Output.json, defer_secrets=True)   # none is rendered
     out_dir = out or state_dir_for(loaded.config.metadata.name, ctx.obj.state_dir) / "rendered"
     rendered = core.render_all(loaded)
     changes = core.write(rendered, out_dir)

@@ -188,6 +188,13 @@ class VSphere(Strict):
     template: str = Field(description="Template (or VM) to clone nodes from.")
     parallelism: int = Field(8, ge=1, le=64, description="VMs created or destroyed at once (native provisioner).")
     ipTimeoutSeconds: int = Field(600, ge=10, le=7200, description="How long to wait for each VM to report its IP.")
+    timeoutSeconds: int = Field(60, ge=5, le=3600, description="Connect and read timeout of each vCenter request: a "
+                                "vCenter that accepts the connection but does not answer fails after this long.")
+
+    @property
+    def poll_seconds(self) -> int:
+        """Long polls (WaitForUpdatesEx) end well within the read timeout."""
+        return max(1, min(30, self.timeoutSeconds // 2))
 
     @field_validator("server")
     @classmethod

@@ -8,7 +8,29 @@ from pathlib import Path
 
 
 def ensure_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` and every missing parent as 0700 (mkdir's parents=True would make the parents
+    with the default mode, 0755 under the usual umask). Existing directories are left as they are."""
+    missing = []
+    p = Path(path)
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:   # made meanwhile by a parallel writer
+            pass
+
+
+def make_private(path: Path) -> None:
+    """A state directory ccp made earlier with wider permissions is narrowed to 0700."""
+    try:
+        if path.is_dir() and path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError:
+        pass
 
 
 def atomic_write(path: Path, text: str, *, fsync: bool = True, mode: int = 0o600) -> None:

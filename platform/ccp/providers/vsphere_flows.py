@@ -69,7 +69,7 @@ def run_flows(session: Session, flows: Iterable[tuple[str, Flow]], limit: int,
         fill()
         deadline = time.monotonic() + task_timeout
         while active:
-            finished = waiter.wait(timeout=30)
+            finished = waiter.wait(timeout=session.poll_seconds)
             if not finished and time.monotonic() > deadline:
                 for name, flow in active.values():
                     results.failed[name] = f"a vSphere task did not finish within {task_timeout}s"

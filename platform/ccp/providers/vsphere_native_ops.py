@@ -206,12 +206,15 @@ class NativeOps:
                 propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=["guest.ipAddress"])])
             pc.CreateFilter(spec, partialUpdates=False)
             deadline = time.monotonic() + self.p.vs.ipTimeoutSeconds
+            self._last_said = time.monotonic()
             version = ""
             while any(seen.get(n) != ip for n, ip in want.items()):
                 left = int(deadline - time.monotonic())
                 if left <= 0:
                     break
-                update = pc.WaitForUpdatesEx(version, vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=min(left, 60)))
+                self._waiting(want, seen, left)
+                slice_ = min(left, self.p.vs.poll_seconds, 10)   # wake up to say who is still waiting
+                update = pc.WaitForUpdatesEx(version, vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=slice_))
                 if update is None:
                     continue
                 version = update.version
@@ -232,6 +235,22 @@ class NativeOps:
                 "then resume (the VMs are kept)",
                 [f"{n}: expected {want[n]}, reports {ip or 'nothing'}" for n, ip in sorted(missing.items())])
         return {n: seen[n] for n in want}
+
+    def _waiting(self, want: dict[str, str], seen: dict, left: int) -> None:
+        """Which VMs have not reported their address yet, and how long ccp still waits: on the spinner at a
+        terminal, every 30 s as a line otherwise (and always in the run log)."""
+        waiting = sorted(n for n, ip in want.items() if seen.get(n) != ip)
+        shown = ", ".join(waiting[:6]) + (f" and {len(waiting) - 6} more" if len(waiting) > 6 else "")
+        text = f"waiting for the addresses of {len(waiting)} VMs ({shown}); {left}s left"
+        reporter = self.p.ctx.reporter
+        if reporter is None:
+            return
+        now = time.monotonic()
+        if now - self._last_said >= 30:
+            self._last_said = now
+            reporter.note(text)
+        else:
+            reporter.progress(text)
 
     # -------------------------------------------------- destroy
     def destroy_flow(self, vm: ObservedVM):

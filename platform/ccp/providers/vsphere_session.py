@@ -19,6 +19,7 @@ class Session:
     si: Any
     server: str
     _content: Any = None
+    poll_seconds: int = 30    # long polls end before the read timeout does
 
     @property
     def content(self):
@@ -41,12 +42,15 @@ def connect(vs, base_dir: Path) -> Session:
     from pyVmomi import vim
 
     kwargs: dict[str, Any] = {"host": vs.host, "port": vs.port, "user": vs.username,
-                              "pwd": vs.password.reveal(), "connectionPoolTimeout": 60}
+                              "pwd": vs.password.reveal(), "connectionPoolTimeout": 60,
+                              "httpConnectionTimeout": vs.timeoutSeconds}
     if vs.insecure:
         kwargs["disableSslCertValidation"] = True
     elif vs.thumbprint:
         try:
-            kwargs["sslContext"] = pinned_context(vs.host, vs.port, vs.thumbprint)
+            kwargs["sslContext"] = pinned_context(vs.host, vs.port, vs.thumbprint, vs.timeoutSeconds)
+        except TimeoutError:
+            raise _no_answer(vs) from None
         except OSError as exc:
             raise PreflightError(f"cannot reach vCenter at {vs.server}: {exc.strerror or exc}",
                                  "check vsphere.server, DNS and the firewall") from None
@@ -57,6 +61,10 @@ def connect(vs, base_dir: Path) -> Session:
         if ca and not ca.exists():
             raise PreflightError(f"vsphere.caFile {ca} does not exist", "point caFile at the PEM file of vCenter's CA")
         kwargs["sslContext"] = ssl.create_default_context(cafile=str(ca) if ca else None)
+    # pyvmomi's API-version discovery opens its own HTTP connection without a timeout; the process-wide
+    # default covers it (and is put back at once). httpConnectionTimeout covers every later request.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(vs.timeoutSeconds)
     try:
         si = SmartConnect(**kwargs)
     except ssl.SSLCertVerificationError as exc:
@@ -66,6 +74,8 @@ def connect(vs, base_dir: Path) -> Session:
     except ssl.SSLError as exc:
         raise PreflightError(f"TLS with vCenter {vs.server} failed: {exc.reason or exc}",
                              "check that server points at vCenter's HTTPS port and that the thumbprint is right") from None
+    except TimeoutError:   # socket.timeout: TCP was accepted (or not) but nothing answered in time
+        raise _no_answer(vs) from None
     except vim.fault.InvalidLogin:
         raise PreflightError(f"vCenter {vs.server} rejected the login of {vs.username}",
                              f"check vsphere.username and the password ({vs.password.source})") from None
@@ -75,10 +85,18 @@ def connect(vs, base_dir: Path) -> Session:
     except Exception as exc:  # a SOAP fault or an unexpected answer: say what it was
         raise PreflightError(f"vCenter {vs.server} did not accept the connection: {_fault(exc)}",
                              "check vsphere.server and that it is a vCenter or ESXi endpoint") from None
-    return Session(si=si, server=vs.server)
+    finally:
+        socket.setdefaulttimeout(previous)
+    return Session(si=si, server=vs.server, poll_seconds=vs.poll_seconds)
 
 
-def pinned_context(host: str, port: int, thumbprint: str) -> ssl.SSLContext:
+def _no_answer(vs) -> PreflightError:
+    return PreflightError(f"vCenter at {vs.host}:{vs.port} did not answer within {vs.timeoutSeconds}s",
+                          f"check that {vs.host}:{vs.port} is vCenter's HTTPS endpoint and that it is up (a proxy or "
+                          "firewall may accept connections and drop them); raise vsphere.timeoutSeconds for a slow vCenter")
+
+
+def pinned_context(host: str, port: int, thumbprint: str, timeout: int = 15) -> ssl.SSLContext:
     """A context that trusts exactly the certificate whose thumbprint the user pinned.
 
     The certificate is fetched once and compared; every connection after that must present that very
@@ -90,7 +108,7 @@ def pinned_context(host: str, port: int, thumbprint: str) -> ssl.SSLContext:
 
     want = thumbprint.replace(":", "").lower()
     algo = {40: "sha1", 64: "sha256", 128: "sha512"}[len(want)]
-    pem = ssl.get_server_certificate((host, port), timeout=15)
+    pem = ssl.get_server_certificate((host, port), timeout=timeout)
     got = hashlib.new(algo, ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
     if got != want:
         raise PreflightError(f"vCenter {host}:{port} presented a certificate with {algo} thumbprint {got}, not the pinned {want}",

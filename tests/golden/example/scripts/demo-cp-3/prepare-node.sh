@@ -50,18 +50,18 @@ else
   say clock "WARNING: not synchronised by NTP; check timesyncd/chrony"
 fi
 
-# -- packages: containerd and the Kubernetes tools pinned to 1.36.2
+# -- packages: containerd and the Kubernetes tools pinned to 1.37.1
 repo_file=/etc/apt/sources.list.d/ccp-kubernetes.list
 keyring=/etc/apt/keyrings/ccp-kubernetes.gpg
-repo_line="deb [signed-by=$keyring] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /"
+repo_line="deb [signed-by=$keyring] https://pkgs.k8s.io/core:/stable:/v1.37/deb/ /"
 if [ ! -s "$keyring" ] || [ "$(cat "$repo_file" 2>/dev/null)" != "$repo_line" ]; then
   install -d -m 0755 /etc/apt/keyrings
-  curl -fsSL "https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key" | gpg --dearmor --yes -o "$keyring"
+  curl -fsSL "https://pkgs.k8s.io/core:/stable:/v1.37/deb/Release.key" | gpg --dearmor --yes -o "$keyring"
   echo "$repo_line" > "$repo_file"
   apt-get update -qq
   say apt-repository changed
 fi
-want="1.36.2"
+want="1.37.1"
 have="$(dpkg-query -W -f='${Version}' kubeadm 2>/dev/null || true)"
 if ! command -v containerd >/dev/null || [ "${have%%-*}" != "$want" ]; then
   apt-get install -y -qq --allow-downgrades --allow-change-held-packages containerd "kubeadm=$want-*" "kubelet=$want-*" "kubectl=$want-*" >/dev/null
@@ -88,5 +88,5 @@ systemctl enable --now containerd >/dev/null 2>&1
 systemctl enable kubelet >/dev/null 2>&1
 
 install -d -m 0755 "$(dirname "/etc/ccp/prepared")"
-echo "f6a4e7b7e6f1e581" > "/etc/ccp/prepared"
-say prepared "demo-cp-3 (script f6a4e7b7e6f1e581)"
+echo "98f5b1b5895b55fc" > "/etc/ccp/prepared"
+say prepared "demo-cp-3 (script 98f5b1b5895b55fc)"
