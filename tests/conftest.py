@@ -98,3 +98,20 @@ def ccp_subprocess(*args: str, env: dict | None = None, timeout: float = 60, **k
 @pytest.fixture
 def example_config(tmp_path) -> Path:
     return write_config(tmp_path / "cluster.yaml", example_data())
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The real-cluster suites' own count, so CI's log says whether they ran or were skipped (and why)."""
+    stats = terminalreporter.stats
+    counts = {}
+    reasons = set()
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for rep in stats.get(outcome, []):
+            if "tests/e2e/" in getattr(rep, "nodeid", "") or "tests/e2e/" in str(getattr(rep, "fspath", "")):
+                counts[outcome] = counts.get(outcome, 0) + 1
+                if outcome == "skipped" and isinstance(rep.longrepr, tuple):
+                    reasons.add(rep.longrepr[2].removeprefix("Skipped: "))
+    if counts:
+        terminalreporter.write_line("real-cluster suites (tests/e2e): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        for reason in sorted(reasons):
+            terminalreporter.write_line(f"  skipped: {reason}")

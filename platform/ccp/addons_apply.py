@@ -33,12 +33,18 @@ def marker_name(addon: Addon) -> str:
     return f"ccp-addon-{addon.name}"
 
 
-def marker(r: RenderedAddon) -> dict:
+def marker(r: RenderedAddon, previous: dict | None = None) -> dict:
+    """What was applied. ``appliedAt`` is kept from the previous marker when the same digest and ccp
+    version are applied again, so a re-apply with nothing new changes no object at all."""
+    data = {"addon": r.addon.name, "digest": r.digest, "ccpVersion": __version__,
+            "appliedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if previous and previous.get("digest") == r.digest and previous.get("ccpVersion") == __version__ \
+            and previous.get("appliedAt"):
+        data["appliedAt"] = previous["appliedAt"]
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": marker_name(r.addon), "namespace": r.addon.namespace,
                          "labels": {MANAGED_BY: "ccp", ADDON_LABEL: r.addon.name, "ccp.io/marker": "true"}},
-            "data": {"addon": r.addon.name, "digest": r.digest, "ccpVersion": __version__,
-                     "appliedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
+            "data": data}
 
 
 @dataclass
@@ -54,7 +60,7 @@ def apply_one(port, r: RenderedAddon, *, wait: bool, timeout: float, say=lambda 
               clock=time.monotonic, sleep=time.sleep) -> AddonResult:
     t0 = clock()
     res = AddonResult(r.addon.name)
-    objects = [*r.objects, *r.secret_objects, marker(r)]
+    objects = [*r.objects, *r.secret_objects, marker(r, port.get_data(r.addon.namespace, marker_name(r.addon)))]
     say(f"{r.addon.name}: applying {len(objects)} objects")
     port.apply_objects(objects)
     res.applied = len(objects)

@@ -1,49 +1,96 @@
-"""Opt-in (CCP_E2E_KUBECONFIG): every add-on applied to a real cluster without waiting (images may
-not be pullable there), re-applied without changes, one object dropped from the render and pruned,
-and nothing labelled by ccp left after delete."""
+"""The add-on lifecycle on a real cluster (tests/e2e/conftest.py), through the command line:
+`ccp addons apply` (twice: the second changes nothing), `status`, a prune, and `delete` leaving
+nothing labelled by ccp. The add-ons' upstream images cannot be pulled on the lab, so apply does not
+wait for readiness there (--no-wait); everything the API server accepts or refuses is real."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import json
 
 import pytest
 
+from tests.conftest import example_data, run_ccp, write_config
+
 pytestmark = pytest.mark.e2e
-KUBECONFIG = os.environ.get("CCP_E2E_KUBECONFIG")
-if not KUBECONFIG:
-    pytest.skip("CCP_E2E_KUBECONFIG is not set: no real cluster to test against", allow_module_level=True)
 
 
-def test_addon_lifecycle_on_a_real_cluster(tmp_path):
-    from ccp import addons, addons_apply
-    from ccp.config import versions
-    from ccp.config.load import load
-    from ccp.remote.kube import ObjectRef
-    from ccp.remote.kube_objects import LightkubeObjects
-    from tests.conftest import example_data, write_config
-
+@pytest.fixture
+def addon_config(tmp_path):
     data = example_data()
     data["spec"]["addons"]["storage"]["provider"] = "local-path"   # no vCenter behind an arbitrary cluster
-    cfg = load(write_config(tmp_path / "c.yaml", data)).config
-    bom = versions.bom_for(cfg.spec.kubernetes.version)
-    port = LightkubeObjects(Path(KUBECONFIG))
-    chosen = addons.enabled_addons(cfg)
+    return write_config(tmp_path / "c.yaml", data)
+
+
+def _labelled(kubeconfig):
+    from ccp import addons_apply
+    from ccp.remote.kube_objects import LightkubeObjects
+
+    port = LightkubeObjects(kubeconfig)
+    labels = {"app.kubernetes.io/managed-by": "ccp"}
+    return port, sorted(str(ref) for api, kind in addons_apply.PRUNABLE
+                        for ref in port.list_labelled(api, kind, labels) if not (ref.namespace or "").startswith("kube-"))
+
+
+STABLE = {"ConfigMap", "Deployment", "DaemonSet", "StatefulSet", "ClusterRole", "ClusterRoleBinding", "Role",
+          "RoleBinding", "StorageClass", "NetworkPolicy", "PodDisruptionBudget"}   # no controller writes these
+
+
+def _versions(port, kubeconfig) -> dict[str, str]:
+    """generation (spec changes) where the kind has one, else resourceVersion, of ccp's stable objects."""
+    from ccp import addons_apply
+    from ccp.remote.kube_objects import _resource
+
+    out = {}
+    for api, kind in addons_apply.PRUNABLE:
+        if kind not in STABLE:
+            continue
+        for ref in port.list_labelled(api, kind, {"app.kubernetes.io/managed-by": "ccp"}):
+            res = _resource(api, kind)
+            obj = port.client.get(res, ref.name, namespace=ref.namespace) if ref.namespace else port.client.get(res, ref.name)
+            out[str(ref)] = str(obj.metadata.generation or obj.metadata.resourceVersion)
+    return out
+
+
+def test_addon_lifecycle_through_the_cli(real_cluster, addon_config):
+    from ccp.remote.kube import ObjectRef
+
+    k = real_cluster.kubeconfig
     try:
-        for a in chosen:
-            addons_apply.apply_one(port, addons.render(a, cfg, bom, with_secrets=True), wait=False, timeout=1)
-        for a in chosen:
-            res = addons_apply.apply_one(port, addons.render(a, cfg, bom, with_secrets=True), wait=False, timeout=1)
-            assert res.pruned == []
-        ingress = addons.render(addons.discover()["ingress"], cfg, bom, with_secrets=True)
+        r = run_ccp("addons", "apply", "--config", addon_config, "--kubeconfig", k, "--no-wait")
+        assert r.code == 0, r.text
+        assert "at https://" in r.err               # the cluster it talks to is named first
+        port, first = _labelled(k)
+        assert len(first) > 40
+        versions = _versions(port, k)
+        assert len(versions) > 20
+        r = run_ccp("addons", "apply", "--config", addon_config, "--kubeconfig", k, "--no-wait")
+        assert r.code == 0 and ", 0 pruned" in r.out, r.text
+        _, second = _labelled(k)
+        assert second == first, "a re-apply creates and removes nothing"
+        assert _versions(port, k) == versions, "a re-apply changes nothing"
+
+        r = run_ccp("addons", "status", "--config", addon_config, "--kubeconfig", k, "--output", "json")
+        assert r.code == 0, r.text
+        rows = {row["addon"]: row for row in json.loads(r.out)}
+        assert {"local-path", "ingress", "monitoring", "logging"} <= set(rows)
+        assert all(rows[a]["state"] in ("healthy", "unhealthy") for a in ("local-path", "ingress", "monitoring", "logging"))
+
+        # an object the add-on no longer renders is pruned: only ccp's, only that one
+        from ccp import addons, addons_apply
+        from ccp.config import versions as bom
+        from ccp.config.load import load
+
+        cfg = load(addon_config).config
+        ingress = addons.render(addons.discover()["ingress"], cfg, bom.bom_for(cfg.spec.kubernetes.version), with_secrets=True)
         cm = ObjectRef("v1", "ConfigMap", "nginx-ingress", "nginx-config")
         ingress.objects = [o for o in ingress.objects if ObjectRef.of(o) != cm]
-        res = addons_apply.apply_one(port, ingress, wait=False, timeout=1)
-        assert res.pruned == [str(cm)]
+        assert addons_apply.apply_one(port, ingress, wait=False, timeout=1).pruned == [str(cm)]
     finally:
-        for a in reversed(chosen):
-            addons_apply.delete(port, a)
-    labels = {"app.kubernetes.io/managed-by": "ccp"}
-    left = [ref for api, kind in addons_apply.PRUNABLE if kind != "Namespace" for ref in port.list_labelled(api, kind, labels)
-            if not (ref.namespace or "").startswith("kube-")]
-    assert left == []
+        r = run_ccp("addons", "delete", "--config", addon_config, "--kubeconfig", k, "--yes")
+    assert r.code == 0, r.text
+    import time
+
+    deadline = time.monotonic() + 120      # deletion is asynchronous: Jobs, pods and namespaces finalise
+    while (left := _labelled(k)[1]) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert left == [], "nothing labelled by ccp is left"

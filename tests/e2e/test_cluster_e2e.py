@@ -1,6 +1,6 @@
-"""Opt-in: the Kubernetes client code against a real cluster. Set CCP_E2E_KUBECONFIG to a
-kubeconfig; nothing here runs otherwise. Applying a CNI replaces the cluster's pod network, so that
-test also needs CCP_E2E_APPLY_CNI=1 (use a throw-away cluster)."""
+"""The Kubernetes client code against a real cluster (tests/e2e/conftest.py: CCP_E2E_KUBECONFIG, else
+the shared lab). Applying a CNI replaces the cluster's pod network, so that test also needs
+CCP_E2E_APPLY_CNI=1 (use a throw-away cluster)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,13 @@ import pytest
 import yaml
 
 pytestmark = pytest.mark.e2e
-KUBECONFIG = os.environ.get("CCP_E2E_KUBECONFIG")
-if not KUBECONFIG:
-    pytest.skip("CCP_E2E_KUBECONFIG is not set: no real cluster to test against", allow_module_level=True)
 
 
 @pytest.fixture
-def port():
+def port(kubeconfig):
     from ccp.remote.kube import LightkubePort
 
-    return LightkubePort(Path(KUBECONFIG))
+    return LightkubePort(kubeconfig)
 
 
 def test_server_side_apply_labels_and_is_idempotent(port):
@@ -59,11 +56,11 @@ def test_wait_nodes_ready_on_a_real_cluster(port):
     assert all(s.ready for s in states)
 
 
-def test_kubeconfig_rename_and_merge_work_with_the_client(tmp_path):
+def test_kubeconfig_rename_and_merge_work_with_the_client(tmp_path, kubeconfig):
     from ccp.phases.kubeconfig import merge, rename
     from ccp.remote.kube import LightkubePort
 
-    doc = yaml.safe_load(Path(KUBECONFIG).read_text())
+    doc = yaml.safe_load(Path(kubeconfig).read_text())
     current = next(c for c in doc["contexts"] if c["name"] == doc["current-context"])["context"]
     cluster = next(c for c in doc["clusters"] if c["name"] == current["cluster"])
     user = next(u for u in doc["users"] if u["name"] == current["user"])
@@ -73,9 +70,10 @@ def test_kubeconfig_rename_and_merge_work_with_the_client(tmp_path):
     assert LightkubePort(target, context="ccp-e2e").nodes()
 
 
-@pytest.mark.skipif(os.environ.get("CCP_E2E_APPLY_CNI") != "1",
-                    reason="applying a CNI replaces the cluster's pod network: set CCP_E2E_APPLY_CNI=1 on a throw-away cluster")
-def test_apply_bundled_cni_and_wait(port, tmp_path):
+def test_apply_bundled_cni_and_wait(port, tmp_path, real_cluster):
+    real_cluster.limit("pulling the CNI's images (no registry is reachable)")
+    if os.environ.get("CCP_E2E_APPLY_CNI") != "1":
+        pytest.skip("applying a CNI replaces the cluster's pod network: set CCP_E2E_APPLY_CNI=1 on a throw-away cluster")
     from ccp import render
     from ccp.config.load import load
     from ccp.remote.kube import wait_nodes_ready

@@ -59,6 +59,14 @@ def test_install_and_destroy_finish_at_a_terminal_and_show_no_secret(sim_config,
     assert finish(child) == 0, screen2.text[-3000:]
     assert "destroyed 4 VMs" in screen2.text
     assert PASSWORD not in screen.text + screen2.text
+    # the journal no longer claims machines that are gone; reading it needs no password
+    import json
+
+    from tests.conftest import run_ccp
+
+    monkeypatch.delenv("VSPHERE_PASSWORD")
+    phases = {p["phase"]: p["status"] for p in json.loads(run_ccp("phases", "--config", path, "--output", "json").out)["phases"]}
+    assert phases["provision"] == "pending" and phases["render"] == "done"
 
 
 def test_ctrl_c_ends_the_run_at_once_with_the_resume_command(sim_config, tmp_path, monkeypatch):

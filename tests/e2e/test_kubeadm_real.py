@@ -1,0 +1,148 @@
+"""The real kubeadm (the shared lab's, or one on PATH) judges every kubeadm file ccp renders: the
+golden files and the example configs. `kubeadm config validate` on init and join files; then
+kubeadm's own init phases (certificates, kubeconfigs, kubelet flags, control-plane and etcd static pod
+manifests) run from the rendered InitConfiguration inside a scratch root (--rootfs), and the tests
+assert on what kubeadm produced. Needs no running cluster and no root."""
+
+from __future__ import annotations
+
+import ipaddress
+import lzma
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLES, ROOT, example_data, small_config, write_config
+from tests.e2e.conftest import LAB
+
+pytestmark = pytest.mark.e2e
+GOLDEN = ROOT / "tests" / "golden"
+# Realistic stand-ins for the join secrets ccp creates at join time (never rendered to disk).
+JOIN_VALUES = {"${CCP_BOOTSTRAP_TOKEN}": "abcdef.0123456789abcdef", "${CCP_CA_CERT_HASH}": "sha256:" + "ab" * 32,
+               "${CCP_CERTIFICATE_KEY}": "0123456789abcdef" * 4}
+
+
+@pytest.fixture(scope="session")
+def kubeadm(tmp_path_factory) -> Path:
+    found = shutil.which("kubeadm")
+    if found:
+        return Path(found)
+    packed = LAB.parent / "bin" / "kubeadm.xz"
+    if not packed.exists():
+        pytest.skip(f"no kubeadm: none on PATH and no shared lab binary at {packed}")
+    out = tmp_path_factory.mktemp("kubeadm") / "kubeadm"
+    out.write_bytes(lzma.decompress(packed.read_bytes()))
+    out.chmod(0o755)
+    return out
+
+
+def _sources() -> dict[str, dict]:
+    vcsim = yaml.safe_load((EXAMPLES / "vcsim.yaml").read_text())
+    vcsim["spec"]["ssh"]["privateKeyFile"] = "~/.ssh/id_ed25519"   # the demo's key may not exist yet
+    return {"examples/cluster.yaml": example_data(), "small": small_config(), "examples/vcsim.yaml": vcsim}
+
+
+def rendered_sets(tmp_path_factory) -> dict[str, dict[str, str]]:
+    """name -> {relative path: text} of every kubeadm file: goldens, and the example configs rendered now."""
+    from ccp import render
+    from ccp.config.load import load
+
+    sets = {}
+    for case in ("example", "small"):
+        sets[f"golden/{case}"] = {str(p.relative_to(GOLDEN / case)): p.read_text()
+                                  for p in sorted((GOLDEN / case / "kubeadm").rglob("*.yaml"))}
+    d = tmp_path_factory.mktemp("configs")
+    for name, data in _sources().items():
+        out = render.render_all(load(write_config(d / (name.replace("/", "_")), data), defer_secrets=True))
+        sets[name] = {k: v for k, v in out.files.items() if k.startswith("kubeadm/")}
+    return sets
+
+
+@pytest.fixture
+def kubeadm_files(tmp_path_factory):   # per test: the isolated HOME holds the SSH key the render reads
+    return rendered_sets(tmp_path_factory)
+
+
+def _filled(text: str) -> str:
+    for k, v in JOIN_VALUES.items():
+        text = text.replace(k, v)
+    return text
+
+
+def test_kubeadm_config_validate_accepts_every_rendered_file(kubeadm, kubeadm_files, tmp_path):
+    judged = 0
+    for name, files in kubeadm_files.items():
+        assert any(p.endswith("init.yaml") for p in files) and any(p.endswith("join.yaml") for p in files), name
+        for rel, text in files.items():
+            f = tmp_path / "f.yaml"
+            f.write_text(_filled(text))
+            r = subprocess.run([str(kubeadm), "config", "validate", "--config", str(f)], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, f"{name}: {rel}: {r.stdout}{r.stderr}"
+            judged += 1
+    assert judged >= 15
+
+
+def _init_docs(text: str) -> dict[str, dict]:
+    return {d["kind"]: d for d in yaml.safe_load_all(text) if d}
+
+
+def _run_phases(kubeadm: Path, init_text: str, root: Path) -> None:
+    root.mkdir(parents=True)
+    (root / "init.yaml").write_text(init_text)
+    for phase in (["certs", "all"], ["kubeconfig", "all"], ["kubelet-start"], ["control-plane", "all"], ["etcd", "local"]):
+        r = subprocess.run([str(kubeadm), "init", "phase", *phase, "--config", "/init.yaml", "--rootfs", str(root)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"kubeadm init phase {' '.join(phase)}: {r.stdout}{r.stderr}"
+
+
+def _sans(cert: Path) -> set[str]:
+    from cryptography import x509
+
+    c = x509.load_pem_x509_certificate(cert.read_bytes())
+    ext = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(ip) for ip in ext.get_values_for_type(x509.IPAddress)} | set(ext.get_values_for_type(x509.DNSName))
+
+
+@pytest.mark.parametrize("source", ["examples/cluster.yaml", "small", "examples/vcsim.yaml"])
+def test_kubeadm_init_phases_from_the_rendered_config(kubeadm, kubeadm_files, tmp_path, source):
+    from ccp.config import inventory
+    from ccp.config.load import load
+
+    files = kubeadm_files[source]
+    (init_rel,) = [p for p in files if p.endswith("init.yaml")]
+    root = tmp_path / "root"
+    _run_phases(kubeadm, files[init_rel], root)
+    k8s = root / "etc" / "kubernetes"
+
+    data = _sources()[source]
+    cfg = load(write_config(tmp_path / "c.yaml", data)).config
+    vip, endpoint = str(cfg.spec.loadBalancer.vip), inventory.api_endpoint(cfg)
+    cps = [str(n.address) for n in inventory.build(cfg) if n.role == inventory.ROLE_CP]
+
+    sans = _sans(k8s / "pki" / "apiserver.crt")
+    assert vip in sans and set(cps) <= sans, f"API server certificate SANs {sorted(sans)}"
+    service_ip = str(next(ipaddress.ip_network(cfg.spec.kubernetes.serviceCIDR).hosts()))
+    assert service_ip in sans and "kubernetes.default.svc" in sans
+
+    def server(conf: str) -> str:
+        return yaml.safe_load((k8s / conf).read_text())["clusters"][0]["cluster"]["server"]
+
+    # admin.conf (what ccp hands the operator) uses the VIP; kubeadm points a control plane's own
+    # kubelet at its local API server
+    assert server("admin.conf") == f"https://{endpoint}"
+    assert server("kubelet.conf") == f"https://{cps[0]}:6443"
+    cluster_cfg = _init_docs(files[init_rel])["ClusterConfiguration"]
+    assert cluster_cfg["controlPlaneEndpoint"] == endpoint
+
+    version = "v" + cfg.spec.kubernetes.version
+    manifests = {p.stem: yaml.safe_load(p.read_text()) for p in (k8s / "manifests").glob("*.yaml")}
+    assert set(manifests) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+    for comp in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        assert manifests[comp]["spec"]["containers"][0]["image"].endswith(f"/{comp}:{version}")
+
+    flags = (root / "var" / "lib" / "kubelet" / "kubeadm-flags.env").read_text()
+    cpi = cfg.spec.addons.storage.provider == "vsphere-csi"
+    assert ("--cloud-provider=external" in flags) == cpi, flags
