@@ -30,7 +30,7 @@ demo: vcsim-start
 	@$(GOVC) folder.create /DC0/vm/ccp-vcsim >/dev/null 2>&1 || true
 	$(CCP) config validate --config examples/vcsim.yaml
 	$(CCP) plan --config examples/vcsim.yaml
-	CCP_VCSIM_SHIM=1 $(CCP) install --config examples/vcsim.yaml --until provision --yes --ignore-preflight datastore-space
+	CCP_VCSIM_SHIM=1 $(CCP) install --config examples/vcsim.yaml --until provision --yes
 	$(GOVC) ls -l '/DC0/vm/ccp-vcsim/*'
 	$(CCP) phases --config examples/vcsim.yaml
 	$(CCP) destroy --config examples/vcsim.yaml --yes

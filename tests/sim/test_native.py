@@ -45,7 +45,6 @@ def test_preflight_passes_on_the_simulator(sim_config):
     (lambda d: d["spec"]["vsphere"].update(folder="nope"), "folder", "ccp-vcsim"),
     (lambda d: d["spec"]["vsphere"].update(cluster="nope"), "cluster", "DC0_C0"),
     (lambda d: d["spec"]["nodes"]["workers"][0].update(diskGiB=500000), "datastore-space", "GiB needed"),
-    (lambda d: d["spec"]["nodes"]["workers"][0].update(memoryMiB=10**8), "cluster-capacity", "MiB memory"),
 ])
 def test_each_preflight_failure_is_named(sim_config, edit, check, words):
     path, data, write = sim_config
@@ -58,6 +57,34 @@ def test_each_preflight_failure_is_named(sim_config, edit, check, words):
     assert words in results[check]["message"]
     assert results[check]["remediation"]
     assert f"--ignore-preflight" in r.err
+
+
+def test_preflight_space_counts_only_new_vms_memory_overcommit_warns_and_ignores_repeat(sim_config):
+    path, data, write = sim_config
+    assert run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE).code == 0
+    r = run_ccp("preflight", "--config", path, "--output", "json")
+    checks = {c["name"]: c for c in json.loads(r.out)["checks"]}
+    assert "0 GiB needed for 0 new VMs" in checks["datastore-space"]["message"]
+    assert "4 VMs of the cluster exist already" in checks["datastore-space"]["message"]
+    assert checks["datastore-space"]["status"] == "pass"
+
+    data["spec"]["nodes"]["workers"][0].update(memoryMiB=10**6)     # far beyond vcsim's 12 GiB
+    write()
+    r = run_ccp("preflight", "--config", path, "--output", "json",
+                "--ignore-preflight", "template-guestinfo", "--ignore-preflight", "address-conflicts,datastore-space")
+    checks = {c["name"]: c for c in json.loads(r.out)["checks"]}
+    assert checks["cluster-capacity"]["status"] == "warn" and "overcommitted" in checks["cluster-capacity"]["message"]
+    assert checks["template-guestinfo"]["status"] == "ignored"       # both repeats of the option count
+    assert r.code == 0, r.text
+
+
+def test_missing_folder_says_how_to_create_it(sim_config):
+    path, data, write = sim_config
+    data["spec"]["vsphere"]["folder"] = "not-there"
+    write()
+    r = run_ccp("preflight", "--config", path, "--output", "json")
+    folder = {c["name"]: c for c in json.loads(r.out)["checks"]}["folder"]
+    assert folder["status"] == "fail" and "govc folder.create /DC0/vm/not-there" in folder["remediation"]
 
 
 def test_stranger_vm_with_our_name_fails_preflight_and_install(sim_config, sim):

@@ -17,12 +17,15 @@ CONFIG_OPTION = typer.Option(..., "--config", "-c", help="The cluster.yaml to us
 OPTIONAL_CONFIG_OPTION = typer.Option(None, "--config", "-c", show_default=False,
                                       help="The cluster.yaml: which add-ons it enables and its own kubeconfig.")
 OUTPUT_OPTION = typer.Option(Output.text, "--output", "-o", help="text for people, json for scripts.")
-IGNORE_PREFLIGHT_OPTION = typer.Option("", "--ignore-preflight", metavar="A,B",
-                                       help="Preflight checks whose failure you accept, e.g. template-guestinfo.")
+IGNORE_PREFLIGHT_OPTION = typer.Option([], "--ignore-preflight", metavar="A,B", show_default=False,
+                                       help="Preflight checks whose failure you accept, e.g. template-guestinfo "
+                                            "(repeat the option or give a comma list).")
 
 
-def split_names(text: str) -> set[str]:
-    return {s.strip() for s in text.split(",") if s.strip()}
+def split_names(text: str | list[str]) -> set[str]:
+    """Names from "a,b", or from a repeated option ["a", "b,c"]."""
+    parts = [text] if isinstance(text, str) else list(text or [])
+    return {s.strip() for part in parts for s in part.split(",") if s.strip()}
 
 
 def load_config(path: Path, *, quiet: bool = False, defer_secrets: bool = False):

@@ -16,7 +16,7 @@ def install(
     resume: bool = typer.Option(False, "--resume", help="Continue a failed or interrupted install without asking."),
     until: str = typer.Option(None, "--until", help="Stop after this phase (or group), e.g. provision.", metavar="PHASE"),
     skip_phases: str = typer.Option("", "--skip-phases", help="Comma-separated phases (or groups) not to run.", metavar="A,B"),
-    ignore_preflight: str = IGNORE_PREFLIGHT_OPTION,
+    ignore_preflight: list[str] = IGNORE_PREFLIGHT_OPTION,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     merge_kubeconfig: bool = typer.Option(False, "--merge-kubeconfig",
                                           help="Also merge the cluster's kubeconfig into ~/.kube/config (context named after the cluster)."),

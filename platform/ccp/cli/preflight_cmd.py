@@ -10,7 +10,7 @@ from ccp.cli.common import (CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, OUTPUT_OPTIO
 
 
 @app.command("preflight")
-def preflight(ctx: typer.Context, config: Path = CONFIG_OPTION, ignore_preflight: str = IGNORE_PREFLIGHT_OPTION,
+def preflight(ctx: typer.Context, config: Path = CONFIG_OPTION, ignore_preflight: list[str] = IGNORE_PREFLIGHT_OPTION,
               output: Output = OUTPUT_OPTION) -> None:
     """Check vCenter without changing anything: login and TLS, every inventory name, datastore space,
     cluster capacity, the template, and VMs that already use this cluster's names. Exit 3 on a failure."""

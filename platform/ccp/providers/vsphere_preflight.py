@@ -63,7 +63,11 @@ def run_checks(provider, ignore: set[str]) -> list[CheckResult]:
     for name, key in (("datacenter", "datacenter"), ("cluster", "cluster"), ("resource-pool", "resource-pool"),
                       ("datastore", "datastore"), ("network", "network"), ("folder", "folder"), ("template", "template")):
         miss = pl.missing.get(key)
-        if miss:
+        if miss and name == "folder":
+            dc = vs.datacenter
+            add(name, "fail", str(miss), f"create it (`govc folder.create /{dc}/vm/{vs.folder.strip('/')}`, or in the vSphere "
+                f"Client: VMs and Templates > {dc} > New Folder), or fix vsphere.folder in cluster.yaml")
+        elif miss:
             add(name, "fail", str(miss), f"fix vsphere.{_field(name)} in cluster.yaml")
         elif pl.datacenter is None:
             add(name, "skipped", "no datacenter")
@@ -73,10 +77,12 @@ def run_checks(provider, ignore: set[str]) -> list[CheckResult]:
         return skip_rest("template", "no datacenter")
 
     nodes = inventory.build(cfg)
-    _space(add, provider, pl, nodes)
+    observed = provider.observe()
+    existing = {n for n, vm in observed.items() if vm.owner == cfg.metadata.name}
+    _space(add, provider, pl, [n for n in nodes if n.name not in existing], len(existing))
     _capacity(add, provider, pl, nodes)
     _template(add, provider, pl)
-    _conflicts(add, provider, nodes)
+    _conflicts(add, provider, nodes, observed)
     return results
 
 
@@ -90,15 +96,18 @@ def _described(check: str, vs) -> str:
     return f"{check} {getattr(vs, _field(check))!r}"
 
 
-def _space(add, provider, pl, nodes) -> None:
+def _space(add, provider, pl, to_create, existing: int) -> None:
+    """Only the disks still to be created need room: the cluster's existing VMs already have theirs."""
     from pyVmomi import vim
 
     if pl.datastore is None:
         return add("datastore-space", "skipped", "no datastore")
     p = vs_session.retrieve(provider.session, [pl.datastore], vim.Datastore, ["summary.freeSpace", "summary.capacity"])[pl.datastore]
-    need = int(sum(n.diskGiB for n in nodes) * 1.1 * 1024**3)
+    need = int(sum(n.diskGiB for n in to_create) * 1.1 * 1024**3)
     free = p.get("summary.freeSpace", 0)
-    msg = f"{free / 1024**3:.0f} GiB free, {need / 1024**3:.0f} GiB needed (node disks + 10 %)"
+    have = f"; {existing} VMs of the cluster exist already" if existing else ""
+    msg = (f"{free / 1024**3:.0f} GiB free, {need / 1024**3:.0f} GiB needed for {len(to_create)} new VMs "
+           f"(their disks + 10 %){have}")
     if free < need:
         add("datastore-space", "fail", msg, "free space on the datastore, choose another, or make node disks smaller")
     else:
@@ -118,8 +127,12 @@ def _capacity(add, provider, pl, nodes) -> None:
     vcpus = sum(n.cpus for n in nodes)
     cores = s.numCpuCores or 0
     msg = f"{mem_need} MiB of {mem_have} MiB memory, {vcpus} vCPUs on {cores} cores"
+    # vSphere overcommits memory and CPU; ccp reserves neither, so nothing here can make a power-on fail:
+    # too little is a warning with the ratio, not a failure.
     if mem_need > mem_have:
-        add("cluster-capacity", "fail", msg, "add hosts or memory to the cluster, or make the nodes smaller")
+        ratio = mem_need / mem_have if mem_have else float("inf")
+        add("cluster-capacity", "warn", f"{msg}: memory overcommitted {ratio:.1f}x",
+            "vSphere will balloon and swap under load: add hosts or memory, or make the nodes smaller")
     elif mem_need > 0.8 * mem_have or vcpus > 4 * cores:
         add("cluster-capacity", "warn", msg + " (little headroom)", "expect contention; consider smaller nodes or more hosts")
     else:
@@ -143,8 +156,7 @@ def _template(add, provider, pl) -> None:
             "use a template with cloud-init and VMware Tools, and note 'cloud-init' in its annotation")
 
 
-def _conflicts(add, provider, nodes) -> None:
-    observed = provider.observe()
+def _conflicts(add, provider, nodes, observed) -> None:
     cluster = provider.cfg.metadata.name
     strangers = [n.name for n in nodes if n.name in observed and observed[n.name].owner != cluster]
     if strangers:
