@@ -90,12 +90,7 @@ def run(args: list[str]) -> int:
 
             ui.err().print(INTERRUPTED)
         return exc.exit_code
-    except typer.Abort:   # Ctrl-C or end of input at a prompt
-        from ccp import ui
-
-        ui.err().print(INTERRUPTED)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):   # Ctrl-C (also at a prompt) or end of input at a prompt
         from ccp import ui
 
         ui.err().print(INTERRUPTED)
@@ -128,7 +123,7 @@ def run(args: list[str]) -> int:
 
 
 def _log_error(exc: Exception) -> None:
-    """The run log ends with the error the user saw (and, under --debug, its traceback)."""
+    """The run log ends with the error the user saw (and, for a ccp bug, its traceback)."""
     import logging
 
     log = logging.getLogger("ccp")

@@ -1,7 +1,8 @@
 """The journal: one JSON line per event in <state>/journal.jsonl, and the lock beside it.
 
 A phase's status is its last event: started (and nothing after it: the run was killed),
-done, failed or skipped; a "reset" event (ccp destroy) makes it pending again. Lines are appended in one write each and fsync'd; a torn last line
+done, failed or skipped; a "reset" event (ccp destroy) makes it pending again. Lines are
+appended in one write each and fsync'd; a torn last line
 from a killed process is ignored when reading.
 """
 

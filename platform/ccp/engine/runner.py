@@ -91,7 +91,7 @@ def _reason(rec: PhaseRecord | None, fp: str, per_key: dict[str, str], actions: 
         changed = sorted(k for k in set(old) | set(per_key) if old.get(k) != per_key.get(k))
         return f"inputs changed: {', '.join(changed) or 'unknown'}", False
     if actions:
-        return f"the probe found {sum(a.count for a in actions)} thing(s) to do", False  # waits count: the phase is not done
+        return f"the probe found {sum(a.count for a in actions)} thing(s) to do", False
     return "already done", True
 
 
