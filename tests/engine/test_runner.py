@@ -95,7 +95,7 @@ def test_lock_refuses_a_second_run_and_frees_on_death(tmp_path):
     second = subprocess.run([sys.executable, "-m", "tests.engine.harness", str(state), str(tmp_path / "w2")],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert second.returncode == 3
-    assert f"another ccp run holds the lock" in second.stdout and f"pid {first.pid}" in second.stdout
+    assert "another ccp run holds the lock" in second.stdout and f"pid {first.pid}" in second.stdout
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
     code, out = run(state, work)

@@ -56,7 +56,7 @@ def test_each_preflight_failure_is_named(sim_config, edit, check, words):
     assert results[check]["status"] == "fail", results[check]
     assert words in results[check]["message"]
     assert results[check]["remediation"]
-    assert f"--ignore-preflight" in r.err
+    assert "--ignore-preflight" in r.err
 
 
 def test_preflight_space_counts_only_new_vms_memory_overcommit_warns_and_ignores_repeat(sim_config):
