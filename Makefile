@@ -44,6 +44,7 @@ bench: setup
 	$(VENV)/bin/python bench/cli_startup.py
 	$(VENV)/bin/python bench/render_scale.py
 	$(VENV)/bin/python bench/provision.py
+	$(VENV)/bin/python bench/diagnose.py
 
 clean:
 	rm -rf .ccp .pytest_cache .hypothesis

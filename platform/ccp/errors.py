@@ -14,6 +14,7 @@ EXIT_REMOTE = 5
 EXIT_KUBERNETES = 6
 EXIT_ADDON = 7
 EXIT_VALIDATION = 8
+EXIT_DIAGNOSE = 9
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
@@ -57,6 +58,10 @@ class ValidationFailed(CcpError):
     code, family = EXIT_VALIDATION, "validation"
 
 
+class DiagnoseFailed(CcpError):
+    code, family = EXIT_DIAGNOSE, "diagnose"
+
+
 class InternalError(CcpError):
     code, family = EXIT_INTERNAL, "internal"
 
@@ -70,5 +75,5 @@ class Interrupted(CcpError):
 
 FAMILIES: list[type[CcpError]] = [
     ConfigError, PreflightError, InfrastructureError, RemoteError,
-    KubernetesError, AddonError, ValidationFailed, InternalError,
+    KubernetesError, AddonError, ValidationFailed, DiagnoseFailed, InternalError,
 ]

@@ -19,7 +19,7 @@ import yaml
 from tests.ssh.servers import _Loop
 
 MUTATING = ("install -D", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
-            "upload-certs", "certificate-key")
+            "upload-certs", "certificate-key", "kubeadm certs renew", "ccp-parked-manifests")
 ADMIN_CONF = {"apiVersion": "v1", "kind": "Config",
               "clusters": [{"name": "kubernetes", "cluster": {"server": "https://10.0.0.1:6443",
                                                              "certificate-authority-data": "Q0EtREFUQQ=="}}],
@@ -62,6 +62,9 @@ class FakeCluster:
         self.members: set[str] = set()
         self.records: list[Record] = []
         self.unknown: list[tuple[str, str]] = []
+        self.renewed: list[str] = []
+        self.restarted: list[str] = []
+        self.api_down_after_renew: set[str] = set()
         self.host_keys = {n: asyncssh.generate_private_key("ssh-ed25519") for n in names}
         self._servers = []
 
@@ -152,6 +155,16 @@ class FakeCluster:
             assert secrets["CCP_BOOTSTRAP_TOKEN"] == TOKEN
             self.members.add(node)
             return 0, "This node has joined the cluster", ""
+        if s == "kubeadm certs renew all":
+            self.renewed.append(node)
+            return 0, "[renew] certificates renewed", ""
+        if s.startswith("mkdir -p /etc/kubernetes/ccp-parked-manifests"):
+            self.restarted.append(node)
+            return 0, "", ""
+        if s.startswith("for i in $(seq") and "/readyz" in s:
+            if node in self.api_down_after_renew:
+                return 1, "", "the API did not answer through the VIP"
+            return 0, "", ""
         if s.startswith("cat /etc/kubernetes/admin.conf"):
             return 0, yaml.safe_dump(ADMIN_CONF), ""
         self.unknown.append((node, s))

@@ -42,8 +42,10 @@ class _Loop:
 
 
 class SSHServerBase:
-    def __init__(self, authorized_key: Path, host_key: asyncssh.SSHKey | None = None, port: int | None = None):
+    def __init__(self, authorized_key: Path, host_key: asyncssh.SSHKey | None = None, port: int | None = None,
+                 host: str = "127.0.0.1"):
         self.port = port or free_port()
+        self.host = host
         self.host_key = host_key or asyncssh.generate_private_key("ssh-ed25519")
         self.authorized_key = authorized_key
         self.forwarded: list[tuple[str, int]] = []
@@ -66,7 +68,7 @@ class SSHServerBase:
     def start(self) -> "SSHServerBase":
         async def go():
             self._server = await asyncssh.create_server(
-                self._server_class(), "127.0.0.1", self.port, server_host_keys=[self.host_key],
+                self._server_class(), self.host, self.port, server_host_keys=[self.host_key],
                 authorized_client_keys=str(self.authorized_key), process_factory=self.handle,
                 sftp_factory=True, encoding=None)
         _Loop.get().run(go())

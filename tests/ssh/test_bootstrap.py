@@ -165,3 +165,25 @@ def test_host_failures_say_how_to_resume_log_the_error_and_show_in_phases(cluste
     phases = {p["phase"]: p for p in json.loads(run_ccp("phases", "--config", cfg, "--output", "json").out)["phases"]}
     assert phases["hosts/prepare"]["status"] == "failed" and "fk-worker-3" in phases["hosts/prepare"]["error"]
     assert "phase timings" in r.err and "failed" in r.err.split("phase timings", 1)[1]
+
+
+def test_certs_renew_one_control_plane_at_a_time_waiting_for_the_api(cluster, tmp_path):
+    fc, cfg = cluster()
+    assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
+    kubeconfig = tmp_path / ".ccp" / "fk" / "kubeconfig"
+    kubeconfig.unlink()
+    r = run_ccp("certs", "renew", "--config", cfg, "--yes")
+    assert r.code == 0, r.text
+    cps = fc.names_by_prefix("cp")
+    assert fc.renewed == cps and fc.restarted == cps
+    steps = [(x.node, x.script.split()[0] if not x.script.startswith("for i") else "wait") for x in fc.records
+             if x.node in cps and (x.script.startswith(("kubeadm certs renew", "mkdir -p /etc/kubernetes/ccp-parked", "for i")))]
+    assert steps == [(n, s) for n in cps for s in ("kubeadm", "mkdir", "wait")], steps   # strictly one after another
+    assert kubeconfig.exists(), "the kubeconfig is rewritten with the renewed client certificate"
+
+    # the API not coming back after the second control plane stops there: the third is untouched
+    fc.renewed.clear()
+    fc.api_down_after_renew.add(cps[1])
+    r = run_ccp("certs", "renew", "--config", cfg, "--yes")
+    assert r.code == 5 and f"{cps[1]}: renewed, but the API did not come back" in r.err
+    assert fc.renewed == cps[:2]

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from ccp.cli.help import AddonsGroup, ConfigGroup, TopLevelGroup
+from ccp.cli.help import AddonsGroup, ConfigGroup, SectionedGroup, TopLevelGroup
 
 app = typer.Typer(
     name="ccp",
@@ -34,6 +34,9 @@ app.add_typer(config_app, name="config")
 addons_app = typer.Typer(help="The platform add-ons (storage, ingress, monitoring, logging) on any cluster.",
                          no_args_is_help=True, cls=AddonsGroup)
 app.add_typer(addons_app, name="addons")
+certs_app = typer.Typer(help="Certificates of the cluster: how long each one still has.", no_args_is_help=True,
+                        cls=SectionedGroup)
+app.add_typer(certs_app, name="certs")
 
 
 class Globals:
@@ -65,7 +68,7 @@ def _global_options(
 
 # Register the commands (each module is small and imports its heavy parts lazily).
 from ccp.cli import (  # noqa: E402,F401
-    addons_cluster_cmd, addons_cmd, config_cmd, destroy_cmd, images_cmd, install_cmd, phases_cmd, plan_cmd,
+    addons_cluster_cmd, addons_cmd, certs_cmd, certs_renew_cmd, config_cmd, destroy_cmd, diagnose_cmd, images_cmd, install_cmd, phases_cmd, plan_cmd,
     preflight_cmd, render_cmd, validate_cmd, version_cmd)
 
 

@@ -86,7 +86,7 @@ def kubeconfig_for(ctx: typer.Context, kubeconfig: Path | None, loaded=None, *, 
         from ccp.context import state_dir_for
 
         name = loaded.config.metadata.name
-        path, why = state_dir_for(name, ctx.obj.state_dir) / "kubeconfig", f"cluster {name}'s own"
+        path, why = state_dir_for(name, ctx.obj.state_dir) / "kubeconfig", f"cluster {name}'s own kubeconfig"
         if not path.exists():
             raise ConfigError(f"cluster {name} has no kubeconfig of its own yet ({path} is missing)",
                               f"finish `ccp install --config {loaded.path}` (its kubeconfig phase writes it), "
@@ -101,7 +101,7 @@ def kubeconfig_for(ctx: typer.Context, kubeconfig: Path | None, loaded=None, *, 
         from ccp import ui
 
         context, server = describe_kubeconfig(path)
-        ui.err().print(f"[dim]cluster: context {ui.escape(context)} at {ui.escape(server)} ({ui.escape(why)} kubeconfig {path})[/]")
+        ui.err().print(f"[dim]cluster: context {ui.escape(context)} at {ui.escape(server)} ({ui.escape(why)}: {path})[/]")
     return path
 
 

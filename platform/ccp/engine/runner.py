@@ -64,7 +64,7 @@ def select(workflow: list[Phase], until: str | None = None, skip: list[str] | tu
     return selected, skipped
 
 
-def _recall_outputs(ctx: Context, records: dict[str, PhaseRecord]) -> None:
+def recall_outputs(ctx: Context, records: dict[str, PhaseRecord]) -> None:
     """What earlier runs recorded (machine addresses, say) is what later phases build on."""
     for r in records.values():
         if r.outputs and r.status == "done":
@@ -99,7 +99,7 @@ def plan(workflow: list[Phase], ctx: Context, journal: Journal, *, until=None, s
     """Probe every selected phase and say what it would do. Changes nothing."""
     selected, skipped = select(workflow, until, skip)
     records = journal.records()
-    _recall_outputs(ctx, records)
+    recall_outputs(ctx, records)
     out = []
     for phase in selected:
         if phase.name in skipped:
@@ -124,7 +124,7 @@ def run(workflow: list[Phase], ctx: Context, journal: Journal, *, command: str,
     journal.append("run-started", command=command, until=until, skip=sorted(skipped))
     try:
         records = journal.records()
-        _recall_outputs(ctx, records)
+        recall_outputs(ctx, records)
         for phase in selected:
             if phase.name in skipped:
                 journal.append("skipped", phase=phase.name, reason="--skip-phases")

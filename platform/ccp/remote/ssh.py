@@ -152,11 +152,13 @@ class SSH:
     # -------------------------------------------------- commands
     async def run(self, target: Target, command: str, *, sudo: bool = False, timeout: float | None = None,
                   check: bool = True, stdin: str | None = None, env_secrets: dict[str, str] | None = None,
-                  secret_output: bool = False) -> Result:
+                  secret_output: bool = False, quiet: bool = False) -> Result:
         """Run ``command`` (a shell snippet). ``env_secrets`` reach it as environment variables read from
         stdin, so they never appear in a process list or a command line, and are masked in every log.
         ``secret_output``: stdout is a secret (a token, a key, a kubeconfig): it is never logged or
-        streamed, and each of its lines is registered for masking before anything else sees it."""
+        streamed, and each of its lines is registered for masking before anything else sees it.
+        ``quiet``: stdout is bulky data (certificates, facts) that is neither logged nor streamed, and
+        not secret enough to mask everywhere."""
         secrets = env_secrets or {}
         for value in secrets.values():
             redact.register(value)
@@ -189,6 +191,8 @@ class SSH:
                     err.append(line)
                 if secret_output and name == "stdout":
                     redact.register(line.strip())
+                    continue
+                if quiet and name == "stdout":
                     continue
                 self._line(target, line)
 

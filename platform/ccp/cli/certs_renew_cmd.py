@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ccp.cli import certs_app
+from ccp.cli.common import CONFIG_OPTION
+
+
+@certs_app.command("renew")
+def renew(ctx: typer.Context, config: Path = CONFIG_OPTION,
+          yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask: each control plane's API server restarts in turn."),
+          timeout: int = typer.Option(300, "--timeout", help="Seconds to wait for the API through the VIP after each control plane.")) -> None:
+    """Renew every kubeadm certificate, one control plane at a time, waiting for the API through the VIP after each.
+
+    Also for a cluster whose certificates expired while it was off. Rewrites <state>/kubeconfig at the end."""
+    import sys
+
+    from ccp import ui
+    from ccp.cli.common import cluster_context, load_config
+    from ccp.diagnose import renew as core
+    from ccp.engine import runner
+    from ccp.errors import ConfigError
+    from ccp.phases.kubeconfig import Kubeconfig
+
+    loaded = load_config(config)
+    cctx, journal, log_file = cluster_context(ctx, loaded, "certs-renew")
+    runner.recall_outputs(cctx, journal.records())   # the machines' addresses the install recorded
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("ccp certs renew restarts the control planes' static pods and needs confirmation", "rerun with --yes")
+        if not typer.confirm("Renew the certificates and restart each control plane's static pods in turn?"):
+            ui.err().print("nothing changed")
+            return
+    try:
+        done = core.renew(cctx, timeout=timeout, say=lambda text: ui.err().print(f"  {ui.escape(text)}"))
+        Kubeconfig().apply(cctx, [])
+    except Exception as exc:
+        exc.log_file = log_file
+        raise
+    finally:
+        cctx.close()
+    for d in done:
+        ui.out().print(f"[green]✓[/] {d['node']}: renewed, API back through the VIP ({d['seconds']}s)")
+    ui.out().print(f"certificates renewed on {len(done)} control planes; {cctx.state_dir / 'kubeconfig'} rewritten")

@@ -1,0 +1,255 @@
+"""Diagnose findings and the bundle's redaction, over DiagnosePortFake (a fake named as such: a
+snapshot of API JSON the tests build); certificates the tests generate."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import tarfile
+
+import pytest
+
+from ccp.diagnose import bundle, certs, hosts, runner
+from ccp.diagnose.kubernetes import Snapshot
+
+NOW = datetime.datetime.now(datetime.timezone.utc)
+PLANTED = "PLANTED-s3cr3t-Val9e"
+
+
+def node(name, ready=True, **conds):
+    cs = [{"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletNotReady", "message": "PLEG is not healthy"}]
+    cs += [{"type": k, "status": "True", "message": v} for k, v in conds.items()]
+    return {"metadata": {"name": name}, "spec": {}, "status": {"conditions": cs}}
+
+
+def pod(name, ns="default", phase="Running", waiting=None, ready=True, labels=None, env=None, scheduled=None):
+    st = {"phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    if waiting:
+        st["containerStatuses"] = [{"name": "main", "restartCount": 7, "state": {"waiting": {"reason": waiting, "message": "back-off"}}}]
+    if scheduled is not None:
+        st["conditions"].append({"type": "PodScheduled", "status": "False", "message": scheduled})
+    return {"metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+            "spec": {"containers": [{"name": "main", "image": "x", "env": env or []}]}, "status": st}
+
+
+def flapping():
+    p = pod("flappy", ready=False)
+    p["status"]["containerStatuses"] = [{"name": "main", "restartCount": 2, "ready": False, "state": {"running": {}},
+                                         "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]
+    return p
+
+
+def event(reason, message, minutes_ago=5, kind="Warning"):
+    t = (NOW - datetime.timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+    return {"type": kind, "reason": reason, "message": message, "lastTimestamp": t, "count": 2,
+            "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p"}}
+
+
+class DiagnosePortFake:
+    def __init__(self, snap: Snapshot, logs: dict | None = None):
+        self.snap, self.logs, self.snapshots = snap, logs or {}, 0
+
+    def snapshot(self):
+        self.snapshots += 1
+        return self.snap
+
+    def log(self, ns, name, container, tail=500):
+        return self.logs.get((ns, name), "")
+
+
+def sick_cluster() -> Snapshot:
+    return Snapshot(
+        nodes=[node("cp-1"), node("w-1", ready=False), node("w-2", DiskPressure="disk almost full")],
+        pods=[pod("web-1", waiting="CrashLoopBackOff", ready=False), pod("web-2", waiting="ImagePullBackOff", ready=False),
+              pod("big", phase="Pending", ready=False, scheduled="0/3 nodes are available: 3 Insufficient memory."),
+              pod("ok-1"), pod("done", phase="Succeeded"), flapping(),
+              pod("kube-apiserver-cp-1", "kube-system", labels={"tier": "control-plane", "component": "kube-apiserver"})],
+        pvcs=[{"metadata": {"name": "data", "namespace": "db"}, "spec": {"storageClassName": "vsphere"}, "status": {"phase": "Pending"}}],
+        events=[event("BackOff", "Back-off restarting"), event("Old", "long ago", minutes_ago=300), event("Normal", "x", kind="Normal")],
+        markers=[{"metadata": {"namespace": "monitoring"}, "data": {"addon": "monitoring", "ccpVersion": "0.1.0"}}],
+        workloads=[{"kind": "Deployment", "metadata": {"name": "grafana", "namespace": "monitoring", "generation": 1,
+                                                       "labels": {"ccp.io/addon": "monitoring"}},
+                    "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "readyReplicas": 0}}],
+        readyz="[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed", readyz_ok=False)
+
+
+def test_findings_name_what_is_wrong_with_evidence_and_remedy():
+    rep = runner.run(kube=DiagnosePortFake(sick_cluster()), only={"kubernetes", "addons"})
+    by = {}
+    for f in rep.findings:
+        by.setdefault((f.check, f.severity), []).append(f)
+    assert "w-1" in by[("node-ready", "fail")][0].what and "PLEG" in by[("node-ready", "fail")][0].evidence[0]
+    assert by[("node-pressure", "warn")][0].what == "node w-2 reports DiskPressure"
+    assert "etcd failed" in by[("apiserver-readyz", "fail")][0].evidence[0]
+    pods = {f.what: f for f in by[("pods", "fail")]}
+    assert "1 pods CrashLoopBackOff" in pods and "7 restarts" in pods["1 pods CrashLoopBackOff"].evidence[0]
+    assert "registry" in pods["1 pods ImagePullBackOff"].remediation
+    assert "exited 1 (Error)" in pods["1 pods Crashing"].evidence[0]     # restarting, before CrashLoopBackOff
+    assert "Insufficient memory" in pods["1 pods Unschedulable"].evidence[0]
+    assert by[("pvcs", "warn")][0].evidence == ["db/data (storage class vsphere)"]
+    ev = by[("events", "warn")][0]
+    assert "BackOff x2" in ev.evidence[0] and "Old" not in " ".join(ev.evidence)   # only the last hour
+    assert by[("monitoring", "fail")][0].evidence == ["Deployment monitoring/grafana: 0/1 ready"]
+    assert rep.failed
+    with pytest.raises(Exception) as info:
+        from ccp.diagnose.report import raise_if_failed
+
+        raise_if_failed(rep.findings)
+    assert info.value.code == 9
+
+
+def test_a_healthy_cluster_has_only_ok_findings():
+    snap = Snapshot(nodes=[node("n1")], pods=[pod("a")], readyz="[+]ping ok\n[+]etcd ok\nreadyz check passed",
+                    markers=[{"metadata": {"namespace": "x"}, "data": {"addon": "ingress"}}])
+    rep = runner.run(kube=DiagnosePortFake(snap), only={"kubernetes", "addons"})
+    assert {f.severity for f in rep.findings} == {"ok"}, [f.what for f in rep.findings if f.severity != "ok"]
+    assert not rep.failed
+
+
+def test_thousands_of_pods_cost_one_snapshot():
+    snap = Snapshot(nodes=[node(f"n{i}") for i in range(50)], pods=[pod(f"p{i}") for i in range(5000)]
+                    + [pod(f"bad{i}", waiting="CrashLoopBackOff", ready=False) for i in range(40)], readyz="[+]etcd ok")
+    port = DiagnosePortFake(snap)
+    rep = runner.run(kube=port, only={"kubernetes"})
+    assert port.snapshots == 1
+    crash = next(f for f in rep.findings if f.what == "40 pods CrashLoopBackOff")
+    assert len(crash.evidence) == 11 and crash.evidence[-1] == "... and 30 more"
+
+
+def test_unknown_section_is_a_config_error():
+    with pytest.raises(Exception) as info:
+        runner.check_sections({"vsphere", "nope"})
+    assert info.value.code == 2 and "nope" in info.value.message
+
+
+# ------------------------------------------------------------------ certificates
+
+def make_cert(days: float, cn="kube-apiserver"):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    start = NOW - datetime.timedelta(days=400)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(NOW + datetime.timedelta(days=days)).sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def test_certificate_expiry_thresholds_expired_5_and_60_days():
+    expired, five, twenty, sixty = make_cert(-3)[0], make_cert(5)[0], make_cert(20)[0], make_cert(60)[0]
+    listing = "".join(f"==> /etc/kubernetes/pki/{n}.crt\n{p.decode()}" for n, p in
+                      (("old", expired), ("soon", five), ("later", twenty), ("fine", sixty)))
+    found = certs.from_pki_listing("cp-1", listing)
+    sev = {c.where.rsplit("/", 1)[1]: c.severity for c in found}
+    assert sev == {"old.crt": "fail", "soon.crt": "fail", "later.crt": "warn", "fine.crt": "ok"}
+    fs = certs.findings(found)
+    assert fs[0].severity == "fail" and "expired" in fs[0].what and "cp-1:/etc/kubernetes/pki/old.crt" in fs[0].what
+    assert "expires in 5 days" in fs[1].what or "expires in 4 days" in fs[1].what
+    assert fs[-1].severity == "ok" and "1 certificates valid" in fs[-1].what
+
+
+def test_a_kubeconfig_with_an_embedded_client_certificate(tmp_path):
+    import base64
+
+    import yaml
+
+    pem, key = make_cert(2, "kubernetes-admin")
+    kc = tmp_path / "kc"
+    kc.write_text(yaml.safe_dump({"users": [{"name": "admin", "user": {
+        "client-certificate-data": base64.b64encode(pem).decode(), "client-key-data": base64.b64encode(key).decode()}}]}))
+    (c,) = certs.from_kubeconfig(kc)
+    assert c.severity == "fail" and "user admin" in c.where
+
+
+def test_the_pki_script_never_prints_a_key(tmp_path):
+    """The script's own extraction, run for real on a kubelet-style PEM holding a certificate and its key."""
+    import subprocess
+
+    pem, key = make_cert(90)
+    both = tmp_path / "kubelet-client-current.pem"
+    both.write_bytes(pem + key)
+    script = certs.PKI_SCRIPT.replace("/var/lib/kubelet/pki/kubelet-client-current.pem", str(both))
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30).stdout
+    assert "PRIVATE KEY" not in out and "BEGIN CERTIFICATE" in out
+    assert [c.severity for c in certs.from_pki_listing("n", out)] == ["ok"]
+
+
+# ------------------------------------------------------------------ hosts
+
+def test_host_facts_become_findings():
+    facts = {"w-1": hosts.parse("disk=96%\ninodes=20%\nmem_total_kb=8000000\nmem_avail_kb=400000\nswap_kb=1024\n"
+                                "max_map_count=65530\ncontainerd=active\nkubelet=failed\nkubelet_errors=12\n"
+                                "kubelet_last_error=E1202 failed to run Kubelet\n")}
+    fs = hosts.findings(facts, {"w-1": 3.1, "cp-1": 0.0}, {"w-9": "connection refused"}, {"w-1": "worker"})
+    got = {(f.check, f.severity) for f in fs}
+    assert {("disk-usage", "fail"), ("memory", "warn"), ("swap", "warn"), ("vm.max_map_count", "warn"),
+            ("kubelet-service", "fail"), ("kubelet-journal", "warn"), ("clock-offset", "fail"), ("reachable", "fail")} <= got
+    clock = next(f for f in fs if f.check == "clock-offset")
+    assert "3.10s" in clock.what and "w-1 ahead of cp-1" in clock.what
+
+
+# ------------------------------------------------------------------ the bundle
+
+def test_a_planted_secret_reaches_0_bytes_of_the_bundle(tmp_path):
+    """The secret is planted in every source the bundle collects, in the shapes secrets take there."""
+    from ccp import redact
+
+    redact.register(PLANTED + "-vc")                       # the vCenter password as ccp registers it
+    _, key = make_cert(30)
+    snap = sick_cluster()
+    snap.pods[0]["spec"]["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": PLANTED},
+                                                    {"name": "API_TOKEN", "value": PLANTED + "t"}]
+    snap.pods[0]["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": PLANTED}
+    snap.events.append(event("Failed", f"pull failed: Authorization: Bearer {PLANTED}"))
+    snap.nodes[0]["metadata"]["annotations"] = {"note": f"token={PLANTED}"}
+    snap.markers[0]["data"]["x"] = f'{{"password": "{PLANTED}"}}'
+    logs = {("default", "web-1"): f"connecting with password={PLANTED}\n{key.decode()}\njoin abcdef.0123456789abcdef\n"
+                                  f"client-key-data: {PLANTED}\nvcenter pwd was {PLANTED}-vc"}
+    state = tmp_path / "state"
+    (state / "logs").mkdir(parents=True)
+    (state / "journal.jsonl").write_text(json.dumps({"event": "x", "error": f"login with {PLANTED}-vc failed"}) + "\n")
+    (state / "logs" / "run-install.log").write_text(f"secret: {PLANTED}\n")
+
+    rep = runner.run(kube=DiagnosePortFake(snap, logs), only={"kubernetes", "addons"}, bundle=True)
+    rep.files.update(runner._ccp_state(state))
+    rep.files["hosts/w-1.txt"] = f"kubelet_last_error=unauthorized: Bearer {PLANTED}\n"
+    out = tmp_path / "b.tar.gz"
+    bundle.write(out, rep.files)
+    raw = out.read_bytes()
+    with tarfile.open(out) as tar:
+        members = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers()}
+        modes = {m.mode for m in tar.getmembers()}
+    everything = b"".join(members.values())
+    leaks = {n: d[max(0, d.find(PLANTED.encode()) - 80):d.find(PLANTED.encode()) + 30] for n, d in members.items() if PLANTED.encode() in d}
+    assert leaks == {} and PLANTED.encode() not in raw
+    assert key.split(b"\n")[1] not in everything and b"abcdef.0123456789abcdef" not in everything
+    # what is not secret is still there, and the manifest lists every file
+    assert b"CrashLoopBackOff" in members["kubernetes/pods.json"] and b"DB_PASSWORD" in members["kubernetes/pods.json"]
+    assert b"connecting with password=" in members["logs/default/web-1/main.log"]
+    manifest = json.loads(members["manifest.json"])
+    assert {e["file"] for e in manifest["files"]} == set(members) - {"manifest.json"}
+    assert {"findings.json", "findings.txt", "ccp/journal.jsonl", "ccp/logs/run-install.log"} <= set(members)
+    assert modes == {0o600} and oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_static_pod_restart_script_for_real_and_after_an_interrupted_run(tmp_path):
+    import subprocess
+
+    from ccp.diagnose.renew import restart_script
+
+    man, parked = tmp_path / "manifests", tmp_path / "parked"
+    man.mkdir()
+    for n in ("etcd", "kube-apiserver"):
+        (man / f"{n}.yaml").write_text(n)
+    script = restart_script(0, str(man), str(parked))
+    assert subprocess.run(["sh", "-c", script], timeout=30).returncode == 0
+    assert sorted(p.name for p in man.iterdir()) == ["etcd.yaml", "kube-apiserver.yaml"] and not parked.exists()
+    parked.mkdir()                                   # a run killed during the pause left one parked
+    (man / "etcd.yaml").rename(parked / "etcd.yaml")
+    assert subprocess.run(["sh", "-c", script], timeout=30).returncode == 0
+    assert sorted(p.name for p in man.iterdir()) == ["etcd.yaml", "kube-apiserver.yaml"] and not parked.exists()
