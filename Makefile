@@ -45,6 +45,7 @@ bench: setup
 	$(VENV)/bin/python bench/render_scale.py
 	$(VENV)/bin/python bench/provision.py
 	$(VENV)/bin/python bench/diagnose.py
+	$(VENV)/bin/python bench/upgrade_plan.py
 
 clean:
 	rm -rf .ccp .pytest_cache .hypothesis

@@ -59,6 +59,15 @@ spec:
         time.sleep(1)
     yield ns
     client.delete(Namespace, ns)
+    from lightkube.core.exceptions import ApiError
+
+    deadline = time.monotonic() + 120   # gone before the next test drains this node (its pod has no controller)
+    while time.monotonic() < deadline:
+        try:
+            client.get(Namespace, ns)
+        except ApiError:
+            break
+        time.sleep(1)
 
 
 def test_diagnose_and_bundle_on_a_real_cluster(real_cluster, troubled_namespace, tmp_path):

@@ -19,7 +19,7 @@ import yaml
 from tests.ssh.servers import _Loop
 
 MUTATING = ("install -D", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
-            "upload-certs", "certificate-key", "kubeadm certs renew", "ccp-parked-manifests")
+            "upload-certs", "certificate-key", "kubeadm certs renew", "ccp-parked-manifests", "kubeadm upgrade", "bash -s")
 ADMIN_CONF = {"apiVersion": "v1", "kind": "Config",
               "clusters": [{"name": "kubernetes", "cluster": {"server": "https://10.0.0.1:6443",
                                                              "certificate-authority-data": "Q0EtREFUQQ=="}}],
@@ -65,6 +65,10 @@ class FakeCluster:
         self.renewed: list[str] = []
         self.restarted: list[str] = []
         self.api_down_after_renew: set[str] = set()
+        self.upgraded: dict[str, list[str]] = {}
+        self.snapshot = b""
+        self.damage_snapshot = False
+        self.upgrade_fail: dict[str, str] = {}
         self.host_keys = {n: asyncssh.generate_private_key("ssh-ed25519") for n in names}
         self._servers = []
 
@@ -93,7 +97,7 @@ class FakeCluster:
     # -------------------------------------------------- the model
     async def handle(self, node: str, process) -> None:
         script, secret_names = unwrap(process.command)
-        stdin = await process.stdin.read() if secret_names else ""
+        stdin = await process.stdin.read()   # ccp always ends stdin; a script may arrive on it (bash -s)
         secrets = dict(zip(secret_names, stdin.splitlines()))
         start = time.monotonic()
         code, out, err = await self.answer(node, script, secrets)
@@ -155,6 +159,22 @@ class FakeCluster:
             assert secrets["CCP_BOOTSTRAP_TOKEN"] == TOKEN
             self.members.add(node)
             return 0, "This node has joined the cluster", ""
+        if s in ("bash -s kubeadm", "bash -s kubelet") or s.startswith("kubeadm upgrade "):
+            step = s.split()[-1] if s.startswith("bash") else " ".join(s.split()[1:3])
+            if self.upgrade_fail.get(node) == step:
+                return 1, "", f"[upgrade] {step} failed on {node}"
+            self.upgraded.setdefault(node, []).append(step)
+            return 0, f"ccp: {step}: done", ""
+        if "etcdctl" in s and "snapshot save" in s:
+            self.snapshot = b"etcd-snapshot-bytes:" + node.encode()
+            return 0, '{"hash":1234,"revision":42,"totalKey":7,"totalSize":20}', ""
+        if s.startswith("set -e; sha256sum /var/lib/etcd/ccp-backup.db"):
+            import base64
+            data = self.snapshot if not self.damage_snapshot else self.snapshot + b"!"
+            return 0, hashlib.sha256(self.snapshot).hexdigest() + "\n" + base64.b64encode(data).decode(), ""
+        if s.startswith("set -e; tar -C /etc/kubernetes -czf - pki"):
+            import base64
+            return 0, base64.b64encode(b"pki-tarball").decode(), ""
         if s == "kubeadm certs renew all":
             self.renewed.append(node)
             return 0, "[renew] certificates renewed", ""

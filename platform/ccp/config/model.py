@@ -130,10 +130,17 @@ class NodeNetwork(Strict):
     @field_validator("cidr", mode="before")
     @classmethod
     def _strict_cidr(cls, v: Any) -> Any:
-        if isinstance(v, str) and "/" in v:
+        # a bare number or boolean would become a /32 network (YAML `cidr: false` is 0.0.0.0/32)
+        if not isinstance(v, str) or "/" not in v:
+            raise ValueError("expected a network with its prefix length||write it like 10.10.0.0/24")
+        try:
             net = ipaddress.ip_network(v, strict=False)
-            if str(net) != v.strip():
-                raise ValueError(f"{v} has host bits set||did you mean {net}?")
+        except ValueError:
+            raise ValueError(f"{v} is not a network||write it like 10.10.0.0/24") from None
+        if str(net) != v.strip():
+            raise ValueError(f"{v} has host bits set||did you mean {net}?")
+        if net.prefixlen > 30:
+            raise ValueError(f"{v} has no room for nodes||a node network needs at least a /30, usually a /24")
         return v
 
     def address_range(self) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
@@ -263,6 +270,12 @@ class Validation(Strict):
     pvc: PVCValidation = Field(default_factory=PVCValidation)
 
 
+class Upgrade(Strict):
+    maxUnavailable: int = Field(1, ge=1, le=100, description="Workers upgraded at once (after a first canary).")
+    drainTimeoutSeconds: int = Field(300, ge=10, le=7200,
+                                     description="How long a drain may wait on PodDisruptionBudgets before it stops.")
+
+
 class Spec(Strict):
     kubernetes: Kubernetes
     vsphere: VSphere | None = Field(None, description="Required unless provisioner is static.")
@@ -274,6 +287,7 @@ class Spec(Strict):
     ssh: SSH = Field(default_factory=SSH)
     addons: Addons = Field(default_factory=Addons)
     validation: Validation = Field(default_factory=Validation)
+    upgrade: Upgrade = Field(default_factory=Upgrade)
     registryMirror: str | None = Field(None, description="Pull every add-on and CNI image from this registry (host[:port][/path]) instead.")
 
 

@@ -58,6 +58,10 @@ def default_version() -> str:
     return _raw()["minors"][supported_minors()[0]]["default"]
 
 
+def default_for_minor(minor: str) -> str:
+    return _raw()["minors"][minor]["default"]
+
+
 def bom_for(version: str) -> Bom:
     minor = ".".join(version.split(".")[:2])
     entry = _raw()["minors"][minor]

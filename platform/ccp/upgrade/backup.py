@@ -1,0 +1,63 @@
+"""Backup before an upgrade (and `ccp backup`): an etcd snapshot taken inside the first control
+plane's etcd container, verified with `etcdutl snapshot status`, and the PKI directory, saved under
+<state>/backups/<timestamp>/ with mode 0600. The snapshot holds the cluster's Secrets: it never
+leaves the state directory and is never logged."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from ccp.engine.files import atomic_write, ensure_dir
+from ccp.errors import RemoteError
+
+SNAPSHOT = "/var/lib/etcd/ccp-backup.db"   # inside etcd's data dir: the etcd container and the host both see it
+ETCD = ("crictl exec \"$(crictl ps --name '^etcd$' -q | head -n1)\"")
+CERTS = ("--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+         "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key")
+TAKE = (f"set -e; rm -f {SNAPSHOT}; {ETCD} etcdctl {CERTS} snapshot save {SNAPSHOT} >/dev/null; "
+        f"{ETCD} etcdutl snapshot status {SNAPSHOT} -w json")
+FETCH = f"set -e; sha256sum {SNAPSHOT} | cut -d' ' -f1; base64 -w0 {SNAPSHOT}; echo; rm -f {SNAPSHOT}"
+PKI = "set -e; tar -C /etc/kubernetes -czf - pki | base64 -w0; echo"
+
+
+def backup(ctx, *, say=lambda text: None) -> Path:
+    from ccp.config import inventory
+
+    first = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP][0]
+    (t,) = ctx.targets([first])
+    ssh = ctx.ssh()
+    say(f"{first}: etcd snapshot")
+    r = ssh.call(ssh.run(t, TAKE, sudo=True, check=False, timeout=600, quiet=True))
+    try:
+        status = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RemoteError(f"{first}: the etcd snapshot failed or could not be verified (exit {r.exit_status})",
+                          "check that etcd runs on it (crictl ps --name etcd) and that /var/lib/etcd has room",
+                          (r.stderr or r.stdout).splitlines()[-5:]) from None
+    r = ssh.call(ssh.run(t, FETCH, sudo=True, check=True, timeout=1800, quiet=True))
+    digest, _, data = r.stdout.strip().partition("\n")
+    blob = base64.b64decode(data)
+    if hashlib.sha256(blob).hexdigest() != digest.strip():
+        raise RemoteError(f"{first}: the etcd snapshot arrived damaged (sha256 differs)", "run `ccp backup` again")
+    pki = base64.b64decode(ssh.call(ssh.run(t, PKI, sudo=True, check=True, timeout=300, quiet=True)).stdout.strip())
+    where = ctx.state_dir / "backups" / time.strftime("%Y%m%dT%H%M%S")
+    ensure_dir(where)
+    _write_bytes(where / "etcd-snapshot.db", blob)
+    _write_bytes(where / "pki.tar.gz", pki)
+    atomic_write(where / "backup.json", json.dumps({"node": first, "sha256": digest.strip(), "bytes": len(blob),
+                                                    "etcdStatus": status, "kubernetes": ctx.config.spec.kubernetes.version},
+                                                   indent=1) + "\n")
+    say(f"backup: {len(blob)} bytes, revision {status.get('revision')}, {status.get('totalKey')} keys, in {where}")
+    return where
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

@@ -1,0 +1,62 @@
+"""The Kubernetes side of an upgrade on a real cluster: cordon, the pods of a node, PDBs, evictions."""
+
+from __future__ import annotations
+
+from ccp.remote.kube_objects import LightkubeObjects
+
+
+class LightkubeUpgrade(LightkubeObjects):
+    def cordon(self, node: str, unschedulable: bool) -> None:
+        from lightkube.resources.core_v1 import Node
+
+        self._call(lambda: self.client.patch(Node, node, {"spec": {"unschedulable": unschedulable}}),
+                   f"{'cordon' if unschedulable else 'uncordon'} {node}")
+
+    def pods_on(self, node: str) -> list[dict]:
+        from lightkube.resources.core_v1 import Pod
+
+        return [p.to_dict() for p in self._call(lambda: list(self.client.list(Pod, namespace="*", fields={"spec.nodeName": node})),
+                                                f"list the pods on {node}")]
+
+    def pdbs(self) -> list[dict]:
+        from lightkube.resources.policy_v1 import PodDisruptionBudget
+
+        return [b.to_dict() for b in self._call(lambda: list(self.client.list(PodDisruptionBudget, namespace="*")), "list PDBs")]
+
+    def evict(self, namespace: str, name: str) -> str | None:
+        from lightkube.core.exceptions import ApiError
+        from lightkube.models.meta_v1 import ObjectMeta
+        from lightkube.resources.core_v1 import Pod
+
+        try:
+            self.client.create(Pod.Eviction(metadata=ObjectMeta(name=name, namespace=namespace)), name, namespace=namespace)
+            return None
+        except ApiError as exc:
+            if exc.status.code == 404 or "being terminated" in (exc.status.message or ""):
+                return None            # already gone, or its namespace is being deleted
+            if exc.status.code == 429:  # a PodDisruptionBudget says not now
+                return exc.status.message or "disruption budget"
+            from ccp.errors import KubernetesError
+
+            raise KubernetesError(f"the Kubernetes API refused to evict {namespace}/{name}: {exc.status.message}",
+                                  "check the kubeconfig's permissions (pods/eviction) and the API server's log") from None
+
+    def pod_exists(self, namespace: str, name: str) -> bool:
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.core_v1 import Pod
+
+        try:
+            self.client.get(Pod, name, namespace=namespace)
+            return True
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return False
+            raise
+
+    def node_state(self, node: str) -> tuple[bool, str]:
+        """(Ready, kubelet version) of a node."""
+        from lightkube.resources.core_v1 import Node
+
+        n = self._call(lambda: self.client.get(Node, node), f"read node {node}")
+        ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
+        return ready, n.status.nodeInfo.kubeletVersion if n.status and n.status.nodeInfo else ""

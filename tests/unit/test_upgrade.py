@@ -1,0 +1,186 @@
+"""Upgrade logic: skew rules, the plan and its batches, and the Eviction-API drain over DrainPortFake
+(a fake named as such: pods and PDBs in memory, evictions refused while a budget allows none)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccp.errors import CcpError, KubernetesError
+from ccp.upgrade import drain, skew
+from tests.conftest import example_data, write_config
+
+
+def test_skew_one_minor_at_a_time_no_downgrade_supported_only():
+    assert skew.check("1.36.2", "1.36.2") == "noop"
+    assert skew.check("1.36.0", "1.36.2") == "patch"
+    assert skew.check("1.36.2", "1.37.1") == "minor"
+    assert skew.allowed_targets("1.35.1") == ["1.35.4", "1.36.2"]
+    for cur, want, words in (("1.37.1", "1.36.2", "does not downgrade"), ("1.35.4", "1.37.1", "skips a minor"),
+                             ("1.37.1", "1.38.0", "not supported"), ("1.36.2", "banana", "not a Kubernetes version")):
+        with pytest.raises(CcpError) as info:
+            skew.check(cur, want)
+        assert words in info.value.message
+    with pytest.raises(CcpError) as info:
+        skew.check("1.35.4", "1.37.1")
+    assert info.value.resolution == "allowed from 1.35.4: 1.36.2"
+
+
+def test_plan_orders_control_planes_then_a_canary_then_batches(tmp_path):
+    from ccp.config.load import load
+    from ccp.upgrade.plan import plan
+
+    data = example_data()
+    data["spec"]["nodes"]["workers"][0]["count"] = 8
+    data["spec"]["upgrade"] = {"maxUnavailable": 3}
+    cfg = load(write_config(tmp_path / "c.yaml", data)).config
+    steps = plan(cfg, "1.36.2", "1.37.1")
+    kinds = [s.kind for s in steps]
+    assert kinds == ["preflight", "backup", "control-plane", "control-plane", "control-plane",
+                     "workers", "workers", "workers", "workers", "addons", "validate"]
+    cps = [s for s in steps if s.kind == "control-plane"]
+    assert "kubeadm upgrade apply v1.37.1" in cps[0].detail and "kubeadm upgrade node" in cps[1].detail
+    assert [len(s.nodes) for s in steps if s.kind == "workers"] == [1, 3, 3, 1]
+    assert "canary" in steps[5].detail
+    assert len({s.key for s in steps}) == len(steps)
+
+
+def pod(name, labels=None, owner="ReplicaSet", ns="shop"):
+    meta = {"name": name, "namespace": ns, "labels": labels or {}}
+    if owner:
+        meta["ownerReferences"] = [{"kind": owner}]
+    return {"metadata": meta, "status": {"phase": "Running"}}
+
+
+class DrainPortFake:
+    def __init__(self, pods, pdbs):
+        self.pods, self.budgets, self.cordoned, self.evicted = pods, pdbs, [], []
+
+    def cordon(self, node, unschedulable):
+        self.cordoned.append((node, unschedulable))
+
+    def pods_on(self, node):
+        return self.pods
+
+    def pdbs(self):
+        return self.budgets
+
+    def evict(self, ns, name):
+        p = next(p for p in self.pods if p["metadata"]["name"] == name)
+        for b in drain.blocking(self.budgets, p):
+            if b["status"]["disruptionsAllowed"] == 0:
+                return "Cannot evict pod as it would violate the pod's disruption budget."
+        self.evicted.append(name)
+        return None
+
+    def pod_exists(self, ns, name):
+        return False
+
+
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += s
+
+
+def test_drain_evicts_what_may_move_and_skips_daemonsets_and_mirrors():
+    mirror = pod("kube-apiserver-n1")
+    mirror["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "x"}
+    port = DrainPortFake([pod("web-1", {"app": "web"}), pod("fluent", owner="DaemonSet"), mirror], [])
+    clock = Clock()
+    assert drain.drain(port, "n1", 60, clock=clock, sleep=clock.sleep) == ["shop/web-1"]
+    assert port.cordoned == [("n1", True)] and port.evicted == ["web-1"]
+
+
+def test_a_blocking_pdb_is_named_with_the_pod_and_the_wait_is_bounded():
+    pdb = {"metadata": {"name": "web-pdb", "namespace": "shop"},
+           "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
+           "status": {"disruptionsAllowed": 0, "currentHealthy": 2, "expectedPods": 2}}
+    port = DrainPortFake([pod("web-1", {"app": "web"}), pod("cache-1", {"app": "cache"})], [pdb])
+    clock = Clock()
+    with pytest.raises(KubernetesError) as info:
+        drain.drain(port, "n1", 30, clock=clock, sleep=clock.sleep)
+    e = info.value
+    assert "blocked by PodDisruptionBudget shop/web-pdb" in e.message and "30s" in e.message
+    assert e.details == ["pod shop/web-1: PodDisruptionBudget shop/web-pdb (minAvailable 2; 2 healthy of 2, 0 disruptions allowed)"]
+    assert "kubectl -n shop edit pdb web-pdb" in e.resolution and "--resume" in e.resolution
+    assert port.evicted == ["cache-1"] and 30 <= clock.t <= 40
+    assert drain.tight_budgets([pdb]) == [drain.describe_pdb(pdb)]
+
+
+def test_pods_no_controller_manages_stop_the_drain_before_anything_moves():
+    port = DrainPortFake([pod("web-1"), pod("scratch", owner=None), pod("going", owner=None)], [])
+    port.pods[2]["metadata"]["deletionTimestamp"] = "2026-12-02T10:00:00Z"    # already leaving: ignored
+    with pytest.raises(KubernetesError) as info:
+        drain.drain(port, "n1", 30, sleep=lambda s: None)
+    assert info.value.details == ["shop/scratch"] and "would lose them" in info.value.message
+    assert port.cordoned == [] and port.evicted == []
+
+
+def test_selector_expressions():
+    sel = {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["db"]}, {"key": "canary", "operator": "DoesNotExist"}]}
+    assert drain.selects(sel, {"tier": "db"}) and not drain.selects(sel, {"tier": "db", "canary": "1"})
+    assert not drain.selects(sel, {"tier": "web"}) and not drain.selects({}, {"a": "b"})
+
+
+def _at(tmp_path, version="1.36.2"):
+    data = example_data()
+    data["spec"]["kubernetes"]["version"] = version
+    return write_config(tmp_path / "c.yaml", data)
+
+
+def test_the_node_script_passes_bash_n_and_shellcheck(tmp_path):
+    import shutil
+    import subprocess
+
+    from ccp.config.load import load
+    from ccp.upgrade.run import node_script
+
+    class Ctx:
+        config = load(_at(tmp_path)).config
+
+    text = node_script(Ctx, "1.37.1")
+    assert 'want="1.37.1"' in text and "core:/stable:/v1.37/deb/" in text
+    f = tmp_path / "upgrade-node.sh"
+    f.write_text(text)
+    assert subprocess.run(["bash", "-n", str(f)]).returncode == 0
+    if shutil.which("shellcheck"):
+        r = subprocess.run(["shellcheck", "-s", "bash", str(f)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout
+
+
+def test_upgrade_cli_noop_refusal_and_dry_run(tmp_path):
+    from tests.conftest import run_ccp
+
+    cfg = _at(tmp_path)
+    r = run_ccp("upgrade", "--config", cfg, "--to", "1.36.2")
+    assert r.code == 0 and "nothing to do" in r.out
+    r = run_ccp("upgrade", "--config", cfg, "--to", "1.38.0")
+    assert r.code == 2 and "allowed from 1.36.2: 1.37.1" in r.err
+    r = run_ccp("upgrade", "--config", cfg, "--to", "1.37.1", "--dry-run")
+    assert r.code == 0, r.text
+    assert "upgrade 1.36.2 -> 1.37.1" in r.out and "canary" in r.out and "dry run: nothing was changed" in r.out
+    assert "PodDisruptionBudgets not checked" in r.out
+    assert not (tmp_path / ".ccp" / "demo" / "journal.jsonl").exists() or "started" not in (
+        tmp_path / ".ccp" / "demo" / "journal.jsonl").read_text()
+    assert 'version: 1.36.2' in cfg.read_text()
+
+
+def test_the_version_is_written_back_keeping_comments(tmp_path):
+    import shutil
+
+    from ccp.upgrade.flow import write_version
+    from tests.conftest import EXAMPLES
+
+    cfg = tmp_path / "cluster.yaml"
+    shutil.copy(EXAMPLES / "cluster.yaml", cfg)
+    before = cfg.read_text()
+    assert write_version(cfg, "1.38.0") is None
+    after = cfg.read_text()
+    assert 'version: "1.38.0"' in after and "# quoted; `ccp version` lists the supported minors" in after
+    assert [a for a, b in zip(after.splitlines(), before.splitlines()) if a != b] == [
+        l for l in after.splitlines() if "1.38.0" in l]
