@@ -45,6 +45,11 @@ class Rendered:
         return out
 
 
+# Where hosts/prepare uploads what an air-gapped node installs (the node scripts read them there)
+NODE_PACKAGES_DIR = "/var/lib/ccp/packages"
+NODE_IMAGES_DIR = "/var/lib/ccp/images"
+
+
 @cache
 def environment():
     import jinja2
@@ -149,13 +154,15 @@ def render_all(loaded: Loaded) -> Rendered:
 
     # Node scripts: host preparation on Kubernetes nodes, NGINX/keepalived set-up where the VIP lives
     k8s = spec.kubernetes
-    source = ({"kind": "bundle", "path": "/var/lib/ccp/packages"} if k8s.packageBundle else
+    offline = bool(spec.offline.bundle)   # its packages and images are uploaded by hosts/prepare
+    source = ({"kind": "bundle", "path": NODE_PACKAGES_DIR} if k8s.packageBundle or offline else
               {"kind": "repository", "url": k8s.packageRepository or bom.package_repository})
     for node in nodes:
         if node.role == ROLE_LB:
             continue
         _stamped(out, render, "scripts/prepare-node.sh.j2", f"scripts/{node.name}/prepare-node.sh", node=node,
                  stamp=PREPARED_STAMP, max_map_count=262144, kube_version=bom.kubernetes, package_source=source,
+                 import_images=offline, images_dir=NODE_IMAGES_DIR,
                  pause_image=bom.core_images(spec.registryMirror)["pause"])
 
     # API load balancing: NGINX + keepalived on LB nodes, or keepalived alone on the control planes

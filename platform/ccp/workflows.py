@@ -16,13 +16,14 @@ def install() -> list[Phase]:
     from ccp.phases.kubeadm import JoinControlPlanes, JoinWorkers, KubeadmInit
     from ccp.phases.kubeconfig import Kubeconfig
     from ccp.phases.loadbalancer import LoadBalancer
+    from ccp.phases.preflight_bundle import PreflightBundle
     from ccp.phases.preflight_vsphere import PreflightVsphere
     from ccp.phases.provision import Provision
     from ccp.phases.render import Render
     from ccp.phases.validate import Validate
 
     # kubeconfig comes before cni: the pod network is applied through the API with those credentials
-    return [ValidateConfig(), Render(), PreflightVsphere(), Provision(), PrepareHosts(), LoadBalancer(),
+    return [ValidateConfig(), Render(), PreflightBundle(), PreflightVsphere(), Provision(), PrepareHosts(), LoadBalancer(),
             KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), Cni(), Addons(), Validate()]
 
 

@@ -187,3 +187,26 @@ def test_certs_renew_one_control_plane_at_a_time_waiting_for_the_api(cluster, tm
     r = run_ccp("certs", "renew", "--config", cfg, "--yes")
     assert r.code == 5 and f"{cps[1]}: renewed, but the API did not come back" in r.err
     assert fc.renewed == cps[:2]
+
+
+def test_an_offline_bundle_reaches_every_node_over_ssh(cluster, tmp_path):
+    import yaml
+
+    from ccp.bundle.manifest import items
+    from ccp.config.load import load
+    from tests.unit.test_bundle import fill
+
+    fc, cfg = cluster()
+    src = tmp_path / "mirror"
+    fill(src, items(load(cfg).config))
+    assert run_ccp("bundle", "create", "--config", cfg, "--from", src, "--out", tmp_path / "bundle.tar").code == 0
+    data = yaml.safe_load(cfg.read_text())
+    data["spec"]["offline"] = {"bundle": str(tmp_path / "bundle.tar")}
+    cfg.write_text(yaml.safe_dump(data))
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "hosts/prepare")
+    assert r.code == 0, r.text
+    for node in fc.prepared:
+        files = fc.files[node]
+        assert any(p.startswith("/var/lib/ccp/packages/kubeadm_") for p in files), sorted(files)
+        assert any(p.startswith("/var/lib/ccp/images/registry.k8s.io_kube-apiserver_") for p in files)
+        assert "ctr -n k8s.io images import" in files["/var/lib/ccp/prepare-node.sh"]

@@ -7,7 +7,7 @@ import typer.core
 
 SECTIONS = {
     "Build a cluster (in this order)": ["config", "plan", "preflight", "install", "render"],
-    "Run it": ["phases", "validate", "diagnose", "certs", "upgrade", "backup", "addons", "images"],
+    "Run it": ["phases", "validate", "diagnose", "certs", "upgrade", "backup", "addons", "images", "bundle"],
     "Tear down": ["destroy"],
     "About ccp": ["version"],
 }

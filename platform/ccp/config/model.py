@@ -270,6 +270,11 @@ class Validation(Strict):
     pvc: PVCValidation = Field(default_factory=PVCValidation)
 
 
+class Offline(Strict):
+    bundle: str | None = Field(None, description="An offline bundle made by `ccp bundle create`: the install's preflight "
+                                                 "verifies it holds everything this cluster needs (path relative to cluster.yaml).")
+
+
 class Upgrade(Strict):
     maxUnavailable: int = Field(1, ge=1, le=100, description="Workers upgraded at once (after a first canary).")
     drainTimeoutSeconds: int = Field(300, ge=10, le=7200,
@@ -288,6 +293,7 @@ class Spec(Strict):
     addons: Addons = Field(default_factory=Addons)
     validation: Validation = Field(default_factory=Validation)
     upgrade: Upgrade = Field(default_factory=Upgrade)
+    offline: Offline = Field(default_factory=Offline)
     registryMirror: str | None = Field(None, description="Pull every add-on and CNI image from this registry (host[:port][/path]) instead.")
 
 

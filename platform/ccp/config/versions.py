@@ -58,6 +58,11 @@ def default_version() -> str:
     return _raw()["minors"][supported_minors()[0]]["default"]
 
 
+def digests() -> dict[str, str]:
+    """Known sha256 digests of bundle items (image reference or file -> digest), when bom.yaml lists them."""
+    return dict(_raw().get("digests") or {})
+
+
 def default_for_minor(minor: str) -> str:
     return _raw()["minors"][minor]["default"]
 

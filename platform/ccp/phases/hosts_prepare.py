@@ -13,7 +13,8 @@ from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 from ccp.phases.hostwork import REMOTE_DIR, before_provisioning, rendered
 
-BUNDLE_DIR = "/var/lib/ccp/packages"
+BUNDLE_DIR = rendering.NODE_PACKAGES_DIR
+IMAGES_DIR = rendering.NODE_IMAGES_DIR   # the prepare script imports these into containerd
 
 
 def k8s_nodes(ctx: ClusterContext) -> list[str]:
@@ -48,11 +49,11 @@ class PrepareHosts(Phase):
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         ssh = ctx.ssh()
         todo = [a.target.removeprefix("host ") for a in actions]
-        bundle = _bundle(ctx)
+        bundle = _bundle(ctx)   # read once, uploaded to every host
 
         async def prepare(t):
             files = {f"{REMOTE_DIR}/prepare-node.sh": (rendered(ctx, f"scripts/{t.name}/prepare-node.sh"), 0o700)}
-            files.update({f"{BUNDLE_DIR}/{p.name}": (p.read_bytes(), 0o644) for p in bundle})
+            files.update({dest: (data, 0o644) for dest, data in bundle.items()})
             await ssh.upload(t, files)
             ctx.reporter.item(t.name, "preparing")
             await ssh.run(t, f"bash {REMOTE_DIR}/prepare-node.sh", sudo=True)
@@ -63,16 +64,32 @@ class PrepareHosts(Phase):
         return {"prepared": sorted(fan.results), "hostKeysPinned": ctx.take_pins()}
 
 
-def _bundle(ctx: ClusterContext) -> list[Path]:
+def _bundle(ctx: ClusterContext) -> dict[str, bytes]:
+    """Remote path -> content of what the nodes install offline: the .deb files of
+    kubernetes.packageBundle, or the packages and images of the offline bundle (spec.offline.bundle,
+    verified by preflight/offline-bundle)."""
+    from ccp.errors import ConfigError
+    from ccp.phases.preflight_bundle import bundle_path
+
+    offline = bundle_path(ctx)
+    if offline is not None:
+        import tarfile
+
+        out = {}
+        with tarfile.open(offline, "r:") as tar:
+            for m in tar.getmembers():
+                if m.isfile() and m.name.startswith("packages/") and m.name.endswith(".deb"):
+                    out[f"{BUNDLE_DIR}/{Path(m.name).name}"] = tar.extractfile(m).read()
+                elif m.isfile() and m.name.startswith("images/") and m.name.endswith(".tar"):
+                    out[f"{IMAGES_DIR}/{Path(m.name).name}"] = tar.extractfile(m).read()
+        return out
     path = ctx.config.spec.kubernetes.packageBundle
     if not path:
-        return []
+        return {}
     d = Path(os.path.expanduser(path))
     d = d if d.is_absolute() else ctx.loaded.base_dir / d
     debs = sorted(d.glob("*.deb"))
     if not debs:
-        from ccp.errors import ConfigError
-
         raise ConfigError(f"kubernetes.packageBundle {d} holds no .deb files",
                           "put kubeadm, kubelet, kubectl, cri-tools and kubernetes-cni .deb files there")
-    return debs
+    return {f"{BUNDLE_DIR}/{p.name}": p.read_bytes() for p in debs}

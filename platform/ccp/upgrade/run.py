@@ -27,9 +27,10 @@ def node_script(ctx, target: str) -> str:
     from ccp.errors import ConfigError
 
     k8s = ctx.config.spec.kubernetes
-    if k8s.packageBundle:
-        raise ConfigError("an air-gapped cluster (spec.kubernetes.packageBundle) upgrades from an offline bundle",
-                          "upgrade the packages from a bundle of the target version; ccp's offline bundle comes with the appliance work")
+    if k8s.packageBundle or ctx.config.spec.offline.bundle:
+        raise ConfigError("ccp upgrade installs packages from the target minor's repository; an air-gapped cluster "
+                          "(kubernetes.packageBundle or offline.bundle) has none",
+                          "for the upgrade, replace them with spec.kubernetes.packageRepository: a mirror the nodes reach")
     repo = k8s.packageRepository or bom_for(target).package_repository
     from ccp import __version__
 
