@@ -18,6 +18,15 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)   # rendered scripts a
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 [ -x /usr/sbin/keepalived ] || missing+=(keepalived)        # keepalived -t on the rendered VRRP config
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The appliance (ccp appliance build, tests/appliance): a Debian root filesystem, a bootable disk,
+# the VMDK, the OVF environment ISO, and QEMU to boot it.
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v sfdisk >/dev/null || missing+=(fdisk)
+command -v extlinux >/dev/null || missing+=(extlinux)
+[ -e /usr/lib/syslinux/mbr/mbr.bin ] || missing+=(syslinux-common)
+command -v qemu-img >/dev/null || missing+=(qemu-utils)
+command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+command -v xorriso >/dev/null || missing+=(xorriso)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     log "missing Debian packages: ${missing[*]}"
@@ -43,7 +52,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/test.l
   log "installing ccp and its test extras into .venv (versions from requirements/test.lock)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   .venv/bin/python -m pip install -q -c requirements/test.lock -e '.[test]' 2>&1 | grep -v '^WARNING: Location' >&2 || true
-  .venv/bin/python -c 'import ccp, typer, pydantic, jinja2, hcl2, hypothesis, pexpect' || { log "the Python install failed"; exit 1; }
+  .venv/bin/python -c 'import ccp, typer, pydantic, jinja2, hcl2, hypothesis, pexpect, xmlschema' || { log "the Python install failed"; exit 1; }
   touch "$stamp"
 fi
 

@@ -114,3 +114,31 @@ def raise_unless_complete(v: Verdict, bundle: Path) -> None:
                              f"{len(v.present) + len(v.missing) + len(v.damaged)} items this cluster needs",
                              "add them to the source directory and run `ccp bundle create` again",
                              [f"missing: {m}" for m in v.missing] + [f"damaged: {d}" for d in v.damaged])
+
+
+def check_self(bundle: Path) -> int:
+    """A bundle on its own (no config at hand, as when it goes into the appliance): readable, indexed,
+    every indexed file present with its sha256. Returns the item count; raises PreflightError otherwise."""
+    try:
+        with tarfile.open(bundle, "r:") as tar:
+            index = json.load(tar.extractfile(INDEX))
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            bad = []
+            for e in index.get("items", []):
+                member = members.get(e.get("file", ""))
+                if member is None:
+                    bad.append(f"{e.get('file')}: missing")
+                    continue
+                h = hashlib.sha256()
+                f = tar.extractfile(member)
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+                if h.hexdigest() != e.get("sha256"):
+                    bad.append(f"{e['file']}: sha256 {h.hexdigest()}, the index says {e.get('sha256')}")
+    except (OSError, tarfile.TarError, KeyError, ValueError, TypeError) as exc:
+        raise PreflightError(f"{bundle} is not an offline bundle ({exc})",
+                             "make it with `ccp bundle create --config F --from DIR --out BUNDLE`") from None
+    if bad:
+        raise PreflightError(f"the offline bundle {bundle} is damaged: {len(bad)} files do not match its index",
+                             "create it again with `ccp bundle create`", bad)
+    return len(index.get("items", []))

@@ -9,6 +9,7 @@ SECTIONS = {
     "Build a cluster (in this order)": ["config", "plan", "preflight", "install", "render"],
     "Run it": ["phases", "validate", "diagnose", "certs", "upgrade", "backup", "addons", "images", "bundle"],
     "Tear down": ["destroy"],
+    "Ship ccp": ["appliance"],
     "About ccp": ["version"],
 }
 
