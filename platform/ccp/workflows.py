@@ -16,15 +16,24 @@ def install() -> list[Phase]:
     from ccp.phases.kubeadm import JoinControlPlanes, JoinWorkers, KubeadmInit
     from ccp.phases.kubeconfig import Kubeconfig
     from ccp.phases.loadbalancer import LoadBalancer
+    from ccp.phases.nodes_remove import RemoveNodes
     from ccp.phases.preflight_bundle import PreflightBundle
     from ccp.phases.preflight_vsphere import PreflightVsphere
     from ccp.phases.provision import Provision
     from ccp.phases.render import Render
     from ccp.phases.validate import Validate
 
-    # kubeconfig comes before cni: the pod network is applied through the API with those credentials
-    return [ValidateConfig(), Render(), PreflightBundle(), PreflightVsphere(), Provision(), PrepareHosts(), LoadBalancer(),
+    # kubeconfig comes before cni: the pod network is applied through the API with those credentials.
+    # nodes/remove comes before provision: a node leaves the cluster before its VM is deleted.
+    return [ValidateConfig(), Render(), PreflightBundle(), PreflightVsphere(), RemoveNodes(), Provision(), PrepareHosts(), LoadBalancer(),
             KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), Cni(), Addons(), Validate()]
+
+
+def replace(node: str) -> list[Phase]:
+    """`ccp node replace`: out of the cluster, a new machine; the install workflow follows."""
+    from ccp.phases.node_replace import ReplaceMachine, ReplaceRemove
+
+    return [ReplaceRemove(node), ReplaceMachine(node)]
 
 
 def destroy() -> list[Phase]:

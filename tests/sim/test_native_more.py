@@ -66,3 +66,41 @@ def test_template_with_a_snapshot_gives_linked_clones(sim_config, sim):
     assert len(vms) == 4
     # vcsim does not model delta disks, so the clone spec's snapshot is what can be seen: ccp's report
     assert r.err.count("cloning (linked, from the template's snapshot)") == 4
+
+
+def test_scale_workers_up_and_down_by_editing_the_config(sim_config, sim):
+    """More workers: only the new VMs are created. Fewer: the plan names the VMs to destroy, and only
+    those go (the cluster never had them as nodes here: no kubeconfig, so nodes/remove has nothing to drain)."""
+    import json
+
+    from tests.conftest import run_ccp
+    from tests.sim.test_native import SPACE
+
+    path, data, write = sim_config
+    assert run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE).code == 0
+    ours = lambda: sorted(n for n in sim.vms() if n.startswith("vcsim-"))  # noqa: E731
+    before = ours()
+    assert "vcsim-default-2" in before and "vcsim-default-3" not in before
+    moids = {n: sim.vms()[n][0]._moId for n in before}
+
+    data["spec"]["nodes"]["workers"][0]["count"] = 3
+    write(data)
+    plan = json.loads(run_ccp("plan", "--config", path, "--output", "json").out)
+    prov = next(p for p in plan["phases"] if p["phase"] == "provision")
+    assert [(a["verb"], a["target"]) for a in prov["actions"]] == [("create", "VM vcsim-default-3")]
+    assert run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE).code == 0
+    assert ours() == sorted(before + ["vcsim-default-3"])
+    assert all(sim.vms()[n][0]._moId == moids[n] for n in before), "nothing else touched"
+
+    data["spec"]["nodes"]["workers"][0]["count"] = 1
+    write(data)
+    plan = json.loads(run_ccp("plan", "--config", path, "--output", "json").out)
+    prov = next(p for p in plan["phases"] if p["phase"] == "provision")
+    assert [(a["verb"], a["target"]) for a in prov["actions"]] == [("destroy", "VM vcsim-default-2"),
+                                                                    ("destroy", "VM vcsim-default-3")]
+    r = run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE)
+    assert r.code == 0, r.text
+    assert ours() == sorted(n for n in before if n != "vcsim-default-2")
+    assert all(len(v) == 1 for v in sim.vms().values())
+    again = run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE)
+    assert again.code == 0 and "already done" in again.err

@@ -4,7 +4,8 @@ import subprocess
 
 import pytest
 
-from tests.ssh.servers import ExecServer
+from tests.ssh.fake_cluster import ADDR, FakeCluster, static_config
+from tests.ssh.servers import ExecServer, free_port
 
 
 @pytest.fixture
@@ -20,3 +21,16 @@ def exec_server(client_key):
     server = ExecServer(client_key.with_suffix(".pub")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path, client_key):
+    def make(**kw):
+        port = free_port()
+        fc = FakeCluster(list(ADDR), ADDR, port, client_key.with_suffix(".pub"), tmp_path / "chroots", **kw).start()
+        made.append(fc)
+        return fc, static_config(tmp_path, client_key, port)
+    made = []
+    yield make
+    for fc in made:
+        fc.stop()

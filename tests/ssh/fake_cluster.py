@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import shlex
 import time
@@ -16,9 +17,10 @@ from pathlib import Path
 import asyncssh
 import yaml
 
+from tests.conftest import example_data, write_config
 from tests.ssh.servers import _Loop
 
-MUTATING = ("install -D", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
+MUTATING = ("member remove", "kubeadm reset", "install -D", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
             "upload-certs", "certificate-key", "kubeadm certs renew", "ccp-parked-manifests", "kubeadm upgrade", "bash -s")
 ADMIN_CONF = {"apiVersion": "v1", "kind": "Config",
               "clusters": [{"name": "kubernetes", "cluster": {"server": "https://10.0.0.1:6443",
@@ -60,6 +62,8 @@ class FakeCluster:
         self.lb_ok: set[str] = set()
         self.initialized = False
         self.members: set[str] = set()
+        self.etcd: set[str] = set()           # etcd members (kubeadm names them after their nodes)
+        self.etcd_unhealthy = False
         self.records: list[Record] = []
         self.unknown: list[tuple[str, str]] = []
         self.renewed: list[str] = []
@@ -142,6 +146,7 @@ class FakeCluster:
             assert secrets.get("CCP_CERTIFICATE_KEY") == CERT_KEY
             self.initialized = True
             self.members.add(node)
+            self.etcd.add(node)
             return 0, "[init] Using Kubernetes version\nYour Kubernetes control-plane has initialized successfully!", ""
         if s.startswith("curl -ksf"):
             up = self.initialized and not getattr(self, "initialized_api_down", False)
@@ -158,6 +163,8 @@ class FakeCluster:
                 return 1, "", f"error execution phase preflight: {self.fail[node]}"
             assert secrets["CCP_BOOTSTRAP_TOKEN"] == TOKEN
             self.members.add(node)
+            if secrets.get("CCP_CERTIFICATE_KEY"):
+                self.etcd.add(node)
             return 0, "This node has joined the cluster", ""
         if s in ("bash -s kubeadm", "bash -s kubelet") or s.startswith("kubeadm upgrade "):
             step = s.split()[-1] if s.startswith("bash") else " ".join(s.split()[1:3])
@@ -175,6 +182,25 @@ class FakeCluster:
         if s.startswith("set -e; tar -C /etc/kubernetes -czf - pki"):
             import base64
             return 0, base64.b64encode(b"pki-tarball").decode(), ""
+        if "etcdctl" in s and "member list -w json" in s:
+            members = [{"ID": self.member_id(n), "name": n, "peerURLs": [f"https://{self.addresses[n]}:2380"]}
+                       for n in sorted(self.etcd)]
+            return 0, json.dumps({"header": {"cluster_id": 1}, "members": members}), ""
+        if "etcdctl" in s and "endpoint health --cluster" in s:
+            return 0, json.dumps([{"endpoint": f"https://{self.addresses[n]}:2379", "health": not self.etcd_unhealthy}
+                                  for n in sorted(self.etcd)]), ""
+        if "etcdctl" in s and " member remove " in s:
+            wanted = s.rsplit(" ", 1)[-1]
+            gone = [n for n in self.etcd if format(self.member_id(n), "x") == wanted]
+            if not gone:
+                return 1, "", f"Error: etcdserver: member not found ({wanted})"
+            self.etcd.discard(gone[0])
+            return 0, f"Member {wanted} removed from cluster", ""
+        if s.startswith("kubeadm reset -f"):
+            self.prepared.pop(node, None)
+            self.members.discard(node)
+            self.etcd.discard(node)
+            return 0, "[reset] Stopping the kubelet service", ""
         if s == "kubeadm certs renew all":
             self.renewed.append(node)
             return 0, "[renew] certificates renewed", ""
@@ -191,6 +217,10 @@ class FakeCluster:
         return 127, "", f"fake node does not know: {s}"
 
     # -------------------------------------------------- helpers for tests
+    @staticmethod
+    def member_id(node: str) -> int:
+        return int(hashlib.sha256(node.encode()).hexdigest()[:15], 16)
+
     def names_by_prefix(self, role: str) -> list[str]:
         return [n for n in self.names if f"-{role}-" in n]
 
@@ -199,3 +229,23 @@ class FakeCluster:
 
     def mutating(self) -> list[Record]:
         return [r for r in self.records if any(m in r.script for m in MUTATING)]
+
+
+# -------------------------------------------------- the fake cluster's config
+ADDR = {"fk-lb-1": "127.0.1.10", "fk-cp-1": "127.0.1.11", "fk-cp-2": "127.0.1.12", "fk-cp-3": "127.0.1.13",
+        "fk-worker-1": "127.0.1.21", "fk-worker-2": "127.0.1.22", "fk-worker-3": "127.0.1.23"}
+
+
+def static_config(tmp_path, key, port):
+    data = example_data()
+    data["metadata"]["name"] = "fk"
+    spec = data["spec"]
+    spec["provisioner"] = "static"
+    del spec["vsphere"]
+    spec["addons"]["storage"]["provider"] = "local-path"
+    spec["nodes"]["network"] = {"cidr": "127.0.1.0/24", "gateway": "127.0.1.1", "dns": ["127.0.1.2"]}
+    spec["loadBalancer"]["vip"] = "127.0.1.100"
+    spec["hosts"] = [{"address": a, "role": {"lb": "loadbalancer", "cp": "control-plane", "worker": "worker"}[n.split("-")[1]]}
+                     for n, a in ADDR.items()]
+    spec["ssh"] = {"user": "root", "privateKeyFile": str(key), "port": port, "parallelism": 8}
+    return write_config(tmp_path / "c.yaml", data)

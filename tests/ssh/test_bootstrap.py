@@ -6,44 +6,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
 
-from tests.conftest import example_data, run_ccp, write_config
-from tests.ssh.fake_cluster import CERT_KEY, TOKEN, FakeCluster
-from tests.ssh.servers import free_port
-
-ADDR = {"fk-lb-1": "127.0.1.10", "fk-cp-1": "127.0.1.11", "fk-cp-2": "127.0.1.12", "fk-cp-3": "127.0.1.13",
-        "fk-worker-1": "127.0.1.21", "fk-worker-2": "127.0.1.22", "fk-worker-3": "127.0.1.23"}
-
-
-def config(tmp_path, key, port):
-    data = example_data()
-    data["metadata"]["name"] = "fk"
-    spec = data["spec"]
-    spec["provisioner"] = "static"
-    del spec["vsphere"]
-    spec["addons"]["storage"]["provider"] = "local-path"
-    spec["nodes"]["network"] = {"cidr": "127.0.1.0/24", "gateway": "127.0.1.1", "dns": ["127.0.1.2"]}
-    spec["loadBalancer"]["vip"] = "127.0.1.100"
-    spec["hosts"] = [{"address": a, "role": {"lb": "loadbalancer", "cp": "control-plane", "worker": "worker"}[n.split("-")[1]]}
-                     for n, a in ADDR.items()]
-    spec["ssh"] = {"user": "root", "privateKeyFile": str(key), "port": port, "parallelism": 8}
-    return write_config(tmp_path / "c.yaml", data)
-
-
-@pytest.fixture
-def cluster(tmp_path, client_key):
-    def make(**kw):
-        port = free_port()
-        fc = FakeCluster(list(ADDR), ADDR, port, client_key.with_suffix(".pub"), tmp_path / "chroots", **kw).start()
-        made.append(fc)
-        return fc, config(tmp_path, client_key, port)
-    made = []
-    yield make
-    for fc in made:
-        fc.stop()
-
+from tests.conftest import run_ccp
+from tests.ssh.fake_cluster import ADDR, CERT_KEY, TOKEN, FakeCluster
 
 def span(records):
     return min(r.start for r in records), max(r.end for r in records)

@@ -10,7 +10,6 @@ import yaml
 
 from ccp.errors import Interrupted, RemoteError
 from tests.conftest import run_ccp
-from tests.ssh.test_bootstrap import cluster  # noqa: F401  (the fixture)
 
 TARGET = "1.37.1"
 
@@ -68,7 +67,7 @@ def upgrade(fc, cfg, tmp_path, port, calls):
         ctx.close()
 
 
-def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_path):  # noqa: F811
+def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_path):
     fc, cfg = cluster()
     data = yaml.safe_load(cfg.read_text())
     data["spec"]["kubernetes"]["version"] = "1.36.2"
@@ -110,7 +109,7 @@ def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_
     assert set(drained) >= set(cps + workers) and all((n, False) in port.cordons for n in cps + workers)
 
 
-def test_backup_saves_a_verified_snapshot_and_the_pki_privately(cluster, tmp_path):  # noqa: F811
+def test_backup_saves_a_verified_snapshot_and_the_pki_privately(cluster, tmp_path):
     import json
     import stat
 

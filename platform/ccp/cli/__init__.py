@@ -40,6 +40,8 @@ app.add_typer(certs_app, name="certs")
 bundle_app = typer.Typer(help="The offline bundle for air-gapped sites: what is needed, assemble it, verify it.",
                          no_args_is_help=True, cls=SectionedGroup)
 app.add_typer(bundle_app, name="bundle")
+node_app = typer.Typer(help="One node of the cluster: replace a broken one.", no_args_is_help=True, cls=SectionedGroup)
+app.add_typer(node_app, name="node")
 appliance_app = typer.Typer(help="The ccp appliance: build the OVA, deploy it to vCenter.", no_args_is_help=True,
                             cls=SectionedGroup)
 app.add_typer(appliance_app, name="appliance")
@@ -74,7 +76,7 @@ def _global_options(
 
 # Register the commands (each module is small and imports its heavy parts lazily).
 from ccp.cli import (  # noqa: E402,F401
-    addons_cluster_cmd, addons_cmd, appliance_cmd, bundle_cmd, certs_cmd, certs_renew_cmd, config_cmd, destroy_cmd, diagnose_cmd, images_cmd, install_cmd, phases_cmd, plan_cmd,
+    addons_cluster_cmd, addons_cmd, appliance_cmd, bundle_cmd, certs_cmd, certs_renew_cmd, config_cmd, destroy_cmd, diagnose_cmd, images_cmd, install_cmd, node_cmd, phases_cmd, plan_cmd,
     preflight_cmd, render_cmd, upgrade_cmd, validate_cmd, version_cmd)
 
 

@@ -7,7 +7,7 @@ import typer.core
 
 SECTIONS = {
     "Build a cluster (in this order)": ["config", "plan", "preflight", "install", "render"],
-    "Run it": ["phases", "validate", "diagnose", "certs", "upgrade", "backup", "addons", "images", "bundle"],
+    "Run it": ["phases", "validate", "diagnose", "certs", "upgrade", "node", "backup", "restore", "addons", "images", "bundle"],
     "Tear down": ["destroy"],
     "Ship ccp": ["appliance"],
     "About ccp": ["version"],

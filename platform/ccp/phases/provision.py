@@ -6,6 +6,7 @@ from __future__ import annotations
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
+from ccp.phases.nodes_remove import gone
 
 
 class Provision(Phase):
@@ -20,11 +21,31 @@ class Provision(Phase):
                            "memoryMiB": n.memoryMiB, "diskGiB": n.diskGiB} for n in inventory.build(ctx.config)]}
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
-        return ctx.provider().plan()
+        actions = ctx.provider().plan()
+        leaving = sorted(gone(ctx))
+        return actions + (ctx.provider().remove_plan(leaving) if leaving else [])
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
-        nodes = ctx.provider().apply(actions)
-        return {"provisioner": ctx.config.spec.provisioner, "nodes": nodes}
+        leaving = sorted(gone(ctx))
+        if leaving:
+            _refuse_if_still_members(ctx, leaving)
+        builds = [a for a in actions if a.verb != "destroy"]
+        nodes = ctx.provider().apply(builds) if builds or not leaving else ctx.outputs["provision"]["nodes"]
+        removed = ctx.provider().remove(leaving) if leaving else []
+        nodes = {n: rec for n, rec in nodes.items() if n not in leaving}
+        return {"provisioner": ctx.config.spec.provisioner, "nodes": nodes, "removed": removed}
+
+
+def _refuse_if_still_members(ctx: ClusterContext, leaving: list[str]) -> None:
+    """A VM is deleted only once its node is out of the cluster (the nodes/remove phase did that)."""
+    from ccp.errors import PreflightError
+    from ccp.phases.nodes_remove import kube_port
+
+    port = kube_port(ctx)
+    still = sorted(set(leaving) & set(port.node_names())) if port is not None else []
+    if still:
+        raise PreflightError(f"the VMs of {', '.join(still)} would be deleted while they are still nodes of the cluster",
+                             "let the nodes/remove phase drain and remove them first (do not skip it), then rerun")
 
 
 class DestroyMachines(Phase):

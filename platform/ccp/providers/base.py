@@ -19,6 +19,18 @@ class Provider(Protocol):
     def apply(self, actions: list[Action]) -> dict[str, dict]:
         """Make the machines exist; -> {node name: {address, moid, uuid, ...}}."""
 
+    def remove_plan(self, names: list[str]) -> list[Action]:
+        """Machines of nodes gone from cluster.yaml (already out of the cluster) that apply would delete."""
+
+    def remove(self, names: list[str]) -> list[str]:
+        """Delete those machines; -> the names deleted."""
+
+    def replace_plan(self, names: list[str]) -> list[Action]:
+        """For `ccp node replace`: what makes these machines new (static hosts are reused as they are)."""
+
+    def replace(self, names: list[str]) -> list[str]:
+        ...
+
     def destroy_plan(self) -> list[Action]:
         """What destroy would remove: only machines this cluster owns."""
 

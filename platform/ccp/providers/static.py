@@ -24,6 +24,18 @@ class StaticProvider:
     def apply(self, actions) -> dict[str, dict]:
         return {n.name: {"role": n.role, "address": str(n.address)} for n in self.nodes}
 
+    def remove_plan(self, names: list[str]) -> list[Action]:
+        return []   # the operator's machines: taken out of the cluster by nodes/remove, never deleted
+
+    def remove(self, names: list[str]) -> list[str]:
+        return []
+
+    def replace_plan(self, names: list[str]) -> list[Action]:
+        return []   # the same host is prepared and joined again
+
+    def replace(self, names: list[str]) -> list[str]:
+        return []
+
     def destroy_plan(self) -> list[Action]:
         return []
 

@@ -54,9 +54,10 @@ class Terraform:
         return self._run(args, "terraform init", on_event)
 
     def plan(self, out_file: Path | None = None, *, destroy: bool = False, on_event: Event | None = None,
-             variables: dict[str, str] | None = None) -> RunResult:
+             variables: dict[str, str] | None = None, replace: list[str] = ()) -> RunResult:
         args = ["plan", "-json", "-input=false", "-no-color", "-lock-timeout=30s"]
         args += ["-destroy"] if destroy else []
+        args += [f"-replace={address}" for address in replace]
         args += [f"-var={k}={v}" for k, v in (variables or {}).items()]
         args += [f"-out={out_file}"] if out_file else []
         return self._run(args, "terraform plan", on_event)

@@ -130,7 +130,10 @@ class NativeProvider(VsphereInventory):
                 actions.append(Action("power on", f"VM {node.name}", vm.power))
             elif vm.ip != str(node.address):
                 actions.append(Action("wait for", f"the IP of VM {node.name}", f"reports {vm.ip or 'none'}"))
-        extra = sorted(n for n, vm in observed.items() if vm.owner == self.cfg.metadata.name and n not in {x.name for x in self.nodes})
+        from ccp.phases.nodes_remove import gone
+
+        extra = sorted(n for n, vm in observed.items() if vm.owner == self.cfg.metadata.name
+                       and n not in {x.name for x in self.nodes} and n not in gone(self.ctx))
         if extra and self.ctx.reporter is not None:
             self.ctx.reporter.note(f"VMs of this cluster no longer in cluster.yaml are left alone: {', '.join(extra)}")
         return actions
@@ -182,6 +185,31 @@ class NativeProvider(VsphereInventory):
                 "guestinfo.userdata": base64.b64encode(user).decode(), "guestinfo.userdata.encoding": "base64",
                 OWNER_KEY: self.cfg.metadata.name, ROLE_KEY: node.role, "disk.EnableUUID": "TRUE",
                 **self.guest_extra_config(node)}
+
+    # -------------------------------------------------- scale-down
+    def remove_plan(self, names: list[str]) -> list[Action]:
+        observed = self.observe()
+        return [Action("destroy", f"VM {n}", "removed from cluster.yaml (after nodes/remove took it out of the cluster)")
+                for n in names if n in observed and observed[n].owner == self.cfg.metadata.name]
+
+    def remove(self, names: list[str]) -> list[str]:
+        from ccp.providers.vsphere_native_ops import NativeOps
+
+        ops = NativeOps(self)
+        observed = {n: vm for n, vm in self.observe().items() if n in names and vm.owner == self.cfg.metadata.name}
+        results = run_flows(self.session, [(n, ops.destroy_flow(vm)) for n, vm in observed.items()],
+                            self.vs.parallelism, self._say)
+        if results.failed:
+            raise InfrastructureError(f"{len(results.failed)} VMs of removed nodes could not be destroyed",
+                                      "fix the cause shown per VM and rerun ccp install: the nodes are out of the cluster already",
+                                      [f"{n}: {why}" for n, why in sorted(results.failed.items())])
+        return sorted(results.done)
+
+    def replace_plan(self, names: list[str]) -> list[Action]:
+        return [Action("destroy", a.target, "to be created again by the provision phase") for a in self.remove_plan(names)]
+
+    def replace(self, names: list[str]) -> list[str]:
+        return self.remove(names)
 
     # -------------------------------------------------- destroy
     def destroy_plan(self) -> list[Action]:

@@ -87,6 +87,26 @@ class TerraformProvider:
         return {n.name: {"role": n.role, "address": str(n.address), "reported": nodes[n.name].get("guest_address"),
                          "moid": nodes[n.name].get("moid", ""), "uuid": nodes[n.name].get("uuid", "")} for n in self.nodes}
 
+    def remove_plan(self, names: list[str]) -> list[Action]:
+        return []   # terraform's own plan deletes them: the rendered module no longer has them
+
+    def remove(self, names: list[str]) -> list[str]:
+        return [n for n in names if n not in self._in_state()]
+
+    def replace_plan(self, names: list[str]) -> list[Action]:
+        have = self._in_state()
+        return [Action("replace", f"VM {n}", "terraform apply -replace: destroyed and created again") for n in names if n in have]
+
+    def replace(self, names: list[str]) -> list[str]:
+        self.tf.init(self._event)
+        plan_file = self.dir / "replace.tfplan"
+        self.tf.plan(plan_file, on_event=self._event, replace=[f'{RESOURCE}["{n}"]' for n in names])
+        try:
+            self.tf.apply(plan_file, on_event=self._event)
+        finally:
+            plan_file.unlink(missing_ok=True)
+        return list(names)
+
     def destroy_plan(self) -> list[Action]:
         return [Action("destroy", f"VM {name}", "in the Terraform state") for name in sorted(self._in_state())]
 

@@ -60,3 +60,18 @@ class LightkubeUpgrade(LightkubeObjects):
         n = self._call(lambda: self.client.get(Node, node), f"read node {node}")
         ready = any(c.type == "Ready" and c.status == "True" for c in (n.status.conditions or []))
         return ready, n.status.nodeInfo.kubeletVersion if n.status and n.status.nodeInfo else ""
+
+    def node_names(self) -> list[str]:
+        from lightkube.resources.core_v1 import Node
+
+        return [n.metadata.name for n in self._call(lambda: list(self.client.list(Node)), "list nodes")]
+
+    def delete_node(self, node: str) -> None:
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.core_v1 import Node
+
+        try:
+            self._call(lambda: self.client.delete(Node, node), f"delete node {node}", raise_404=True)
+        except ApiError as exc:
+            if exc.status.code != 404:   # gone already: what we wanted
+                raise

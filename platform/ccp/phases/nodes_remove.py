@@ -1,0 +1,161 @@
+"""nodes/remove: the nodes that were part of the cluster and are gone from cluster.yaml leave it
+safely, before the provision phase deletes their VMs.
+
+Which nodes: the machines the last provision recorded that the config no longer has (scale-down of a
+worker pool or of the control plane). For each, probed live: is its Node object still there, is it
+still an etcd member? Then, one node at a time (a drain of several at once could break a
+PodDisruptionBudget the one-by-one drain honours):
+  worker        cordon + drain (the Eviction-API drain of `ccp upgrade`), kubeadm reset on it, delete the Node
+  control plane the same, with its etcd member removed after the drain and before anything else,
+                and only while every other member is healthy (quorum is never gambled)
+A node that does not answer SSH (a broken one) is noted and the rest goes on: kubeadm reset is
+cleanup, the etcd member and the Node object are what keep the cluster right. A rerun probes again,
+so a kill at any point converges: nothing is removed twice, no etcd member is orphaned.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ccp.config import inventory
+from ccp.context import ClusterContext
+from ccp.engine.phase import Action, Phase
+from ccp.errors import KubernetesError, RemoteError
+from ccp.upgrade.backup import CERTS, ETCD
+
+MEMBERS = f"{ETCD} etcdctl {CERTS} member list -w json"
+HEALTH = f"{ETCD} etcdctl {CERTS} endpoint health --cluster -w json"
+RESET = "kubeadm reset -f --cleanup-tmp-dir; rm -rf /etc/cni/net.d /etc/ccp/prepared"
+
+
+def gone(ctx: ClusterContext) -> dict[str, dict]:
+    """Machines the last provision recorded that cluster.yaml no longer lists: {name: recorded facts}."""
+    former = ctx.outputs.get("provision", {}).get("nodes", {}) or {}
+    current = {n.name for n in inventory.build(ctx.config)}
+    return {name: rec for name, rec in sorted(former.items()) if name not in current}
+
+
+def removal_order(leaving: dict[str, dict]) -> list[str]:
+    """Workers first, then control planes from the highest number down: each node all the way out before the next."""
+    workers = sorted(n for n, rec in leaving.items() if rec.get("role") != inventory.ROLE_CP)
+    return workers + sorted((n for n in leaving if n not in workers), reverse=True)
+
+
+def kube_port(ctx: ClusterContext):
+    """Cordon, drain, node reads and deletes on the cluster's own kubeconfig (None before it exists)."""
+    from ccp.phases.kubeconfig import kubeconfig_path
+
+    path = kubeconfig_path(ctx)
+    if not path.exists():
+        return None
+    if "nodes-port" not in ctx.cache:
+        from ccp.upgrade.port import LightkubeUpgrade
+
+        ctx.cache["nodes-port"] = LightkubeUpgrade(path)
+    return ctx.cache["nodes-port"]
+
+
+def first_control_plane(ctx: ClusterContext):
+    first = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP][0]
+    return ctx.targets([first])[0]
+
+
+def etcd_members(ctx: ClusterContext) -> dict[str, str]:
+    """{member name: hex ID} read on the first control plane (kubeadm names members after their nodes)."""
+    ssh = ctx.ssh()
+    t = first_control_plane(ctx)
+    r = ssh.call(ssh.run(t, MEMBERS, sudo=True, check=False, quiet=True))
+    try:
+        members = json.loads(r.stdout)["members"]
+    except (ValueError, KeyError, TypeError):
+        raise RemoteError(f"{t.name}: cannot list the etcd members (exit {r.exit_status})",
+                          "check that etcd runs there: crictl ps --name etcd", (r.stderr or r.stdout).splitlines()[-3:]) from None
+    return {m.get("name", ""): format(int(m["ID"]), "x") for m in members}
+
+
+class RemoveNodes(Phase):
+    name = "nodes/remove"
+    layer = "cluster"
+    summary = "drain and remove the nodes no longer in cluster.yaml, etcd members first, before their VMs go"
+    why = "removed from cluster.yaml"
+
+    def leaving(self, ctx: ClusterContext) -> dict[str, dict]:
+        return gone(ctx)
+
+    def inputs(self, ctx: ClusterContext) -> dict:
+        return {"gone": sorted(self.leaving(ctx))}
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        leaving = self.leaving(ctx)
+        port = kube_port(ctx) if leaving else None
+        if port is None:
+            return []   # never joined a cluster: the provision phase just deletes their VMs
+        nodes = set(port.node_names())
+        cps = [n for n, rec in leaving.items() if rec.get("role") == inventory.ROLE_CP]
+        members = etcd_members(ctx) if cps else {}
+        actions, left = [], len(members)
+        for name in removal_order(leaving):
+            if name in nodes:
+                actions.append(Action("drain", f"node {name}", f"{self.why}: cordon, evict its pods (PDB-aware)"))
+            if name in members:
+                left -= 1
+                actions.append(Action("remove", f"etcd member {name}", f"one member at a time: {left} left after this one"))
+            if name in nodes:
+                actions.append(Action("delete", f"node {name}", "kubeadm reset on it, then its Node object"))
+        return actions
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        from ccp.upgrade.drain import drain
+
+        port = kube_port(ctx)
+        targets = {a.target.split(" ", 2)[-1] for a in actions}
+        leaving = {n: rec for n, rec in self.leaving(ctx).items() if n in targets}
+        verbs = {(a.verb, a.target.split(" ")[-1]) for a in actions}
+        removed, unreachable = [], []
+        for name in removal_order(leaving):
+            rec = leaving[name]
+            say = (lambda text, n=name: ctx.reporter.item(n, text))
+            if ("drain", name) in verbs:
+                say("draining")
+                drain(port, name, ctx.config.spec.upgrade.drainTimeoutSeconds, say=say)
+            if ("remove", name) in verbs:
+                self._remove_member(ctx, name, say)
+            if ("delete", name) in verbs:
+                if not self._reset(ctx, name, rec, say):
+                    unreachable.append(name)
+                port.delete_node(name)
+                say("removed from the cluster")
+            removed.append(name)
+        if unreachable:
+            ctx.reporter.note(f"kubeadm reset could not run on {', '.join(unreachable)} (no SSH answer): "
+                              "they are out of the cluster; their VMs go in the provision phase")
+        return {"removed": removed, "resetSkipped": unreachable}
+
+    def _remove_member(self, ctx: ClusterContext, name: str, say) -> None:
+        members = etcd_members(ctx)
+        if name not in members:
+            return
+        ssh = ctx.ssh()
+        t = first_control_plane(ctx)
+        health = ssh.call(ssh.run(t, HEALTH, sudo=True, check=False, quiet=True))
+        try:
+            states = json.loads(health.stdout)
+        except ValueError:
+            states = []
+        sick = [s.get("endpoint", "?") for s in states if not s.get("health")]
+        if health.exit_status != 0 or sick or len(states) < len(members):
+            raise KubernetesError(f"etcd is not healthy ({', '.join(sick) or 'no health answer'}): removing member "
+                                  f"{name} now could lose quorum", "fix etcd first (ccp diagnose), then rerun: nothing was removed")
+        say(f"removing etcd member {members[name]}")
+        ssh.call(ssh.run(t, f"{ETCD} etcdctl {CERTS} member remove {members[name]}", sudo=True, quiet=True))
+
+    def _reset(self, ctx: ClusterContext, name: str, rec: dict, say) -> bool:
+        from ccp.remote.ssh import Target
+
+        ssh = ctx.ssh()
+        t = Target(name, rec.get("address", ""), ctx.config.spec.ssh.port)
+        say("kubeadm reset")
+        try:
+            return ssh.call(ssh.run(t, RESET, sudo=True, check=False, timeout=300)).ok
+        except RemoteError:   # unreachable: a broken node being removed is the usual case
+            return False
