@@ -48,6 +48,7 @@ class Rendered:
 # Where hosts/prepare uploads what an air-gapped node installs (the node scripts read them there)
 NODE_PACKAGES_DIR = "/var/lib/ccp/packages"
 NODE_IMAGES_DIR = "/var/lib/ccp/images"
+NODE_BACKUP_DIR = "/var/lib/ccp/backups"     # spec.backup.schedule: each control plane keeps its own snapshots here
 
 
 @cache
@@ -178,6 +179,17 @@ def render_all(loaded: Loaded) -> Rendered:
         render("keepalived/check_apiserver.sh.j2", f"keepalived/{node.name}/check_apiserver.sh", node=node)
         render("scripts/loadbalancer.sh.j2", f"scripts/{node.name}/loadbalancer.sh", node=node,
                with_nginx=not lb_on_cps, vip=spec.loadBalancer.vip)
+
+    # Scheduled etcd snapshots on every control plane (spec.backup.schedule)
+    if spec.backup.schedule:
+        from ccp.backup.snapshot import CERTS
+
+        extra = {"schedule": spec.backup.schedule, "keep": spec.backup.keep, "backup_dir": NODE_BACKUP_DIR,
+                 "etcd_certs": CERTS, "spread": "5min"}
+        for node in cps:
+            render("scripts/etcd-backup.sh.j2", f"scripts/{node.name}/etcd-backup.sh", node=node, **extra)
+            for unit in ("service", "timer"):
+                render(f"systemd/ccp-etcd-backup.{unit}.j2", f"systemd/{node.name}/ccp-etcd-backup.{unit}", node=node, **extra)
 
     cni = spec.addons.cni.name
     from ccp.addons import images_for

@@ -20,7 +20,7 @@ import yaml
 from tests.conftest import example_data, write_config
 from tests.ssh.servers import _Loop
 
-MUTATING = ("member remove", "kubeadm reset", "install -D", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
+MUTATING = ("enable --now", "disable --now", "member remove", "kubeadm reset", "install -D", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
             "upload-certs", "certificate-key", "kubeadm certs renew", "ccp-parked-manifests", "kubeadm upgrade", "bash -s")
 ADMIN_CONF = {"apiVersion": "v1", "kind": "Config",
               "clusters": [{"name": "kubernetes", "cluster": {"server": "https://10.0.0.1:6443",
@@ -64,6 +64,7 @@ class FakeCluster:
         self.members: set[str] = set()
         self.etcd: set[str] = set()           # etcd members (kubeadm names them after their nodes)
         self.etcd_unhealthy = False
+        self.backup_timers: set[str] = set()
         self.records: list[Record] = []
         self.unknown: list[tuple[str, str]] = []
         self.renewed: list[str] = []
@@ -131,6 +132,20 @@ class FakeCluster:
         if s.startswith("sha256sum "):
             lines = [f"{hashlib.sha256(files[p].encode()).hexdigest()}  {p}" for p in shlex.split(s.split(" 2>")[0])[1:] if p in files]
             return 0, "\n".join(lines), ""
+        if s.startswith("systemctl is-enabled ccp-etcd-backup.timer"):
+            return (0, "enabled", "") if node in self.backup_timers else (1, "disabled", "")
+        if s.startswith("systemd-analyze calendar "):
+            import subprocess   # the real systemd on this machine judges the expression
+            r = subprocess.run(["systemd-analyze", "calendar", shlex.split(s)[2]], capture_output=True, text=True)
+            return r.returncode, r.stdout, r.stderr
+        if s == "systemctl daemon-reload && systemctl enable --now ccp-etcd-backup.timer":
+            self.backup_timers.add(node)
+            return 0, "", ""
+        if s.startswith("systemctl disable --now ccp-etcd-backup.timer"):
+            self.backup_timers.discard(node)
+            for path in s.split("rm -f ", 1)[1].split(";")[0].split():
+                files.pop(path, None)
+            return 0, "", ""
         if s.startswith("systemctl is-active"):
             return 0, "\n".join("active" if node in self.lb_ok else "inactive" for _ in s.split()[2:]), ""
         if s.startswith("bash /var/lib/ccp/loadbalancer.sh"):

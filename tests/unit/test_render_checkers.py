@@ -12,7 +12,13 @@ from ccp import render
 from ccp.config.load import load
 from tests.conftest import example_data, small_config, write_config
 
-CASES = {"example": example_data, "small": small_config}
+def backup_config():
+    data = example_data()
+    data["spec"]["backup"] = {"schedule": "Mon..Fri *-*-* 02:30:00", "keep": 5}
+    return data
+
+
+CASES = {"example": example_data, "small": small_config, "backup": backup_config}
 
 
 def rendered(tmp_path, case: str):
@@ -33,6 +39,7 @@ def test_scripts_pass_bash_n_and_shellcheck(tmp_path, case):
     out, root = rendered(tmp_path, case)
     scripts = sorted(p for p in out.files if p.endswith(".sh"))
     assert any("prepare-node.sh" in p for p in scripts) and any("loadbalancer.sh" in p for p in scripts)
+    assert any("etcd-backup.sh" in p for p in scripts) == (case == "backup")
     for rel in scripts:
         shell = "sh" if rel.endswith("check_apiserver.sh") else "bash"
         proc = subprocess.run([shell, "-n", str(root / rel)], capture_output=True, text=True)
@@ -101,3 +108,23 @@ def test_keepalived_config_passes_keepalived_t(tmp_path, case, keepalived_netns)
     for rel in confs:
         proc = keepalived_netns(root / rel, (root / rel).with_name("check_apiserver.sh"))
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_backup_timer_calendar_passes_systemd_analyze(tmp_path):
+    """The timer's OnCalendar line, judged by this machine's systemd; the units parse as INI."""
+    import configparser
+
+    need("systemd-analyze")
+    out, root = rendered(tmp_path, "backup")
+    timers = [p for p in out.files if p.endswith("ccp-etcd-backup.timer")]
+    assert len(timers) == 3
+    for rel in timers + [t.replace(".timer", ".service") for t in timers]:
+        ini = configparser.ConfigParser(strict=True, interpolation=None)
+        ini.optionxform = str
+        ini.read_string(out.files[rel])
+        if rel.endswith(".timer"):
+            proc = subprocess.run(["systemd-analyze", "calendar", ini["Timer"]["OnCalendar"]], capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stderr
+            assert ini["Install"]["WantedBy"] == "timers.target" and ini["Timer"]["Persistent"] == "true"
+        else:
+            assert ini["Service"]["ExecStart"] == "/usr/local/sbin/ccp-etcd-backup"

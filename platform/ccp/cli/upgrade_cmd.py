@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -32,17 +33,19 @@ def upgrade(ctx: typer.Context, config: Path = CONFIG_OPTION,
 
 
 @app.command("backup")
-def backup(ctx: typer.Context, config: Path = CONFIG_OPTION) -> None:
-    """Save an etcd snapshot (verified) and the PKI of the first control plane under <state>/backups/ (0600)."""
+def backup(ctx: typer.Context, config: Path = CONFIG_OPTION,
+           keep: Optional[int] = typer.Option(None, "--keep", min=1, metavar="N",
+                                              help="Keep the newest N backups in <state>/backups (default: spec.backup.keep, 7).")) -> None:
+    """Save an etcd snapshot (verified) and the PKI of the first control plane under <state>/backups/ (0600), keeping the newest N."""
     from ccp import ui
     from ccp.engine.runner import recall_outputs
-    from ccp.upgrade.backup import backup as take
+    from ccp.backup.snapshot import backup as take
 
     loaded = load_config(config)
     cctx, journal, _ = cluster_context(ctx, loaded, "backup")
     recall_outputs(cctx, journal.records())
     try:
-        where = take(cctx, say=lambda text: ui.err().print(f"  {ui.escape(text)}"))
+        where = take(cctx, say=lambda text: ui.err().print(f"  {ui.escape(text)}"), keep=keep)
     finally:
         cctx.close()
     ui.out().print(f"backup saved in {where}")

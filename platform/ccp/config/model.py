@@ -281,6 +281,20 @@ class Upgrade(Strict):
                                      description="How long a drain may wait on PodDisruptionBudgets before it stops.")
 
 
+class Backup(Strict):
+    schedule: str | None = Field(None, description="When each control plane takes its own etcd snapshot: a systemd OnCalendar "
+                                                   "expression such as daily, hourly or '*-*-* 02:30:00'. Unset: no schedule.")
+    keep: int = Field(7, ge=1, le=1000, description="How many snapshots to keep: on each control plane for the schedule, "
+                                                  "and in <state>/backups for ccp backup.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _calendar(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or len(v) > 100 or not re.fullmatch(r"[A-Za-z0-9*,./:~ -]+", v)):
+            raise ValueError("schedule must be a systemd OnCalendar expression such as daily, hourly or '*-*-* 02:30:00'")
+        return v.strip() if v else v
+
+
 class Spec(Strict):
     kubernetes: Kubernetes
     vsphere: VSphere | None = Field(None, description="Required unless provisioner is static.")
@@ -293,6 +307,7 @@ class Spec(Strict):
     addons: Addons = Field(default_factory=Addons)
     validation: Validation = Field(default_factory=Validation)
     upgrade: Upgrade = Field(default_factory=Upgrade)
+    backup: Backup = Field(default_factory=Backup)
     offline: Offline = Field(default_factory=Offline)
     registryMirror: str | None = Field(None, description="Pull every add-on and CNI image from this registry (host[:port][/path]) instead.")
 

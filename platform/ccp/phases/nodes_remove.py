@@ -21,7 +21,7 @@ from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 from ccp.errors import KubernetesError, RemoteError
-from ccp.upgrade.backup import CERTS, ETCD
+from ccp.backup.snapshot import CERTS, ETCD
 
 MEMBERS = f"{ETCD} etcdctl {CERTS} member list -w json"
 HEALTH = f"{ETCD} etcdctl {CERTS} endpoint health --cluster -w json"

@@ -62,7 +62,8 @@ def execute(typer_ctx, cctx, journal, loaded, target: str, *, dry_run: bool, yes
         if not typer.confirm(f"Upgrade the cluster to {target}?"):
             ui.err().print("nothing changed")
             return
-    from ccp.upgrade import backup, run
+    from ccp.backup import snapshot as backup
+    from ccp.upgrade import run
     from ccp.upgrade.port import LightkubeUpgrade
 
     say = cctx.reporter.progress   # on the spinner, and in the run log

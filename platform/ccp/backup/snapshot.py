@@ -24,7 +24,7 @@ FETCH = f"set -e; sha256sum {SNAPSHOT} | cut -d' ' -f1; base64 -w0 {SNAPSHOT}; e
 PKI = "set -e; tar -C /etc/kubernetes -czf - pki | base64 -w0; echo"
 
 
-def backup(ctx, *, say=lambda text: None) -> Path:
+def backup(ctx, *, say=lambda text: None, keep: int | None = None) -> Path:
     from ccp.config import inventory
 
     first = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP][0]
@@ -44,7 +44,12 @@ def backup(ctx, *, say=lambda text: None) -> Path:
     if hashlib.sha256(blob).hexdigest() != digest.strip():
         raise RemoteError(f"{first}: the etcd snapshot arrived damaged (sha256 differs)", "run `ccp backup` again")
     pki = base64.b64decode(ssh.call(ssh.run(t, PKI, sudo=True, check=True, timeout=300, quiet=True)).stdout.strip())
-    where = ctx.state_dir / "backups" / time.strftime("%Y%m%dT%H%M%S")
+    root = ctx.state_dir / "backups"
+    where = root / time.strftime("%Y%m%dT%H%M%S")
+    n = 1
+    while where.exists():   # two backups within a second keep both
+        n += 1
+        where = root / f"{time.strftime('%Y%m%dT%H%M%S')}-{n}"
     ensure_dir(where)
     _write_bytes(where / "etcd-snapshot.db", blob)
     _write_bytes(where / "pki.tar.gz", pki)
@@ -52,7 +57,25 @@ def backup(ctx, *, say=lambda text: None) -> Path:
                                                     "etcdStatus": status, "kubernetes": ctx.config.spec.kubernetes.version},
                                                    indent=1) + "\n")
     say(f"backup: {len(blob)} bytes, revision {status.get('revision')}, {status.get('totalKey')} keys, in {where}")
+    for old in prune(root, keep or ctx.config.spec.backup.keep):
+        say(f"removed the old backup {old.name} (keeping {keep or ctx.config.spec.backup.keep})")
     return where
+
+
+def backups(root: Path) -> list[Path]:
+    """ccp's backups under ``root``, oldest first (directories holding a backup.json; nothing else is touched)."""
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and (p / "backup.json").is_file()), key=lambda p: p.name)
+
+
+def prune(root: Path, keep: int) -> list[Path]:
+    import shutil
+
+    old = backups(root)[:-keep] if keep > 0 else []
+    for p in old:
+        shutil.rmtree(p)
+    return old
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
