@@ -63,11 +63,9 @@ class Reporter:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ccp.bundle.archive import sha256_file as digest   # this script runs with ccp's own Python
+
+    return digest(path)
 
 
 def tree_digest(paths: list[Path]) -> str:

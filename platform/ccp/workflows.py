@@ -37,6 +37,13 @@ def replace(node: str) -> list[Phase]:
     return [ReplaceRemove(node), ReplaceMachine(node)]
 
 
+def restore(snapshot) -> list[Phase]:
+    """`ccp restore`: etcd from a snapshot on every control plane (see ccp.backup.restore)."""
+    from ccp.phases.restore import RestoreSnapshot, RestoreStart, RestoreStop, RestoreVerify
+
+    return [RestoreVerify(snapshot), RestoreStop(snapshot), RestoreSnapshot(snapshot), RestoreStart(snapshot)]
+
+
 def destroy() -> list[Phase]:
     from ccp.phases.provision import DestroyMachines
 

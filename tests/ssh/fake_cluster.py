@@ -65,6 +65,11 @@ class FakeCluster:
         self.etcd: set[str] = set()           # etcd members (kubeadm names them after their nodes)
         self.etcd_unhealthy = False
         self.backup_timers: set[str] = set()
+        self.parked: dict[str, list[str]] = {}      # node -> manifests moved aside by ccp restore
+        self.restored: dict[str, list[str]] = {}    # node -> the etcdutl argv it ran
+        self.restore_markers: set[str] = set()
+        self.restore_fail: set[str] = set()         # nodes whose next restore fails once
+        self.events: list[tuple[str, str]] = []     # (node, what) in order, for restore
         self.records: list[Record] = []
         self.unknown: list[tuple[str, str]] = []
         self.renewed: list[str] = []
@@ -146,6 +151,41 @@ class FakeCluster:
             for path in s.split("rm -f ", 1)[1].split(";")[0].split():
                 files.pop(path, None)
             return 0, "", ""
+        if s.startswith("test -f /etc/kubernetes/manifests/etcd.yaml -o"):
+            return (0 if node in self.etcd and not self.parked.get(node) else 1), "", ""
+        if s.startswith("set -e; mkdir -p /etc/kubernetes/ccp-restore-parked"):
+            self.parked[node] = ["kube-apiserver.yaml", "etcd.yaml"]
+            self.events.append((node, "park"))
+            return 0, "", ""
+        if s.startswith("test -f /var/lib/ccp/restore/restored-"):
+            return (0 if node in self.restore_markers else 1), "", ""
+        if s.startswith("set -e; [ -f /var/lib/ccp/restore/restored-"):
+            if any(n in self.etcd and not self.parked.get(n) for n in self.names):
+                return 1, "", "an etcd member still runs: refusing to restore"
+            if node in self.restore_fail:
+                self.restore_fail.discard(node)
+                return 1, "", "Error: snapshot restore: disk full"
+            argv = shlex.split(s.split(" ccp-etcd-restore-", 1)[1].split(";", 1)[0])[1:]
+            self.restored[node] = argv
+            self.restore_markers.add(node)
+            self.events.append((node, "restore"))
+            return 0, "", ""
+        if s.startswith("test -d /etc/kubernetes/ccp-restore-parked -o -d /var/lib/ccp/restore"):
+            pending = self.parked.get(node) or node in self.restore_markers or any(
+                p.startswith("/var/lib/ccp/restore/") for p in files)
+            return (0 if pending else 1), "", ""
+        if s.startswith("set -e; [ ! -f /etc/kubernetes/ccp-restore-parked/"):
+            manifest = s.split("ccp-restore-parked/", 1)[1].split(" ", 1)[0]
+            if manifest in self.parked.get(node, []):
+                self.parked[node].remove(manifest)
+                self.events.append((node, f"start {manifest}"))
+            return 0, "", ""
+        if s == "rm -rf /var/lib/ccp/restore":
+            self.restore_markers.discard(node)
+            for path in [p for p in files if p.startswith("/var/lib/ccp/restore/")]:
+                files.pop(path)
+            self.events.append((node, "clean"))
+            return 0, "", ""
         if s.startswith("systemctl is-active"):
             return 0, "\n".join("active" if node in self.lb_ok else "inactive" for _ in s.split()[2:]), ""
         if s.startswith("bash /var/lib/ccp/loadbalancer.sh"):
@@ -164,7 +204,7 @@ class FakeCluster:
             self.etcd.add(node)
             return 0, "[init] Using Kubernetes version\nYour Kubernetes control-plane has initialized successfully!", ""
         if s.startswith("curl -ksf"):
-            up = self.initialized and not getattr(self, "initialized_api_down", False)
+            up = self.initialized and not getattr(self, "initialized_api_down", False) and not any(self.parked.values())
             return (0 if up else 7), "ok" if up else "", ""
         if s.startswith("kubeadm token create"):
             return 0, TOKEN, ""

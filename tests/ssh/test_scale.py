@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from tests.conftest import run_ccp
@@ -23,6 +24,9 @@ class NodesPortFake:
         return sorted(self.nodes)
 
     def cordon(self, node, unschedulable):
+        if ("cordon", node) == self.interrupt_at:
+            self.interrupt_at = None
+            raise KeyboardInterrupt
         self.events.append(("cordon", node))
 
     def pods_on(self, node):
@@ -39,7 +43,7 @@ class NodesPortFake:
         return False
 
     def delete_node(self, node):
-        if node == self.interrupt_at:
+        if ("delete", node) == self.interrupt_at:
             self.interrupt_at = None
             raise KeyboardInterrupt
         self.events.append(("delete", node))
@@ -104,13 +108,18 @@ def test_scale_down_plan_order_and_rerun(cluster, monkeypatch):
     assert not [m for m in fc.mutating() if m in fc.records[before:]], "the rerun changes nothing"
 
 
-def test_ctrl_c_mid_removal_then_rerun_converges(cluster, monkeypatch):
+@pytest.mark.parametrize("step, etcd_after", [
+    (("cordon", "fk-cp-3"), {"fk-cp-1", "fk-cp-2", "fk-cp-3"}),   # before anything of fk-cp-3 went
+    (("delete", "fk-cp-3"), {"fk-cp-1", "fk-cp-2"}),              # after its etcd member went, before its Node
+    (("cordon", "fk-cp-2"), {"fk-cp-1", "fk-cp-2"}),              # between the two control planes
+])
+def test_ctrl_c_mid_removal_then_rerun_converges(cluster, monkeypatch, step, etcd_after):
     fc, cfg, port = setup(cluster, monkeypatch)
     shrink(cfg, ["fk-cp-2", "fk-cp-3"])
-    port.interrupt_at = "fk-cp-3"          # after its etcd member went, before its Node object did
+    port.interrupt_at = step
     r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
     assert r.code == 130, r.text
-    assert fc.etcd == {"fk-cp-1", "fk-cp-2"} and "fk-cp-3" in port.nodes
+    assert fc.etcd == etcd_after
     phases = run_ccp("phases", "--config", cfg)
     assert "interrupted" in phases.out
 
@@ -120,6 +129,15 @@ def test_ctrl_c_mid_removal_then_rerun_converges(cluster, monkeypatch):
     removes = [rec for rec in fc.records if "member remove" in rec.script]
     assert len(removes) == 2, "each member removed exactly once"
     assert [e for e in port.events if e[0] == "delete"] == [("delete", "fk-cp-3"), ("delete", "fk-cp-2")]
+
+
+def test_provision_refuses_to_delete_machines_still_in_the_cluster(cluster, monkeypatch):
+    """With nodes/remove skipped, the nodes are still members: provision stops before touching a machine."""
+    fc, cfg, port = setup(cluster, monkeypatch)
+    shrink(cfg, ["fk-worker-3"])
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig", "--skip-phases", "nodes/remove")
+    assert r.code == 3 and "still nodes of the cluster" in r.err and "nodes/remove" in r.err
+    assert "fk-worker-3" in port.nodes and "fk-worker-3" in fc.members
 
 
 def test_unhealthy_etcd_stops_before_any_member_is_removed(cluster, monkeypatch):
@@ -179,7 +197,7 @@ def test_control_plane_one_to_three_and_back(cluster, monkeypatch):
     assert not [rec for rec in fc.records[before:] if "prepare-node.sh" in rec.script and "-cp-" not in rec.node]
 
     port.nodes = set(fc.members)
-    shrink(cfg, ["fk-cp-2", "fk-cp-3"])     # and back to 1
-    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    shrink(cfg, ["fk-cp-2", "fk-cp-3"])     # and back to 1, with the day-2 name of the same command
+    r = run_ccp("apply", "--config", cfg, "--yes", "--until", "kubeconfig")
     assert r.code == 0, r.text
     assert fc.etcd == {"fk-cp-1"} and "fk-cp-2" not in port.nodes and "fk-cp-3" not in port.nodes

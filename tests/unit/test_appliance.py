@@ -262,3 +262,21 @@ def test_a_bundle_for_the_appliance_is_checked_against_its_own_index(tmp_path):
     (tmp_path / "junk.tar").write_bytes(b"not a tar")
     with pytest.raises(PreflightError, match="is not an offline bundle"):
         archive.check_self(tmp_path / "junk.tar")
+
+
+def test_guestinfo_transport_is_read_only_on_vmware(tmp_path, monkeypatch):
+    """The com.vmware.guestInfo transport: vmware-rpctool is asked only when systemd-detect-virt says
+    VMware (elsewhere its backdoor call faults). Stand-ins for both tools on PATH."""
+    fb = firstboot()
+    env = ovf.environment({"hostname": "from-guestinfo"}).decode()
+    (tmp_path / "vmware-rpctool").write_text(f"#!/bin/sh\n[ \"$1\" = 'info-get guestinfo.ovfEnv' ] && cat <<'X'\n{env}\nX\n")
+    for virt in ("vmware", "kvm"):
+        (tmp_path / "systemd-detect-virt").write_text(f"#!/bin/sh\necho {virt}\n")
+        for tool in ("vmware-rpctool", "systemd-detect-virt"):
+            (tmp_path / tool).chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+        got = fb.read_guestinfo()
+        if virt == "vmware":
+            assert fb.parse_env(got) == {"hostname": "from-guestinfo"}
+        else:
+            assert got is None

@@ -13,17 +13,10 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ccp.bundle.archive import sha256_file
 from ccp.errors import ConfigError
 
 MF_LINE = re.compile(r"^SHA256\((?P<name>[^)]+)\)= (?P<digest>[0-9a-f]{64})$")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def manifest(entries: dict[str, str]) -> bytes:
@@ -39,7 +32,7 @@ def _info(name: str, size: int) -> tarfile.TarInfo:
 def write(path: Path, ovf_name: str, descriptor: bytes, disks: dict[str, Path]) -> None:
     """Write the OVA atomically (a .partial file renamed at the end)."""
     digests = {ovf_name: hashlib.sha256(descriptor).hexdigest()}
-    digests.update({name: _sha256(p) for name, p in disks.items()})
+    digests.update({name: sha256_file(p) for name, p in disks.items()})
     mf = manifest(digests)
     tmp = path.with_name(path.name + ".partial")
     with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:

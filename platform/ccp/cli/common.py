@@ -118,3 +118,26 @@ def describe_kubeconfig(path: Path) -> tuple[str, str]:
         return context, server
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return "(unreadable)", "?"
+
+
+def show_and_confirm(planned, loaded, cctx, *, yes: bool, question: str, what: str) -> bool:
+    """Print a workflow's plan (raising the first probe error), then ask unless ``yes``.
+    False when the user said no; a ConfigError when there is no terminal to ask on."""
+    import sys
+
+    from ccp import plan_view, ui
+    from ccp.config import inventory
+    from ccp.errors import ConfigError
+
+    for p in planned:
+        if p.probe_exc is not None:
+            raise p.probe_exc
+    plan_view.print_plan(planned, plan_view.inventory_rows(inventory.build(loaded.config)), cctx.state_dir)
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{what} needs confirmation", "review the plan above, then rerun with --yes")
+    if typer.confirm(question):
+        return True
+    ui.err().print("nothing changed: the plan was not applied")
+    return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer.core
 
 SECTIONS = {
-    "Build a cluster (in this order)": ["config", "plan", "preflight", "install", "render"],
+    "Build a cluster (in this order)": ["config", "plan", "preflight", "install", "apply", "render"],
     "Run it": ["phases", "validate", "diagnose", "certs", "upgrade", "node", "backup", "restore", "addons", "images", "bundle"],
     "Tear down": ["destroy"],
     "Ship ccp": ["appliance"],

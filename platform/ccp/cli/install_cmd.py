@@ -61,3 +61,9 @@ def install(
         cctx.close()
     plan_view.print_machines(cctx.outputs.get("provision", {}).get("nodes"))
     cctx.reporter.console.print(f"[green]install finished[/] — state and logs in {cctx.state_dir}")
+
+
+# `ccp apply` is the same command under the name a day-2 operator reaches for: after editing
+# cluster.yaml (more or fewer nodes, a changed add-on), it moves the cluster to what the file says.
+app.command("apply", help="The same as install, for day 2: move the cluster to what cluster.yaml says now "
+                          "(scale workers or control planes, change add-ons); `ccp plan` shows the difference first.")(install)

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
 from ccp.cli import node_app
-from ccp.cli.common import CONFIG_OPTION, cluster_context, load_config
+from ccp.cli.common import CONFIG_OPTION, cluster_context, load_config, show_and_confirm
 
 
 @node_app.command("replace")
@@ -16,26 +15,16 @@ def replace(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", 
                                       help="Stop the install workflow that follows after this phase (default: run it all, validation included)."),
             yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Replace a broken node: drain it, take it out of the cluster (etcd member first), make its VM new, join it again."""
-    from ccp import plan_view, ui, workflows
-    from ccp.config import inventory
+    from ccp import ui, workflows
     from ccp.engine import runner
-    from ccp.errors import ConfigError
 
     loaded = load_config(config)
     cctx, journal, log_file = cluster_context(ctx, loaded, "node-replace")
     try:
         planned = runner.plan(workflows.replace(name), cctx, journal)
-        for p in planned:
-            if p.probe_exc is not None:
-                raise p.probe_exc
-        plan_view.print_plan(planned, plan_view.inventory_rows(inventory.build(loaded.config)), cctx.state_dir)
         ui.err().print(f"then the install workflow creates, prepares and joins {name} (and changes nothing else)")
-        if not yes:
-            if not sys.stdin.isatty():
-                raise ConfigError(f"replacing {name} needs confirmation", "review the plan above, then rerun with --yes")
-            if not typer.confirm(f"Replace {name}?"):
-                ui.err().print("nothing changed: the node was not replaced")
-                return
+        if not show_and_confirm(planned, loaded, cctx, yes=yes, question=f"Replace {name}?", what=f"replacing {name}"):
+            return
         try:
             runner.run(workflows.replace(name), cctx, journal, command="node-replace",
                        resume_hint=f"ccp node replace {name} --config {config} --yes")

@@ -90,14 +90,14 @@ class KubeadmInit(Phase):
         return {"initialized": first, "hostKeysPinned": ctx.take_pins()}
 
 
-async def wait_api(ssh, t, endpoint: str, attempts: int = 60, pause: float = 5.0) -> str:
+async def wait_api(ssh, t, endpoint: str, attempts: int = 60, pause: float = 5.0, after: str = "kubeadm init") -> str:
     """Retry a read (never the init): the API answering /readyz through the VIP."""
     for i in range(attempts):
         r = await ssh.run(t, f"curl -ksf --max-time 5 https://{endpoint}/readyz", check=False)
         if r.ok:
             return endpoint
         await asyncio.sleep(pause if i else 0.5)
-    raise KubernetesError(f"the API does not answer at https://{endpoint}/readyz after kubeadm init",
+    raise KubernetesError(f"the API does not answer at https://{endpoint}/readyz after {after}",
                           "check keepalived (the VIP) and NGINX on the load balancers, and `crictl ps` on the control plane")
 
 

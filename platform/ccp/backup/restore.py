@@ -1,0 +1,105 @@
+"""`ccp restore --from BACKUP`: etcd brought back from a snapshot on every control plane.
+
+The steps, each a journaled phase that probes first (a failure or Ctrl-C and a rerun go on from where
+they stopped):
+
+  restore/verify    the snapshot's sha256 matches what the backup recorded (backup.json, or the
+                    .sha256 file the scheduled backups write beside each snapshot)
+  restore/stop      on every control plane, the kube-apiserver and etcd static-pod manifests are
+                    moved aside (the kubelet stops them) and etcd is awaited gone: no member may run
+                    while another restores
+  restore/snapshot  the snapshot uploaded to each control plane (0600, checked by sha256 there), then
+                    `etcdutl snapshot restore` from the node's own etcd image into a new data
+                    directory with the cluster's members as one new cluster, and swapped in; the old
+                    data is kept as /var/lib/etcd.before-restore-<id>
+  restore/start     the manifests put back (etcd first), the API awaited through the VIP, the
+                    uploaded snapshot removed from the nodes (it holds the cluster's Secrets)
+
+Every change made to the cluster after the snapshot is lost: the command asks first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccp.errors import ConfigError, PreflightError
+
+WORK = "/var/lib/ccp/restore"
+PARKED = "/etc/kubernetes/ccp-restore-parked"
+MANIFESTS = "/etc/kubernetes/manifests"
+PARK_ORDER = ("kube-apiserver.yaml", "etcd.yaml")     # the API first, so nothing writes while etcd stops
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: Path
+    sha256: str
+    kubernetes: str | None
+
+    @property
+    def rid(self) -> str:
+        """This restore's id: the same snapshot always gives the same id, so a resumed run finds its own work."""
+        return self.sha256[:12]
+
+
+def find(source: Path) -> Snapshot:
+    """A backup directory from `ccp backup`, or a .db snapshot with its .sha256 beside it (scheduled backups)."""
+    if source.is_dir():
+        db, meta = source / "etcd-snapshot.db", source / "backup.json"
+        if not db.is_file() or not meta.is_file():
+            raise ConfigError(f"{source} is not a backup made by ccp backup (no etcd-snapshot.db and backup.json)",
+                              "pass a directory under <state>/backups/, or a snapshot .db file with its .sha256")
+        info = json.loads(meta.read_text())
+        return Snapshot(db, info.get("sha256", ""), info.get("kubernetes"))
+    if source.is_file():
+        digest_file = source.with_name(source.name + ".sha256")
+        if not digest_file.is_file():
+            raise ConfigError(f"{source} has no {digest_file.name} beside it: its integrity cannot be checked",
+                              f"copy the .sha256 file that was written with it, or write one: sha256sum {source.name} > {digest_file.name}")
+        return Snapshot(source, digest_file.read_text().split()[0], None)
+    raise ConfigError(f"there is no backup at {source}", "pass a directory under <state>/backups/ (ccp backup lists where it saved)")
+
+
+def verify(snap: Snapshot) -> None:
+    h = hashlib.sha256()
+    with snap.path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != snap.sha256:
+        raise PreflightError(f"the snapshot {snap.path} does not match its recorded sha256 (damaged or changed)",
+                             "restore from another backup; nothing on the cluster was touched")
+
+
+def restore_argv(name: str, peers: dict[str, str], rid: str, snapshot: str, data_dir: str) -> list[str]:
+    """The etcdutl command that makes ``name``'s data directory from the snapshot, for a cluster of ``peers``."""
+    cluster = ",".join(f"{n}=https://{ip}:2380" for n, ip in peers.items())
+    return ["etcdutl", "snapshot", "restore", snapshot, "--name", name, "--initial-cluster", cluster,
+            "--initial-cluster-token", f"ccp-restore-{rid}", "--initial-advertise-peer-urls", f"https://{peers[name]}:2380",
+            "--data-dir", data_dir]
+
+
+def park_script() -> str:
+    moves = "; ".join(f"[ ! -f {MANIFESTS}/{m} ] || mv {MANIFESTS}/{m} {PARKED}/{m}" for m in PARK_ORDER)
+    return (f"set -e; mkdir -p {PARKED}; {moves}; for i in $(seq 1 120); do "
+            "[ -z \"$(crictl ps --name '^(etcd|kube-apiserver)$' -q)\" ] && exit 0; sleep 1; done; "
+            "echo 'etcd or the API server still runs 120 s after their manifests were moved' >&2; exit 1")
+
+
+def node_restore_script(name: str, peers: dict[str, str], rid: str, image: str) -> str:
+    data = f"/var/lib/etcd.restored-{rid}"
+    argv = " ".join(shlex.quote(a) for a in restore_argv(name, peers, rid, f"{WORK}/snapshot.db", data))
+    return (f"set -e; [ -f {WORK}/restored-{rid} ] && exit 0; rm -rf {data}; "
+            f"ctr -n k8s.io run --rm --net-host --mount type=bind,src=/var/lib,dst=/var/lib,options=rbind:rw "
+            f"{shlex.quote(image)} ccp-etcd-restore-{rid} {argv}; "
+            f"[ ! -d /var/lib/etcd ] || mv /var/lib/etcd /var/lib/etcd.before-restore-{rid}; mv {data} /var/lib/etcd; "
+            f"touch {WORK}/restored-{rid}")
+
+
+def unpark_script(manifest: str) -> str:
+    """Put one manifest back (the kubelet starts its pod); the parking directory goes once it is empty."""
+    return (f"set -e; [ ! -f {PARKED}/{manifest} ] || mv {PARKED}/{manifest} {MANIFESTS}/{manifest}; "
+            f"rmdir {PARKED} 2>/dev/null || true")

@@ -1,0 +1,64 @@
+"""ccp restore against the recording SSH nodes: the snapshot checked before anything is touched;
+every member stopped before any restores; etcdutl given the cluster's members as one new cluster;
+etcd started everywhere before any API server; the uploaded snapshot removed; a failure on one node
+and a rerun that restores only what is left."""
+
+from __future__ import annotations
+
+from tests.conftest import run_ccp
+
+
+def backed_up(cluster, tmp_path):
+    fc, cfg = cluster()
+    assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
+    assert run_ccp("backup", "--config", cfg).code == 0
+    (where,) = (tmp_path / ".ccp" / "fk" / "backups").iterdir()
+    return fc, cfg, where
+
+
+def test_restore_order_and_what_each_node_runs(cluster, tmp_path):
+    fc, cfg, where = backed_up(cluster, tmp_path)
+    refused = run_ccp("restore", "--config", cfg, "--from", where)          # no terminal, no --yes
+    assert refused.code == 2 and not fc.parked
+
+    r = run_ccp("restore", "--config", cfg, "--from", where, "--yes")
+    assert r.code == 0, r.text
+    cps = fc.names_by_prefix("cp")
+    kinds = [what for _, what in fc.events]
+    last_park = max(i for i, k in enumerate(kinds) if k == "park")
+    first_restore = min(i for i, k in enumerate(kinds) if k == "restore")
+    assert kinds.count("park") == 3 and last_park < first_restore, "every member stops before any restores"
+    starts = [k for k in kinds if k.startswith("start")]
+    assert starts == ["start etcd.yaml"] * 3 + ["start kube-apiserver.yaml"] * 3
+    assert kinds[-3:] == ["clean"] * 3
+    members = ",".join(f"{n}=https://{fc.addresses[n]}:2380" for n in cps)
+    for n in cps:
+        argv = fc.restored[n]
+        assert argv[:3] == ["etcdutl", "snapshot", "restore"] and argv[argv.index("--name") + 1] == n
+        assert argv[argv.index("--initial-cluster") + 1] == members
+        assert argv[argv.index("--initial-advertise-peer-urls") + 1] == f"https://{fc.addresses[n]}:2380"
+    assert not any(p.startswith("/var/lib/ccp/restore/") for n in cps for p in fc.files[n])
+    assert "etcd-snapshot-bytes" not in r.text
+
+
+def test_damaged_snapshot_is_refused_before_anything_is_touched(cluster, tmp_path):
+    fc, cfg, where = backed_up(cluster, tmp_path)
+    (where / "etcd-snapshot.db").write_bytes(b"tampered")
+    r = run_ccp("restore", "--config", cfg, "--from", where, "--yes")
+    assert r.code == 3 and "does not match its recorded sha256" in r.err and "to fix" in r.err
+    assert not fc.parked and not fc.restored
+    missing = run_ccp("restore", "--config", cfg, "--from", tmp_path / "nope", "--yes")
+    assert missing.code == 2 and "there is no backup" in missing.err
+
+
+def test_a_failed_node_and_a_rerun_restore_only_what_is_left(cluster, tmp_path):
+    fc, cfg, where = backed_up(cluster, tmp_path)
+    fc.restore_fail = {"fk-cp-2"}
+    r = run_ccp("restore", "--config", cfg, "--from", where, "--yes")
+    assert r.code == 5 and "fk-cp-2" in r.err and f"--from {where} --yes" in r.err
+    assert set(fc.restored) == {"fk-cp-1", "fk-cp-3"} and all(fc.parked.values()), "nothing started half-restored"
+    before = [k for _, k in fc.events].count("restore")
+    r = run_ccp("restore", "--config", cfg, "--from", where, "--yes")
+    assert r.code == 0, r.text
+    assert [k for _, k in fc.events].count("restore") == before + 1 and set(fc.restored) == set(fc.names_by_prefix("cp"))
+    assert not any(fc.parked.values())
