@@ -87,6 +87,21 @@ def mmdebstrap_version() -> str:
     return subprocess.run(["mmdebstrap", "--version"], capture_output=True, text=True).stdout.strip()
 
 
+def unmount_below(path: Path) -> None:
+    """Unmount whatever a killed build left mounted below ``path`` (proc, /dev, /sys binds, the loop
+    mount), deepest first. Deleting a tree with /dev still bound into it would delete the host's /dev."""
+    root = str(path.resolve())
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for mnt in sorted((m for m in points if m == root or m.startswith(root + "/")), key=len, reverse=True):
+        subprocess.run(["umount", "-R", "-l", mnt], capture_output=True)
+
+
+def remove_tree(path: Path) -> None:
+    if path.exists():
+        unmount_below(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 class Build:
     def __init__(self, args: argparse.Namespace, rep: Reporter):
         self.args, self.rep = args, rep
@@ -137,7 +152,7 @@ class Build:
         if (self.base / ".complete").exists():
             return "reused", f"root filesystem {self.base.name} (packages.txt and apt sources unchanged)"
         tmp = self.base.with_name(self.base.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)   # a killed mmdebstrap may leave its own mounts there
         self.cache.mkdir(parents=True, exist_ok=True)
         # Documentation and translations stay out (the copyright files stay in).
         dpkg = ["path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*",
@@ -151,7 +166,7 @@ class Build:
         os.replace(tmp, self.base)
         for old in self.cache.glob("rootfs-*"):
             if old.is_dir() and old.name != self.base.name:
-                shutil.rmtree(old, ignore_errors=True)   # keep one: each is ~700 MB
+                remove_tree(old)   # keep one: each is ~700 MB
         return "done", f"bootstrapped {len(packages())} packages into {self.base.name}"
 
     def wheels(self):
@@ -191,7 +206,7 @@ class Build:
             return "reused", f"disk {self.disk_dir.name} (nothing that goes into it changed)"
         self.work = self.cache / "work"
         root = self.work / "rootfs"
-        shutil.rmtree(self.work, ignore_errors=True)
+        remove_tree(self.work)
         self.work.mkdir(parents=True)
         self.rep.run(["cp", "-a", "--reflink=auto", str(self.base), str(root)], "assemble")
         (root / ".complete").unlink()
@@ -283,7 +298,7 @@ class Build:
             subprocess.run(["umount", str(mnt)])
         with raw.open("r+b") as f:
             f.write(MBR.read_bytes()[:440])
-        shutil.rmtree(root)
+        remove_tree(root)
         return "done", f"{self.args.disk_gb} GiB raw disk, ext4 root {self.fs_uuid}"
 
     def vmdk(self):
@@ -299,8 +314,8 @@ class Build:
         (self.disk_dir / "capacity").write_text(str(self.args.disk_gb * 1024 ** 3))
         for old in self.cache.glob("disk-*"):
             if old.name != self.disk_dir.name:
-                shutil.rmtree(old, ignore_errors=True)
-        shutil.rmtree(self.work, ignore_errors=True)
+                remove_tree(old)
+        remove_tree(self.work)
         return "done", f"{(self.disk_dir / 'disk.vmdk').stat().st_size // 2**20} MiB streamOptimized"
 
     def ova(self):

@@ -64,6 +64,7 @@ class FakeCluster:
         self.members: set[str] = set()
         self.etcd: set[str] = set()           # etcd members (kubeadm names them after their nodes)
         self.etcd_unhealthy = False
+        self.etcd_sick: set[str] = set()          # members that answer the health check as unhealthy
         self.backup_timers: set[str] = set()
         self.parked: dict[str, list[str]] = {}      # node -> manifests moved aside by ccp restore
         self.restored: dict[str, list[str]] = {}    # node -> the etcdutl argv it ran
@@ -242,8 +243,9 @@ class FakeCluster:
                        for n in sorted(self.etcd)]
             return 0, json.dumps({"header": {"cluster_id": 1}, "members": members}), ""
         if "etcdctl" in s and "endpoint health --cluster" in s:
-            return 0, json.dumps([{"endpoint": f"https://{self.addresses[n]}:2379", "health": not self.etcd_unhealthy}
-                                  for n in sorted(self.etcd)]), ""
+            states = [{"endpoint": f"https://{self.addresses[n]}:2379",
+                       "health": not self.etcd_unhealthy and n not in self.etcd_sick} for n in sorted(self.etcd)]
+            return (0 if all(x["health"] for x in states) else 1), json.dumps(states), ""
         if "etcdctl" in s and " member remove " in s:
             wanted = s.rsplit(" ", 1)[-1]
             gone = [n for n in self.etcd if format(self.member_id(n), "x") == wanted]

@@ -168,6 +168,18 @@ def test_node_replace_rejoins_only_that_node(cluster, monkeypatch):
     assert ("delete", "fk-cp-2") in port.events and "replaced" in r.err
 
 
+def test_a_broken_control_plane_is_replaced_while_the_others_are_healthy(cluster, monkeypatch):
+    fc, cfg, port = setup(cluster, monkeypatch)
+    fc.etcd_sick = {"fk-cp-3"}                # its own member is down: that is why it is replaced
+    r = run_ccp("node", "replace", "fk-cp-3", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0, r.text
+    assert len([rec for rec in fc.records if "member remove" in rec.script]) == 1
+    fc.etcd_sick = {"fk-cp-2"}                # another member is down: replacing fk-cp-3 now would risk quorum
+    r = run_ccp("node", "replace", "fk-cp-3", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 6 and "could lose quorum" in r.err
+    assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"}
+
+
 def test_node_replace_refuses_what_it_cannot_do_safely(cluster, monkeypatch):
     fc, cfg, port = setup(cluster, monkeypatch)
     for name, words in (("fk-cp-1", "first control plane"), ("fk-lb-1", "load balancer"), ("nope", "no node nope")):

@@ -280,3 +280,29 @@ def test_guestinfo_transport_is_read_only_on_vmware(tmp_path, monkeypatch):
             assert fb.parse_env(got) == {"hostname": "from-guestinfo"}
         else:
             assert got is None
+
+
+def test_a_tree_left_with_a_bind_mount_is_unmounted_before_it_is_deleted(tmp_path):
+    """A build killed inside the chroot leaves /dev, /proc and /sys bound into its work tree; the next
+    build must unmount them before deleting the tree, or it would delete what they show."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("bind mounts need root")
+    loader = importlib.machinery.SourceFileLoader("appliance_build", str(ROOT / "appliance/build.py"))
+    spec = importlib.util.spec_from_loader("appliance_build", loader)
+    build = importlib.util.module_from_spec(spec)
+    loader.exec_module(build)
+    precious = tmp_path / "precious"          # stands for the host's /dev
+    precious.mkdir()
+    (precious / "keep-me").write_text("host data")
+    work = tmp_path / "work" / "rootfs" / "dev"
+    work.mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(precious), str(work)], check=True)
+    try:
+        build.remove_tree(tmp_path / "work")
+    finally:
+        subprocess.run(["umount", "-l", str(work)], capture_output=True)
+    assert not (tmp_path / "work").exists()
+    assert (precious / "keep-me").read_text() == "host data"

@@ -119,7 +119,7 @@ class RemoveNodes(Phase):
                 say("draining")
                 drain(port, name, ctx.config.spec.upgrade.drainTimeoutSeconds, say=say)
             if ("remove", name) in verbs:
-                self._remove_member(ctx, name, say)
+                self._remove_member(ctx, name, rec.get("address", ""), say)
             if ("delete", name) in verbs:
                 if not self._reset(ctx, name, rec, say):
                     unreachable.append(name)
@@ -131,19 +131,22 @@ class RemoveNodes(Phase):
                               "they are out of the cluster; their VMs go in the provision phase")
         return {"removed": removed, "resetSkipped": unreachable}
 
-    def _remove_member(self, ctx: ClusterContext, name: str, say) -> None:
+    def _remove_member(self, ctx: ClusterContext, name: str, address: str, say) -> None:
+        """Remove ``name``'s member only while every *other* member is healthy (the leaving one may be
+        the broken node being replaced): the members left must hold quorum on their own."""
         members = etcd_members(ctx)
         if name not in members:
             return
         ssh = ctx.ssh()
         t = first_control_plane(ctx)
-        health = ssh.call(ssh.run(t, HEALTH, sudo=True, check=False, quiet=True))
+        health = ssh.call(ssh.run(t, HEALTH, sudo=True, check=False, quiet=True))  # exits 1 when any member is down
         try:
             states = json.loads(health.stdout)
         except ValueError:
             states = []
-        sick = [s.get("endpoint", "?") for s in states if not s.get("health")]
-        if health.exit_status != 0 or sick or len(states) < len(members):
+        others = [s for s in states if f"//{address}:" not in s.get("endpoint", "")]
+        sick = [s.get("endpoint", "?") for s in others if not s.get("health")]
+        if sick or len(others) < len(members) - 1:
             raise KubernetesError(f"etcd is not healthy ({', '.join(sick) or 'no health answer'}): removing member "
                                   f"{name} now could lose quorum", "fix etcd first (ccp diagnose), then rerun: nothing was removed")
         say(f"removing etcd member {members[name]}")
