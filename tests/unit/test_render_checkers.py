@@ -128,3 +128,19 @@ def test_backup_timer_calendar_passes_systemd_analyze(tmp_path):
             assert ini["Install"]["WantedBy"] == "timers.target" and ini["Timer"]["Persistent"] == "true"
         else:
             assert ini["Service"]["ExecStart"] == "/usr/local/sbin/ccp-etcd-backup"
+
+
+def test_restore_node_scripts_pass_bash_n_and_shellcheck(tmp_path):
+    """The shell ccp sends to control planes during a restore, as it sends it."""
+    need("shellcheck")
+    from ccp.backup import restore as r
+
+    scripts = {"park": r.park_script(), "unpark": r.unpark_script("etcd.yaml"),
+               "restore": r.node_restore_script("cp-1", {"cp-1": "10.0.0.11", "cp-2": "10.0.0.12"}, "abc123",
+                                                "registry.k8s.io/etcd:3.6.8-0")}
+    for name, text in scripts.items():
+        path = tmp_path / f"{name}.sh"
+        path.write_text("#!/usr/bin/env bash\n" + text + "\n")
+        assert subprocess.run(["bash", "-n", str(path)]).returncode == 0, name
+        proc = subprocess.run(["shellcheck", "--severity=style", str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, f"{name}: {proc.stdout}"

@@ -98,16 +98,19 @@ def deploy(loaded, package: Path, name: str, values: dict[str, str], *, power_on
         if power_on:
             waiter = vss.TaskWaiter(session)
             waiter.add(vm.PowerOnVM_Task())
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                done = waiter.wait(timeout=30)
-                if done:
-                    _task, _result, error = done[0]
-                    if error is not None:
-                        raise InfrastructureError(f"{name} was imported but did not power on: {vss.fault_text(error)}",
-                                                  "look at the VM's events in vCenter, then power it on there")
-                    break
-            waiter.close()
+            deadline, done = time.monotonic() + 300, []
+            try:
+                while not done and time.monotonic() < deadline:
+                    done = waiter.wait(timeout=30)
+            finally:
+                waiter.close()
+            if not done:
+                raise InfrastructureError(f"{name} was imported, but vCenter did not finish powering it on within 300s",
+                                          "look at the VM's tasks in vCenter; it may still be starting")
+            error = done[0][2]
+            if error is not None:
+                raise InfrastructureError(f"{name} was imported but did not power on: {vss.fault_text(error)}",
+                                          "look at the VM's events in vCenter, then power it on there")
             say(f"{name} powered on: it applies its properties at boot")
         return Deployed(name, True, power_on, sent, time.monotonic() - t0)
     finally:

@@ -84,7 +84,7 @@ def restore_argv(name: str, peers: dict[str, str], rid: str, snapshot: str, data
 
 def park_script() -> str:
     moves = "; ".join(f"[ ! -f {MANIFESTS}/{m} ] || mv {MANIFESTS}/{m} {PARKED}/{m}" for m in PARK_ORDER)
-    return (f"set -e; mkdir -p {PARKED}; {moves}; for i in $(seq 1 120); do "
+    return (f"set -e; mkdir -p {PARKED}; {moves}; for _ in $(seq 1 120); do "
             "[ -z \"$(crictl ps --name '^(etcd|kube-apiserver)$' -q)\" ] && exit 0; sleep 1; done; "
             "echo 'etcd or the API server still runs 120 s after their manifests were moved' >&2; exit 1")
 
@@ -95,7 +95,8 @@ def node_restore_script(name: str, peers: dict[str, str], rid: str, image: str) 
     return (f"set -e; [ -f {WORK}/restored-{rid} ] && exit 0; rm -rf {data}; "
             f"ctr -n k8s.io run --rm --net-host --mount type=bind,src=/var/lib,dst=/var/lib,options=rbind:rw "
             f"{shlex.quote(image)} ccp-etcd-restore-{rid} {argv}; "
-            f"[ ! -d /var/lib/etcd ] || mv /var/lib/etcd /var/lib/etcd.before-restore-{rid}; mv {data} /var/lib/etcd; "
+            f"old=/var/lib/etcd.before-restore-{rid}; [ ! -e \"$old\" ] || old=\"$old-$(date +%s)\"; "
+            f"[ ! -d /var/lib/etcd ] || mv /var/lib/etcd \"$old\"; mv {data} /var/lib/etcd; "
             f"touch {WORK}/restored-{rid}")
 
 
