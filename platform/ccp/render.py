@@ -145,11 +145,11 @@ def render_all(loaded: Loaded) -> Rendered:
     # kubeadm: init on the first control plane, join everywhere else
     sans = [str(spec.loadBalancer.vip)] + [str(n.address) for n in cps] + [n.name for n in cps] + \
         [str(n.address) for n in lbs] + ["localhost", "127.0.0.1"]
+    # (the first control plane gets a join file too: replaced, it joins the cluster the others hold)
     for i, node in enumerate(cps):
         if i == 0:
             render("kubeadm/init.yaml.j2", f"kubeadm/{node.name}/init.yaml", node=node, cert_sans=sans)
-        else:
-            render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
+        render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
     for node in inventory.by_role(nodes, ROLE_WORKER):
         render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
 

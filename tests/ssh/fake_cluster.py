@@ -62,6 +62,7 @@ class FakeCluster:
         self.lb_ok: set[str] = set()
         self.initialized = False
         self.members: set[str] = set()
+        self.admin_conf: set[str] = set()     # nodes holding /etc/kubernetes/admin.conf
         self.etcd: set[str] = set()           # etcd members (kubeadm names them after their nodes)
         self.etcd_unhealthy = False
         self.etcd_sick: set[str] = set()          # members that answer the health check as unhealthy
@@ -193,7 +194,7 @@ class FakeCluster:
             self.lb_ok.add(node)
             return 0, "ccp: keepalived: changed (restarted)", ""
         if s.startswith("test -f /etc/kubernetes/admin.conf"):
-            return (0 if self.initialized and node == self.names_by_prefix("cp")[0] else 1), "", ""
+            return (0 if node in self.admin_conf else 1), "", ""
         if s.startswith("test -f /etc/kubernetes/kubelet.conf"):
             return (0 if node in self.members else 1), "", ""
         if s == "kubeadm certs certificate-key":
@@ -203,6 +204,7 @@ class FakeCluster:
             self.initialized = True
             self.members.add(node)
             self.etcd.add(node)
+            self.admin_conf.add(node)
             return 0, "[init] Using Kubernetes version\nYour Kubernetes control-plane has initialized successfully!", ""
         if s.startswith("curl -ksf"):
             up = self.initialized and not getattr(self, "initialized_api_down", False) and not any(self.parked.values())
@@ -219,8 +221,9 @@ class FakeCluster:
                 return 1, "", f"error execution phase preflight: {self.fail[node]}"
             assert secrets["CCP_BOOTSTRAP_TOKEN"] == TOKEN
             self.members.add(node)
-            if secrets.get("CCP_CERTIFICATE_KEY"):
+            if secrets.get("CCP_CERTIFICATE_KEY"):   # a control plane: etcd member, and kubeadm writes admin.conf
                 self.etcd.add(node)
+                self.admin_conf.add(node)
             return 0, "This node has joined the cluster", ""
         if s in ("bash -s kubeadm", "bash -s kubelet") or s.startswith("kubeadm upgrade "):
             step = s.split()[-1] if s.startswith("bash") else " ".join(s.split()[1:3])
@@ -255,6 +258,7 @@ class FakeCluster:
             return 0, f"Member {wanted} removed from cluster", ""
         if s.startswith("kubeadm reset -f"):
             self.prepared.pop(node, None)
+            self.admin_conf.discard(node)
             self.members.discard(node)
             self.etcd.discard(node)
             return 0, "[reset] Stopping the kubelet service", ""

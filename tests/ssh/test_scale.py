@@ -180,9 +180,31 @@ def test_a_broken_control_plane_is_replaced_while_the_others_are_healthy(cluster
     assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"}
 
 
+def test_the_first_control_plane_is_replaced_and_joins_the_cluster_the_others_hold(cluster, monkeypatch):
+    """fk-cp-1, which the cluster was initialised from: its etcd member is removed through fk-cp-2, and
+    it comes back by joining as a control plane (join secrets from fk-cp-2), never by a new kubeadm init."""
+    fc, cfg, port = setup(cluster, monkeypatch)
+    before = len(fc.records)
+    r = run_ccp("node", "replace", "fk-cp-1", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0, r.text
+    new = fc.records[before:]
+    assert not [rec for rec in new if "kubeadm init --config" in rec.script], "a second cluster must never be made"
+    removes = [rec.node for rec in new if "member remove" in rec.script]
+    tokens = [rec.node for rec in new if rec.script.startswith("kubeadm token create")]
+    joins = [rec.node for rec in new if "kubeadm join" in rec.script]
+    assert removes == ["fk-cp-2"] and tokens == ["fk-cp-2"] and joins == ["fk-cp-1"]
+    assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"} and "fk-cp-1" in fc.admin_conf
+    kubeconfig_from = [rec.node for rec in new if rec.script.startswith("cat /etc/kubernetes/admin.conf")]
+    assert kubeconfig_from in ([], ["fk-cp-2"])
+
+    again = len(fc.records)                  # and the cluster is whole: a rerun changes nothing
+    assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
+    assert not [m for m in fc.mutating() if m in fc.records[again:]]
+
+
 def test_node_replace_refuses_what_it_cannot_do_safely(cluster, monkeypatch):
     fc, cfg, port = setup(cluster, monkeypatch)
-    for name, words in (("fk-cp-1", "first control plane"), ("fk-lb-1", "load balancer"), ("nope", "no node nope")):
+    for name, words in (("fk-lb-1", "load balancer"), ("nope", "no node nope")):
         r = run_ccp("node", "replace", name, "--config", cfg, "--yes")
         assert r.code == 2 and words in r.err and "to fix" in r.err, r.text
     assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"} and not port.events

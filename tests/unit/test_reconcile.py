@@ -77,7 +77,7 @@ def test_control_plane_removal_counts_down_the_members(tmp_path, monkeypatch):
     ctx = context(tmp_path, {"cp": 1, "pools": [1]}, "c")
     ctx.outputs["provision"] = {"nodes": {f"rc-cp-{i}": {"role": "control-plane", "address": f"10.0.0.{i}"} for i in (2, 3)}}
     monkeypatch.setattr(nodes_remove, "kube_port", lambda c: NodesPortFake({"rc-cp-1", "rc-cp-2", "rc-cp-3"}))
-    monkeypatch.setattr(nodes_remove, "etcd_members", lambda c: {"rc-cp-1": "a1", "rc-cp-2": "b2", "rc-cp-3": "c3"})
+    monkeypatch.setattr(nodes_remove, "etcd_members", lambda c, leaving=(): {"rc-cp-1": "a1", "rc-cp-2": "b2", "rc-cp-3": "c3"})
     actions = nodes_remove.RemoveNodes().plan(ctx)
     assert [(a.verb, a.target) for a in actions] == [
         ("drain", "node rc-cp-3"), ("remove", "etcd member rc-cp-3"), ("delete", "node rc-cp-3"),

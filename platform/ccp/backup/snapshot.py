@@ -25,9 +25,9 @@ PKI = "set -e; tar -C /etc/kubernetes -czf - pki | base64 -w0; echo"
 
 
 def backup(ctx, *, say=lambda text: None, keep: int | None = None) -> Path:
-    from ccp.config import inventory
+    from ccp.phases.kubeadm import acting_first
 
-    first = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP][0]
+    first = acting_first(ctx)
     (t,) = ctx.targets([first])
     ssh = ctx.ssh()
     say(f"{first}: etcd snapshot")

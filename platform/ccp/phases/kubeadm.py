@@ -45,6 +45,22 @@ async def _members(ssh, targets, marker: str) -> dict[str, bool]:
     return fan.results
 
 
+def initialized(ctx: ClusterContext, exclude=()) -> list[str]:
+    """The control planes (in inventory order) that hold admin.conf: members of a running cluster."""
+    cps = [n for n in by_role(ctx, inventory.ROLE_CP) if n not in exclude]
+    ssh = ctx.ssh()
+    members = ssh.call(_members(ssh, ctx.targets(cps), "/etc/kubernetes/admin.conf"))
+    return [n for n in cps if members.get(n)]
+
+
+def acting_first(ctx: ClusterContext, exclude=()) -> str:
+    """The control plane ccp works through (join secrets, admin.conf, etcd, backups): the first one that is
+    a member of the running cluster, so a replaced first control plane hands the role on; the first in
+    the inventory while there is no cluster yet."""
+    found = initialized(ctx, exclude) if ctx.provisioned() else []
+    return found[0] if found else [n for n in by_role(ctx, inventory.ROLE_CP) if n not in exclude][0]
+
+
 class KubeadmInit(Phase):
     name = "kubeadm/init"
     layer = "cluster"
@@ -59,10 +75,10 @@ class KubeadmInit(Phase):
         if early is not None:
             return early
         ssh = ctx.ssh()
-        (t,) = ctx.targets([first])
-        members = ssh.call(_members(ssh, [t], "/etc/kubernetes/admin.conf"))
-        if not members[first]:
+        members = initialized(ctx)
+        if not members:   # never init when any control plane holds the cluster (a replaced first one joins it)
             return [Action("kubeadm init", f"on {first}", "no control plane yet")]
+        (t,) = ctx.targets(members[:1])
         answers = ssh.call(ssh.run(t, f"curl -ksf --max-time 5 https://{api_endpoint(ctx)}/readyz", check=False))
         return [] if answers.ok else [Action("wait for", f"the API at {api_endpoint(ctx)}",
                                              "initialised, but the API does not answer through the VIP")]
@@ -72,6 +88,7 @@ class KubeadmInit(Phase):
         (t,) = ctx.targets([first])
         ssh = ctx.ssh()
         if all(a.verb == "wait for" for a in actions):   # never init twice: only wait for the API
+            (t,) = ctx.targets([acting_first(ctx)])
             ssh.call(wait_api(ssh, t, api_endpoint(ctx)))
             return {"initialized": first, "hostKeysPinned": ctx.take_pins()}
 
@@ -134,12 +151,16 @@ class _Join(Phase):
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         names = self.targets(ctx)
+        early = before_provisioning(ctx, "join", names) if names else None
+        if early is not None or not ctx.provisioned():
+            return early or []
+        ssh = ctx.ssh()
+        if self.control_plane:
+            # Every control plane but the one the cluster runs through: the first one too, when it was
+            # replaced and another holds the cluster now (before init, none does, and the first is init's).
+            names = [n for n in by_role(ctx, self.role) if n != acting_first(ctx)]
         if not names:
             return []
-        early = before_provisioning(ctx, "join", names)
-        if early is not None:
-            return early
-        ssh = ctx.ssh()
         members = ssh.call(_members(ssh, ctx.targets(names), "/etc/kubernetes/kubelet.conf"))
         return [Action("join", f"node {n}", "as a control plane" if self.control_plane else "as a worker")
                 for n in names if not members[n]]
@@ -153,7 +174,7 @@ class JoinControlPlanes(_Join):
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         ssh = ctx.ssh()
-        (first,) = ctx.targets(by_role(ctx, inventory.ROLE_CP)[:1])
+        (first,) = ctx.targets([acting_first(ctx)])
         joined = []
         for t in ctx.targets([a.target.removeprefix("node ") for a in actions]):
             secrets = ssh.call(join_secrets(ssh, first, control_plane=True))
@@ -175,7 +196,7 @@ class JoinWorkers(_Join):
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         ssh = ctx.ssh()
-        (first,) = ctx.targets(by_role(ctx, inventory.ROLE_CP)[:1])
+        (first,) = ctx.targets([acting_first(ctx)])
         todo = ctx.targets([a.target.removeprefix("node ") for a in actions])
         secrets = ssh.call(join_secrets(ssh, first, control_plane=False))
         fan = ssh.call(ssh.each(todo, lambda t: join(ctx, ssh, t, secrets), limit=ctx.config.spec.ssh.parallelism))

@@ -77,7 +77,9 @@ class Kubeconfig(Phase):
         return [Action("write", str(path), f"admin credentials from {first}, server {endpoint(ctx)}")]
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
-        first = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP][0]
+        from ccp.phases.kubeadm import acting_first
+
+        first = acting_first(ctx)   # the first control plane, or the one holding the cluster if it was replaced
         (t,) = ctx.targets([first])
         ssh = ctx.ssh()
         r = ssh.call(ssh.run(t, "cat /etc/kubernetes/admin.conf", sudo=True, secret_output=True))

@@ -4,7 +4,8 @@ The node leaves the cluster exactly as a scaled-down one does (nodes/remove: dra
 first for a control plane, kubeadm reset when it answers, the Node object deleted), then its machine
 is made new: the VM destroyed (native: the provision phase creates it again) or replaced in one
 `terraform apply -replace`; a static host stays and is prepared again. The install workflow that
-follows probes every phase, so only this node is created, prepared and joined.
+follows probes every phase, so only this node is created, prepared and joined — the first control
+plane too: it joins the cluster another control plane holds (kubeadm/init runs only when none does).
 """
 
 from __future__ import annotations
@@ -30,9 +31,6 @@ def check_replaceable(ctx: ClusterContext, name: str) -> dict:
     if node.role == inventory.ROLE_CP and len(cps) == 1:
         raise ConfigError(f"{name} is the only control plane: replacing it would lose etcd",
                           "grow the control plane to 3 first (edit cluster.yaml, ccp install), or restore from a backup")
-    if name == cps[0]:
-        raise ConfigError(f"{name} is the first control plane, which ccp bootstraps the cluster from",
-                          "replacing it is not supported yet: replace the others, or restore from a backup")
     recorded = ctx.outputs.get("provision", {}).get("nodes", {}).get(name)
     return recorded or {"role": node.role, "address": str(node.address)}
 

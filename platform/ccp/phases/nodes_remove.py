@@ -55,15 +55,17 @@ def kube_port(ctx: ClusterContext):
     return ctx.cache["nodes-port"]
 
 
-def first_control_plane(ctx: ClusterContext):
-    first = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP][0]
-    return ctx.targets([first])[0]
+def first_control_plane(ctx: ClusterContext, leaving=()):
+    """Where etcd is read and changed: a control plane of the running cluster that is not leaving it."""
+    from ccp.phases.kubeadm import acting_first
+
+    return ctx.targets([acting_first(ctx, exclude=leaving)])[0]
 
 
-def etcd_members(ctx: ClusterContext) -> dict[str, str]:
-    """{member name: hex ID} read on the first control plane (kubeadm names members after their nodes)."""
+def etcd_members(ctx: ClusterContext, leaving=()) -> dict[str, str]:
+    """{member name: hex ID} read on a control plane that stays (kubeadm names members after their nodes)."""
     ssh = ctx.ssh()
-    t = first_control_plane(ctx)
+    t = first_control_plane(ctx, leaving)
     r = ssh.call(ssh.run(t, MEMBERS, sudo=True, check=False, quiet=True))
     try:
         members = json.loads(r.stdout)["members"]
@@ -92,7 +94,7 @@ class RemoveNodes(Phase):
             return []   # never joined a cluster: the provision phase just deletes their VMs
         nodes = set(port.node_names())
         cps = [n for n, rec in leaving.items() if rec.get("role") == inventory.ROLE_CP]
-        members = etcd_members(ctx) if cps else {}
+        members = etcd_members(ctx, tuple(leaving)) if cps else {}
         actions, left = [], len(members)
         for name in removal_order(leaving):
             if name in nodes:
@@ -134,11 +136,12 @@ class RemoveNodes(Phase):
     def _remove_member(self, ctx: ClusterContext, name: str, address: str, say) -> None:
         """Remove ``name``'s member only while every *other* member is healthy (the leaving one may be
         the broken node being replaced): the members left must hold quorum on their own."""
-        members = etcd_members(ctx)
+        leaving = tuple(self.leaving(ctx))
+        members = etcd_members(ctx, leaving)
         if name not in members:
             return
         ssh = ctx.ssh()
-        t = first_control_plane(ctx)
+        t = first_control_plane(ctx, leaving)
         health = ssh.call(ssh.run(t, HEALTH, sudo=True, check=False, quiet=True))  # exits 1 when any member is down
         try:
             states = json.loads(health.stdout)
