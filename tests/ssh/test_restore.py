@@ -49,6 +49,14 @@ def test_damaged_snapshot_is_refused_before_anything_is_touched(cluster, tmp_pat
     assert not fc.parked and not fc.restored
     missing = run_ccp("restore", "--config", cfg, "--from", tmp_path / "nope", "--yes")
     assert missing.code == 2 and "there is no backup" in missing.err
+    (where / "backup.json").write_text("{not json")
+    damaged = run_ccp("restore", "--config", cfg, "--from", where, "--yes")
+    assert damaged.code == 2 and "is damaged" in damaged.err
+    loose = tmp_path / "snap.db"
+    loose.write_bytes(b"x")
+    (tmp_path / "snap.db.sha256").write_text("")
+    empty = run_ccp("restore", "--config", cfg, "--from", loose, "--yes")
+    assert empty.code == 2 and "does not hold a sha256" in empty.err
 
 
 def test_a_failed_node_and_a_rerun_restore_only_what_is_left(cluster, tmp_path):
@@ -62,3 +70,22 @@ def test_a_failed_node_and_a_rerun_restore_only_what_is_left(cluster, tmp_path):
     assert r.code == 0, r.text
     assert [k for _, k in fc.events].count("restore") == before + 1 and set(fc.restored) == set(fc.names_by_prefix("cp"))
     assert not any(fc.parked.values())
+
+
+def test_at_a_real_terminal_no_and_ctrl_c_change_nothing(cluster, tmp_path):
+    """ccp restore's prompt in a pseudo-terminal, where typer really asks (node replace asks through the
+    same helper, show_and_confirm; its subprocess here would need the fake nodes' Kubernetes API)."""
+    from tests.sim.test_terminal import finish, spawn
+
+    fc, cfg, where = backed_up(cluster, tmp_path)
+    child, screen = spawn(["restore", "--config", cfg, "--from", where], tmp_path)
+    child.expect(r"Every change made since it was taken is lost", timeout=60)
+    child.sendline("n")
+    assert finish(child) == 0, screen.text[-2000:]
+    assert "nothing changed" in screen.text and not fc.parked
+
+    child, screen = spawn(["restore", "--config", cfg, "--from", where], tmp_path)
+    child.expect(r"is lost", timeout=60)
+    child.sendintr()
+    assert finish(child) == 130, screen.text[-2000:]
+    assert "interrupted" in screen.text and "Traceback" not in screen.text and not fc.parked

@@ -194,8 +194,11 @@ def test_the_first_control_plane_is_replaced_and_joins_the_cluster_the_others_ho
     joins = [rec.node for rec in new if "kubeadm join" in rec.script]
     assert removes == ["fk-cp-2"] and tokens == ["fk-cp-2"] and joins == ["fk-cp-1"]
     assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"} and "fk-cp-1" in fc.admin_conf
-    kubeconfig_from = [rec.node for rec in new if rec.script.startswith("cat /etc/kubernetes/admin.conf")]
-    assert kubeconfig_from in ([], ["fk-cp-2"])
+
+    fc.admin_conf.discard("fk-cp-1")          # broken again: backups go through the control plane that holds the cluster
+    assert run_ccp("backup", "--config", cfg).code == 0
+    assert [r.node for r in fc.records if "snapshot save" in r.script][-1] == "fk-cp-2"
+    fc.admin_conf.add("fk-cp-1")
 
     again = len(fc.records)                  # and the cluster is whole: a rerun changes nothing
     assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0

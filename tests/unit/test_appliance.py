@@ -306,3 +306,25 @@ def test_a_tree_left_with_a_bind_mount_is_unmounted_before_it_is_deleted(tmp_pat
         subprocess.run(["umount", "-l", str(work)], capture_output=True)
     assert not (tmp_path / "work").exists()
     assert (precious / "keep-me").read_text() == "host data"
+
+
+def test_ctrl_c_during_the_build_at_a_terminal_says_interrupted(tmp_path):
+    """In a pseudo-terminal, with the spinner up: Ctrl-C stops the build script too, exits 130 and says so
+    (typer hands a Ctrl-C inside a command body back as a return value; ccp must still say it)."""
+    import sys
+
+    pexpect = pytest.importorskip("pexpect")
+    slow = tmp_path / "slow_build.py"
+    slow.write_text("import json, time\nprint(json.dumps({'step': 'tools', 'state': 'start'}), flush=True)\ntime.sleep(60)\n")
+    drive = tmp_path / "drive.py"
+    drive.write_text("from pathlib import Path\nfrom ccp.appliance import build\n"
+                     f"build.script = lambda: Path({str(slow)!r})\n"
+                     f"from ccp.cli import main\nmain(['appliance', 'build', '--out', {str(tmp_path / 'out')!r}])\n")
+    child = pexpect.spawn(sys.executable, [str(drive)], encoding="utf-8", timeout=30, dimensions=(40, 150),
+                          env={**__import__("os").environ, "TERM": "xterm"})
+    child.expect("tools: check the build tools")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert "interrupted" in child.before and "Traceback" not in child.before

@@ -53,14 +53,21 @@ def find(source: Path) -> Snapshot:
         if not db.is_file() or not meta.is_file():
             raise ConfigError(f"{source} is not a backup made by ccp backup (no etcd-snapshot.db and backup.json)",
                               "pass a directory under <state>/backups/, or a snapshot .db file with its .sha256")
-        info = json.loads(meta.read_text())
-        return Snapshot(db, info.get("sha256", ""), info.get("kubernetes"))
+        try:
+            info = json.loads(meta.read_text())
+            return Snapshot(db, str(info["sha256"]), info.get("kubernetes"))
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{meta} is damaged: it does not record the snapshot's sha256",
+                              "restore from another backup (ccp backup writes a new one while the cluster runs)") from None
     if source.is_file():
         digest_file = source.with_name(source.name + ".sha256")
         if not digest_file.is_file():
             raise ConfigError(f"{source} has no {digest_file.name} beside it: its integrity cannot be checked",
                               f"copy the .sha256 file that was written with it, or write one: sha256sum {source.name} > {digest_file.name}")
-        return Snapshot(source, digest_file.read_text().split()[0], None)
+        digest = (digest_file.read_text().split() or [""])[0]
+        if len(digest) != 64:
+            raise ConfigError(f"{digest_file} does not hold a sha256", f"write one: sha256sum {source.name} > {digest_file.name}")
+        return Snapshot(source, digest, None)
     raise ConfigError(f"there is no backup at {source}", "pass a directory under <state>/backups/ (ccp backup lists where it saved)")
 
 

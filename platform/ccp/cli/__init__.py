@@ -94,6 +94,10 @@ def run(args: list[str]) -> int:
     debug = "--debug" in args or os.environ.get("CCP_DEBUG") == "1"
     try:
         rv = typer.main.get_command(app).main(args=args, prog_name="ccp", standalone_mode=False)
+        if rv == EXIT_INTERRUPTED:   # typer turns a Ctrl-C inside a command body into this return value
+            from ccp import ui
+
+            ui.err().print(INTERRUPTED)
         return rv if isinstance(rv, int) else 0
     except typer.Exit as exc:
         if exc.exit_code == EXIT_INTERRUPTED:   # typer's answer to a Ctrl-C outside a workflow run

@@ -31,8 +31,9 @@ def build(out: Path = typer.Option(Path("dist"), "--out", metavar="DIR", help="W
         result = run_build(args, progress)
     finally:
         progress.close()
+    reused = sum(1 for s in result.steps if s["state"] == "reused")
     ui.out().print(f"wrote {result.ova} in {ui.fmt_seconds(result.seconds)} "
-                   f"({sum(1 for s in result.steps if s['state'] == 'reused')} steps reused from the cache)")
+                   f"({reused} step{'' if reused == 1 else 's'} reused from the cache)")
 
 
 @appliance_app.command("deploy")
@@ -56,8 +57,11 @@ def deploy(ova_file: Path = typer.Option(..., "--ova", metavar="FILE", help="The
     from ccp.appliance.deploy import deploy as run_deploy
     from ccp.errors import ConfigError
 
-    values = {"hostname": hostname, "ip": ip, "gateway": gateway, "dns": dns, "ntp": ntp,
-              "admin_password": os.environ.get("CCP_APPLIANCE_PASSWORD") or None}
+    from ccp import redact
+
+    password = os.environ.get("CCP_APPLIANCE_PASSWORD") or None
+    redact.register(password)   # scrubbed from anything ccp prints or logs, should vCenter echo it back
+    values = {"hostname": hostname, "ip": ip, "gateway": gateway, "dns": dns, "ntp": ntp, "admin_password": password}
     if ssh_key is not None:
         if not ssh_key.is_file():
             raise ConfigError(f"no SSH public key at {ssh_key}", "pass the .pub file, e.g. --ssh-key ~/.ssh/id_ed25519.pub")
