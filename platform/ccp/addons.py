@@ -174,12 +174,15 @@ def all_images(cfg, bom) -> list[str]:
     imgs = images_for(cfg, bom)
     need = set(bom.core_images(cfg.spec.registryMirror).values())
     need.add(imgs[cfg.spec.addons.cni.name])
+    if "busybox" in imgs:   # ccp validate's pods (and local-path's helper pods) run it
+        need.add(imgs["busybox"])
     if cfg.spec.addons.cni.name == "flannel":
         need.add(imgs["flannel-cni-plugin"])
     for addon in enabled_addons(cfg):
         for key in addon.images:
             if key not in imgs:
                 raise AddonError(f"add-on {addon.name} needs image {key!r}, which the bill of materials lacks",
-                                 "add it to platform/ccp/config/bom.yaml")
+                                 f"add it to the images of {bom.source if bom.source != 'ccp' else 'platform/ccp/config/bom.yaml'}, "
+                                 "or disable the add-on")
             need.add(imgs[key])
     return sorted(need)

@@ -21,7 +21,7 @@ from ccp import __version__, resources
 from ccp.config import inventory
 from ccp.config.inventory import ROLE_CP, ROLE_LB, ROLE_WORKER
 from ccp.config.load import Loaded
-from ccp.config.versions import bom_for
+from ccp.config.versions import bom_of
 from ccp.errors import ConfigError, InternalError
 
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
@@ -48,6 +48,8 @@ class Rendered:
 # Where hosts/prepare uploads what an air-gapped node installs (the node scripts read them there)
 NODE_PACKAGES_DIR = "/var/lib/ccp/packages"
 NODE_IMAGES_DIR = "/var/lib/ccp/images"
+KUBEADM_PATCHES_DIR = "/etc/ccp/kubeadm/patches"   # kubernetes.kubeadm.patches, uploaded to every control plane
+JOIN_PHASES = ("preflight", "control-plane-prepare", "kubelet-start", "control-plane-join", "wait-control-plane")
 NODE_BACKUP_DIR = "/var/lib/ccp/backups"     # spec.backup.schedule: each control plane keeps its own snapshots here
 
 
@@ -109,12 +111,14 @@ def render_all(loaded: Loaded) -> Rendered:
     cps = inventory.by_role(nodes, ROLE_CP)
     lbs = inventory.by_role(nodes, ROLE_LB)
     lb_on_cps = not lbs
-    bom = bom_for(spec.kubernetes.version)
+    bom = bom_of(cfg)
     endpoint = inventory.api_endpoint(cfg)
     common = {"ccp_version": __version__, "cluster": cfg.metadata.name, "bom": bom, "k8s": spec.kubernetes,
               "image_repository": spec.registryMirror or bom.image_repository,
               "lb": spec.loadBalancer, "cri_socket": CRI_SOCKET, "endpoint": endpoint,
               "lb_on_control_planes": lb_on_cps,
+              "kubeadm": spec.kubernetes.kubeadm, "kubelet": spec.kubernetes.kubelet, "patches_dir": KUBEADM_PATCHES_DIR,
+              "join_skip_phases": [p for p in spec.kubernetes.kubeadm.skipPhases if p.split("/")[0] in JOIN_PHASES],
               # the vSphere cloud provider (CPI) initialises nodes when vSphere CSI is the storage
               "external_cloud": spec.vsphere is not None and spec.addons.storage.provider == "vsphere-csi"}
     out = Rendered()
@@ -131,7 +135,7 @@ def render_all(loaded: Loaded) -> Rendered:
 
     # cloud-init: every VM ccp creates (static hosts exist already)
     network = spec.nodes.network
-    vms = [] if spec.provisioner == "static" else nodes
+    vms = [] if spec.provisioner in ("static", "local") else nodes   # local machines get no cloud-init
     ssh_key = _public_key(loaded) if vms else ""
     for node in vms:
         facts = {"cluster": cfg.metadata.name, "name": node.name, "role": node.role, "pool": node.pool,
@@ -162,7 +166,7 @@ def render_all(loaded: Loaded) -> Rendered:
         if node.role == ROLE_LB:
             continue
         _stamped(out, render, "scripts/prepare-node.sh.j2", f"scripts/{node.name}/prepare-node.sh", node=node,
-                 stamp=PREPARED_STAMP, max_map_count=262144, kube_version=bom.kubernetes, package_source=source,
+                 stamp=PREPARED_STAMP, max_map_count=262144, kube_version=bom.deb_version, package_source=source,
                  import_images=offline, images_dir=NODE_IMAGES_DIR,
                  pause_image=bom.core_images(spec.registryMirror)["pause"])
 
@@ -196,7 +200,7 @@ def render_all(loaded: Loaded) -> Rendered:
 
     render(f"cni/{cni}.yaml.j2", f"cni/{cni}.yaml", images=images_for(cfg, bom), pod_cidr=str(spec.kubernetes.podCIDR))
 
-    if spec.provisioner != "static":
+    if spec.provisioner in ("terraform", "native"):
         _terraform(out, render, cfg, nodes)
     return out
 

@@ -19,6 +19,7 @@ def install() -> list[Phase]:
     from ccp.phases.loadbalancer import LoadBalancer
     from ccp.phases.nodes_remove import RemoveNodes
     from ccp.phases.preflight_bundle import PreflightBundle
+    from ccp.phases.preflight_local import PreflightLocal
     from ccp.phases.preflight_vsphere import PreflightVsphere
     from ccp.phases.provision import Provision
     from ccp.phases.render import Render
@@ -26,7 +27,7 @@ def install() -> list[Phase]:
 
     # kubeconfig comes before cni: the pod network is applied through the API with those credentials.
     # nodes/remove comes before provision: a node leaves the cluster before its VM is deleted.
-    return [ValidateConfig(), Render(), PreflightBundle(), PreflightVsphere(), RemoveNodes(), Provision(), PrepareHosts(), LoadBalancer(),
+    return [ValidateConfig(), Render(), PreflightBundle(), PreflightVsphere(), PreflightLocal(), RemoveNodes(), Provision(), PrepareHosts(), LoadBalancer(),
             KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), BackupSchedule(), Cni(), Addons(), Validate()]
 
 

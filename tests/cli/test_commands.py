@@ -79,7 +79,7 @@ def test_plan_changes_nothing_and_groups_by_layer(example_config, tmp_path):
     assert not (tmp_path / ".ccp").exists()
     data = json.loads(run_ccp("plan", "--config", example_config, "--output", "json").out)
     assert [p["phase"] for p in data["phases"]] == [
-        "config/validate", "render", "preflight/offline-bundle", "preflight/vsphere", "nodes/remove", "provision", "hosts/prepare", "loadbalancer/nginx",
+        "config/validate", "render", "preflight/offline-bundle", "preflight/vsphere", "preflight/local", "nodes/remove", "provision", "hosts/prepare", "loadbalancer/nginx",
         "kubeadm/init", "kubeadm/join-control-plane", "kubeadm/join-workers", "kubeconfig", "backup/schedule", "cni", "addons", "validate"]
     assert len(data["nodes"]) == 8 and data["summary"]["prepare"] == 52
     hosts = next(p for p in data["phases"] if p["phase"] == "hosts/prepare")
@@ -106,7 +106,7 @@ def test_install_rerun_until_skip_and_phases(example_config, tmp_path):
     phases = json.loads(run_ccp("phases", "--config", example_config, "--output", "json").out)
     status = {p["phase"]: p["status"] for p in phases["phases"]}
     assert status["config/validate"] == "done" and set(list(status.values())[1:]) == {"pending"}
-    assert len(status) == 16
+    assert len(status) == 17
 
     r = run_ccp("install", "--config", example_config, "--resume", "--until", "render")
     assert r.code == 0

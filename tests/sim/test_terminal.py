@@ -107,7 +107,7 @@ def test_no_at_the_prompt_changes_nothing(sim_config, tmp_path, sim):
     child, screen = spawn(["install", "--config", path, "--until", "provision", "--yes"], tmp_path)
     assert finish(child) == 0
     child, screen = spawn(["destroy", "--config", path], tmp_path)
-    child.expect(r"Destroy these 4 VMs\?", timeout=60)
+    child.expect(r"Destroy these 4 machines\?", timeout=60)
     child.sendline("n")
     assert finish(child) == 0 and "nothing changed" in screen.text
     assert len(set(sim.vms()) - before) == 4

@@ -34,20 +34,27 @@ def image_file(ref: str) -> str:
 
 def items(cfg) -> list[Item]:
     from ccp import addons
-    from ccp.config.versions import bom_for, digests
+    from ccp.config.versions import bom_of, digests
 
-    bom = bom_for(cfg.spec.kubernetes.version)
+    bom = bom_of(cfg)
     known = digests()
     out = []
     for ref in addons.all_images(cfg, bom):
         name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
         out.append(Item("image", name, tag, image_file(ref), known.get(ref)))
+    if bom.packages:   # a bill of materials of one's own names its node packages
+        for pkg, version in bom.packages.items():
+            out.append(Item("package", pkg, version, f"packages/{pkg}_{version}_*.deb"))
+        return out + _provider(cfg)
     k8s = bom.kubernetes
     for pkg, version in (("kubeadm", k8s), ("kubelet", k8s), ("kubectl", k8s), ("cri-tools", bom.cri_tools.lstrip("v"))):
         out.append(Item("package", pkg, version, f"packages/{pkg}_{version}-*_amd64.deb"))
     out.append(Item("package", "kubernetes-cni", "any", "packages/kubernetes-cni_*_amd64.deb"))
     out.append(Item("package", "containerd", bom.containerd, f"packages/containerd_{bom.containerd}*_amd64.deb"))
-    if cfg.spec.provisioner == "terraform":
-        out.append(Item("terraform-provider", PROVIDER, "~> 2.10",
-                        "terraform/*/vmware/vsphere/2.*/linux_amd64/terraform-provider-vsphere_v2.*"))
-    return out
+    return out + _provider(cfg)
+
+
+def _provider(cfg) -> list[Item]:
+    if cfg.spec.provisioner != "terraform":
+        return []
+    return [Item("terraform-provider", PROVIDER, "~> 2.10", "terraform/*/vmware/vsphere/2.*/linux_amd64/terraform-provider-vsphere_v2.*")]

@@ -17,13 +17,13 @@ def apply(ctx: typer.Context, config: Path = CONFIG_OPTION, kubeconfig: Optional
     """Apply the enabled add-ons (server-side apply, field manager ccp), prune what they no longer
     render, and wait until their workloads are ready. Works on any cluster."""
     from ccp import addons, addons_apply, ui
-    from ccp.config.versions import bom_for
+    from ccp.config.versions import bom_of
     from ccp.remote.kube_objects import LightkubeObjects
 
     loaded = load_config(config)
     cfg = loaded.config
     port = LightkubeObjects(kubeconfig_for(ctx, kubeconfig, loaded))
-    bom = bom_for(cfg.spec.kubernetes.version)
+    bom = bom_of(cfg)
     for addon in addons.enabled_addons(cfg, sorted(split_names(only)) or None):
         res = addons_apply.apply_one(port, addons.render(addon, cfg, bom, with_secrets=True, existing=port.get_secret),
                                      wait=not no_wait,
@@ -37,7 +37,7 @@ def status(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION,
            kubeconfig: Optional[Path] = KUBECONFIG_OPTION, output: Output = OUTPUT_OPTION) -> None:
     """Per add-on: installed or not, ccp version, up to date with cluster.yaml, workload health."""
     from ccp import addons, addons_apply, ui
-    from ccp.config.versions import bom_for
+    from ccp.config.versions import bom_of
     from ccp.remote.kube_objects import LightkubeObjects
 
     loaded = load_config(config, quiet=True) if config else None
@@ -45,7 +45,7 @@ def status(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION,
     every = addons.order(addons.discover())
     enabled, digests = set(), {}
     if loaded:
-        cfg, bom = loaded.config, bom_for(loaded.config.spec.kubernetes.version)
+        cfg, bom = loaded.config, bom_of(loaded.config)
         enabled = {a.name for a in every if addons.is_enabled(a, cfg)}
         digests = {a.name: addons.render(a, cfg, bom).digest for a in every if a.name in enabled}
     rows = addons_apply.status(port, every, enabled if loaded else {a.name for a in every}, digests)

@@ -34,11 +34,11 @@ def render_addons(config: Path = CONFIG_OPTION, out: Optional[Path] = typer.Opti
     import sys
 
     from ccp import addons, redact, ui
-    from ccp.config.versions import bom_for
+    from ccp.config.versions import bom_of
     from ccp.engine.files import atomic_write, ensure_dir
 
     cfg = load_config(config, quiet=out is None).config
-    bom = bom_for(cfg.spec.kubernetes.version)
+    bom = bom_of(cfg)
     rendered = [addons.render(a, cfg, bom) for a in addons.enabled_addons(cfg, sorted(split_names(only)) or None)]
     if out is None:
         sys.stdout.write(redact.scrub("---\n".join(r.text() for r in rendered)))

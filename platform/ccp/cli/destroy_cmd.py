@@ -31,7 +31,8 @@ def destroy(
             if loaded.config.spec.provisioner == "static":
                 ui.out().print("nothing to destroy: provisioner static does not create or remove machines")
                 return
-            ui.out().print(f"nothing to destroy: no VM carries cluster {loaded.config.metadata.name}'s mark")
+            what = "local machine belongs to" if loaded.config.spec.provisioner == "local" else "VM carries"
+            ui.out().print(f"nothing to destroy: no {what} cluster {loaded.config.metadata.name}")
             journal.reset(workflows.on_machines(), "no VM of the cluster exists")
             return
         for a in planned.actions:
@@ -39,8 +40,8 @@ def destroy(
         if not yes:
             if not sys.stdin.isatty():
                 raise ConfigError("ccp destroy needs confirmation", "rerun with --yes")
-            if not typer.confirm(f"Destroy these {len(planned.actions)} VMs?"):
-                ui.err().print("nothing changed: no VM was destroyed")
+            if not typer.confirm(f"Destroy these {len(planned.actions)} machines?"):
+                ui.err().print("nothing changed: no machine was destroyed")
                 return
         try:
             runner.run(workflows.destroy(), cctx, journal, command="destroy",

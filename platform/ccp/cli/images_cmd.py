@@ -11,11 +11,11 @@ def images(config: Path = CONFIG_OPTION, output: Output = OUTPUT_OPTION) -> None
     """Every container image the cluster needs (Kubernetes, CNI, enabled add-ons) — to mirror them
     for an air-gapped install. spec.registryMirror is applied."""
     from ccp import addons, ui
-    from ccp.config.versions import bom_for
+    from ccp.config.versions import bom_of
 
     loaded = load_config(config, quiet=output is Output.json, defer_secrets=True)   # none is rendered
     cfg = loaded.config
-    found = addons.all_images(cfg, bom_for(cfg.spec.kubernetes.version))
+    found = addons.all_images(cfg, bom_of(cfg))
     if output is Output.json:
         print_json({"kubernetes": cfg.spec.kubernetes.version, "registryMirror": cfg.spec.registryMirror, "images": found})
     else:

@@ -13,10 +13,12 @@ from ccp.cli.common import (CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, OUTPUT_OPTIO
 def preflight(ctx: typer.Context, config: Path = CONFIG_OPTION, ignore_preflight: list[str] = IGNORE_PREFLIGHT_OPTION,
               output: Output = OUTPUT_OPTION) -> None:
     """Check vCenter without changing anything: login and TLS, every inventory name, datastore space,
-    cluster capacity, the template, and VMs that already use this cluster's names. Exit 3 on a failure."""
+    cluster capacity, the template, and VMs that already use this cluster's names. With provisioner:
+    local, check this host instead (root, tools, kernel, memory, addresses). Exit 3 on a failure."""
     from ccp import ui
     from ccp.errors import ConfigError
-    from ccp.phases.preflight_vsphere import check_vsphere, raise_on_failures
+    from ccp.phases.preflight_vsphere import check_vsphere
+    from ccp.providers.checks import local_checks, raise_on_failures
 
     loaded = load_config(config, quiet=output is Output.json)
     if loaded.config.spec.provisioner == "static":
@@ -24,7 +26,7 @@ def preflight(ctx: typer.Context, config: Path = CONFIG_OPTION, ignore_preflight
     cctx, _, _ = cluster_context(ctx, loaded, "preflight", with_log=False)
     cctx.ignore_preflight = split_names(ignore_preflight)
     try:
-        results = check_vsphere(cctx)
+        results = local_checks(cctx) if loaded.config.spec.provisioner == "local" else check_vsphere(cctx)
     finally:
         cctx.close()
     if output is Output.json:

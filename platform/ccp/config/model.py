@@ -19,7 +19,8 @@ from ccp.config.secrets import FromEnv, FromFile, Secret, SecretValue, Strict  #
 
 # ---------------------------------------------------------------- helpers
 
-_K8S_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+# A pre-release suffix (1.35.0-alpha.0) is accepted for builds of one's own (kubernetes.billOfMaterials).
+_K8S_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.]+)?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|K|M|G|T|P)?$")
 _DURATION = re.compile(r"^[0-9]+(h|d|w|y)$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -36,8 +37,59 @@ class Metadata(Strict):
     name: DnsLabel = Field(description="Cluster name: VM names, the state directory and the kubeconfig context derive from it.")
 
 
+class Kubeadm(Strict):
+    """For a custom or mirrored build of Kubernetes: what kubeadm must do differently."""
+
+    ignorePreflightErrors: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]] = Field(
+        default_factory=list, description="kubeadm preflight checks to ignore, by name (e.g. HTTPProxyCIDR); never 'all'.")
+    skipPhases: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+(/[a-z0-9-]+)*$")]] = Field(
+        default_factory=list, description="kubeadm init/join phases to skip, e.g. addon/coredns when the build has no CoreDNS image.")
+    patches: str | None = Field(None, description="A directory of kubeadm patches (target[suffix][+patchtype].yaml, e.g. "
+                                                  "etcd+json.yaml), uploaded to every control plane and used by init and joins. "
+                                                  "Relative to cluster.yaml.")
+
+    @field_validator("patches", mode="after")
+    @classmethod
+    def _patches_dir(cls, v: str | None, info) -> str | None:
+        if v is None:
+            return v
+        path = Path(os.path.expanduser(v))
+        if not path.is_absolute():
+            path = Path((info.context or {}).get("base_dir", ".")) / path
+        if not path.is_dir():
+            raise ValueError(f"kubeadm patches directory {path} does not exist||create it, or remove kubeadm.patches")
+        return str(path)
+
+    @field_validator("ignorePreflightErrors")
+    @classmethod
+    def _not_all(cls, v: list[str]) -> list[str]:
+        if any(x.lower() == "all" for x in v):
+            raise ValueError("ignoring every preflight check hides real faults||name the checks to ignore, e.g. [HTTPProxyCIDR]")
+        return v
+
+
+class Kubelet(Strict):
+    failCgroupV1: bool | None = Field(None, description="false lets the kubelet run on a cgroup v1 host (default: the "
+                                                        "kubelet's own, which refuses cgroup v1).")
+
+
+class LocalMachines(Strict):
+    """provisioner: local — nodes are systemd-nspawn machines on the Linux host ccp runs on."""
+
+    machinesDir: str = Field("/var/lib/ccp/local/machines", description="Where each machine's overlay and data live.")
+    rootfsCache: str = Field("/var/lib/ccp/local/rootfs", description="Cache of the node root filesystem (built once "
+                                                                     "with mmdebstrap, keyed by its inputs).")
+    bridge: str | None = Field(None, max_length=15, pattern=r"^[a-z0-9][a-z0-9-]*$",
+                               description="Host bridge the machines sit on; default ccp-<cluster name, shortened>.")
+
+
 class Kubernetes(Strict):
     version: str = Field(description="Kubernetes version MAJOR.MINOR.PATCH; `ccp version` lists the supported minors.")
+    billOfMaterials: str | None = Field(None, description="A bill of materials of one's own (a custom or mirrored "
+                                                          "build: versions, images, node packages) instead of ccp's; "
+                                                          "YAML, relative to cluster.yaml. See examples/lab/bom.yaml.")
+    kubeadm: Kubeadm = Field(default_factory=Kubeadm)
+    kubelet: Kubelet = Field(default_factory=Kubelet)
     podCIDR: ipaddress.IPv4Network = Field(ipaddress.IPv4Network("10.244.0.0/16"), description="Pod network.")
     serviceCIDR: ipaddress.IPv4Network = Field(ipaddress.IPv4Network("10.96.0.0/12"), description="Service network.")
     dnsDomain: str = Field("cluster.local", description="Cluster DNS domain.")
@@ -56,9 +108,22 @@ class Kubernetes(Strict):
             raise ValueError(f"{v!r} is not MAJOR.MINOR.PATCH||write it like \"1.36.2\"")
         return v
 
+    @field_validator("billOfMaterials", mode="after")
+    @classmethod
+    def _bom_file(cls, v: str | None, info) -> str | None:
+        if v is None:
+            return v
+        from ccp.config.versions import load_custom
+
+        path = Path(os.path.expanduser(v))
+        if not path.is_absolute():
+            path = Path((info.context or {}).get("base_dir", ".")) / path
+        load_custom(path)   # a missing or malformed file is a config error here, at its field
+        return str(path)
+
     @property
     def minor(self) -> str:
-        major, minor, _ = self.version.split(".")
+        major, minor, _ = self.version.split("-")[0].split(".")
         return f"{major}.{minor}"
 
 
@@ -298,7 +363,8 @@ class Backup(Strict):
 class Spec(Strict):
     kubernetes: Kubernetes
     vsphere: VSphere | None = Field(None, description="Required unless provisioner is static.")
-    provisioner: Literal["terraform", "native", "static"] = "terraform"
+    provisioner: Literal["terraform", "native", "static", "local"] = "terraform"
+    local: LocalMachines = Field(default_factory=LocalMachines, description="provisioner: local — machines on this host.")
     terraform: TerraformOptions = Field(default_factory=TerraformOptions)
     hosts: list[StaticHost] = Field(default_factory=list, description="Existing machines, for provisioner: static.")
     nodes: Nodes

@@ -26,6 +26,7 @@ def check(cfg: ClusterConfig) -> list[Problem]:
         add(("kubernetes", "version"),
             f"Kubernetes {spec.kubernetes.version} is not supported",
             f"use one of the supported minors: {', '.join(versions.supported_minors())} (e.g. \"{versions.default_version()}\")")
+    out.extend(_custom_build(cfg))
     static = spec.provisioner == "static"
     if static:
         out.extend(_static_hosts(cfg))
@@ -39,10 +40,13 @@ def check(cfg: ClusterConfig) -> list[Problem]:
         if spec.hosts:
             add(("hosts",), "hosts lists existing machines, which only provisioner: static uses",
                 "set provisioner: static, or remove hosts")
+    if spec.provisioner == "local" and spec.nodes.network.interface != "host0":
+        add(("nodes", "network", "interface"), f"a local machine's interface is host0, not {spec.nodes.network.interface}",
+            "set nodes.network.interface: host0 (systemd-nspawn names it so)")
     if spec.vsphere is None:
-        if not static:
+        if not static and spec.provisioner != "local":
             add(("vsphere",), f"provisioner {spec.provisioner} needs the vsphere section",
-                "add spec.vsphere (server, username, password, datacenter, ...), or use provisioner: static")
+                "add spec.vsphere (server, username, password, datacenter, ...), or use provisioner: static or local")
         if spec.addons.storage.provider == "vsphere-csi":
             add(("addons", "storage", "provider"), "vsphere-csi needs the vsphere section",
                 "add spec.vsphere, or use provider: local-path")
@@ -154,4 +158,26 @@ def _static_hosts(cfg: ClusterConfig) -> list[Problem]:
         out.append(Problem(("spec", "loadBalancer", "nginx", "count"),
                            "with provisioner: static the load balancers are the hosts with role: loadbalancer; none is listed, "
                            "so keepalived will run on the control planes", warning=True))
+    return out
+
+
+def _custom_build(cfg: ClusterConfig) -> list[Problem]:
+    """A pre-release or custom build needs its own bill of materials, and that must agree with the config."""
+    k8s = cfg.spec.kubernetes
+    path = ("spec", "kubernetes")
+    if not k8s.billOfMaterials:
+        if "-" in k8s.version:
+            return [Problem(path + ("version",), f"{k8s.version} is a pre-release, which ccp's bill of materials does not list",
+                            "give its images and packages in kubernetes.billOfMaterials (see examples/lab/bom.yaml), "
+                            "or use a released version")]
+        return []
+    bom = versions.bom_of(cfg)
+    out = []
+    if bom.kubernetes != k8s.version:
+        out.append(Problem(path + ("version",), f"the bill of materials {bom.source} is for Kubernetes {bom.kubernetes}, not {k8s.version}",
+                           f'set version: "{bom.kubernetes}", or point billOfMaterials at the one for {k8s.version}'))
+    skipped = set(k8s.kubeadm.skipPhases)
+    if not bom.coredns and not skipped & {"addon", "addon/coredns"}:
+        out.append(Problem(path + ("kubeadm", "skipPhases"), f"the bill of materials {bom.source} has no CoreDNS image, "
+                           "so kubeadm's addon/coredns phase would fail", "add addon/coredns to kubernetes.kubeadm.skipPhases"))
     return out

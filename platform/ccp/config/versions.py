@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -16,12 +16,19 @@ class Bom:
     minor: str
     image_repository: str
     etcd: str
-    coredns: str
+    coredns: str | None      # None: the build has no CoreDNS image (kubeadm's addon/coredns phase is skipped)
     pause: str
     containerd: str
     cri_tools: str
     images: dict[str, str]
     package_repository: str = ""
+    packages: dict[str, str] = field(default_factory=dict)   # a custom BOM's node packages: name -> version glob
+    source: str = "ccp"      # "ccp" (bom.yaml) or the path of a bill of materials of one's own
+
+    @property
+    def deb_version(self) -> str:
+        """The Debian version prefix of the Kubernetes packages: a pre-release sorts before its release (~)."""
+        return self.kubernetes.replace("-", "~")
 
     def core_images(self, repository: str | None = None) -> dict[str, str]:
         """What kubeadm pulls. With a repository of one's own (a mirror), kubeadm looks for CoreDNS
@@ -29,7 +36,8 @@ class Bom:
         repo = repository or self.image_repository
         out = {c: f"{repo}/{c}:v{self.kubernetes}" for c in CONTROL_PLANE_COMPONENTS}
         out["etcd"] = f"{repo}/etcd:{self.etcd}"
-        out["coredns"] = f"{repo}/coredns:{self.coredns}" if repository else f"{repo}/coredns/coredns:{self.coredns}"
+        if self.coredns:
+            out["coredns"] = f"{repo}/coredns:{self.coredns}" if repository else f"{repo}/coredns/coredns:{self.coredns}"
         out["pause"] = f"{repo}/pause:{self.pause}"
         return out
 
@@ -37,9 +45,12 @@ class Bom:
         return {**self.core_images(), **self.images}
 
     def as_dict(self) -> dict:
-        return {"kubernetes": self.kubernetes, "etcd": self.etcd, "coredns": self.coredns,
-                "pause": self.pause, "containerd": self.containerd, "criTools": self.cri_tools,
-                "images": self.all_images()}
+        out = {"kubernetes": self.kubernetes, "etcd": self.etcd, "coredns": self.coredns,
+               "pause": self.pause, "containerd": self.containerd, "criTools": self.cri_tools,
+               "images": self.all_images()}
+        if self.source != "ccp":
+            out.update(source=self.source, packages=dict(self.packages))
+        return out
 
 
 @cache
@@ -75,3 +86,50 @@ def bom_for(version: str) -> Bom:
                containerd=str(entry["containerd"]), cri_tools=entry["criTools"], images=dict(entry["images"]),
                package_repository=_raw()["packageRepository"].format(minor=minor))
 
+
+
+def bom_of(cfg) -> Bom:
+    """The bill of materials a cluster uses: its own (kubernetes.billOfMaterials) or ccp's for its version."""
+    k8s = cfg.spec.kubernetes
+    return load_custom(Path(k8s.billOfMaterials)) if k8s.billOfMaterials else bom_for(k8s.version)
+
+
+_CUSTOM_KEYS = {"kubernetes", "imageRepository", "etcd", "coredns", "pause", "images", "packages", "packageRepository"}
+
+
+def load_custom(path: Path) -> Bom:
+    """A bill of materials of one's own (see examples/lab/bom.yaml). Problems are ValueErrors in the
+    config model's "message||what to do" form, reported at the billOfMaterials field."""
+    key = (str(path), path.stat().st_mtime_ns) if path.is_file() else (str(path), None)
+    return _load_custom(*key)
+
+
+@cache
+def _load_custom(path_text: str, mtime) -> Bom:
+    import yaml
+
+    path = Path(path_text)
+    if mtime is None:
+        raise ValueError(f"bill of materials {path} does not exist||write one like examples/lab/bom.yaml, or remove billOfMaterials")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"bill of materials {path} cannot be read: {str(exc).splitlines()[0]}||fix the file (YAML)") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"bill of materials {path} is not a mapping||see examples/lab/bom.yaml")
+    unknown = sorted(set(data) - _CUSTOM_KEYS)
+    missing = sorted({"kubernetes", "etcd", "pause"} - set(data))
+    if unknown or missing:
+        what = "; ".join(x for x in (unknown and f"unknown keys {', '.join(unknown)}", missing and f"missing {', '.join(missing)}") if x)
+        raise ValueError(f"bill of materials {path}: {what}||its keys are {', '.join(sorted(_CUSTOM_KEYS))}")
+    for k in ("images", "packages"):
+        v = data.get(k) or {}
+        if not isinstance(v, dict) or not all(isinstance(a, str) and isinstance(b, str) for a, b in v.items()):
+            raise ValueError(f"bill of materials {path}: {k} must map names to strings||see examples/lab/bom.yaml")
+    version = str(data["kubernetes"]).lstrip("v")
+    minor = ".".join(version.split("-")[0].split(".")[:2])
+    return Bom(kubernetes=version, minor=minor, image_repository=str(data.get("imageRepository") or _raw()["imageRepository"]),
+               etcd=str(data["etcd"]), coredns=(str(data["coredns"]) if data.get("coredns") else None),
+               pause=str(data["pause"]), containerd=str((data.get("packages") or {}).get("containerd", "")),
+               cri_tools="", images=dict(data.get("images") or {}), package_repository=str(data.get("packageRepository") or ""),
+               packages=dict(data.get("packages") or {}), source=str(path))

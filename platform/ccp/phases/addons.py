@@ -15,10 +15,10 @@ TIMEOUT = 900
 
 def _rendered(ctx: ClusterContext):
     if "addons" not in ctx.cache:
-        from ccp.config.versions import bom_for
+        from ccp.config.versions import bom_of
 
         cfg = ctx.config
-        bom = bom_for(cfg.spec.kubernetes.version)
+        bom = bom_of(cfg)
         ctx.cache["addons"] = [framework.render(a, cfg, bom) for a in framework.enabled_addons(cfg)]
     return ctx.cache["addons"]
 
@@ -52,10 +52,10 @@ class Addons(Phase):
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         from ccp.addons_apply import apply_one
-        from ccp.config.versions import bom_for
+        from ccp.config.versions import bom_of
 
         cfg = ctx.config
-        bom = bom_for(cfg.spec.kubernetes.version)
+        bom = bom_of(cfg)
         todo = {a.target.removeprefix("add-on ") for a in actions}
         done = {}
         for r in _rendered(ctx):

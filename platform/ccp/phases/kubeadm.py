@@ -29,6 +29,18 @@ JOIN = ("umask 077; mkdir -p /run/ccp; awk '{{"
         "kubeadm join --config /run/ccp/join.yaml; rc=$?; rm -f /run/ccp/join.yaml; exit $rc")
 
 
+def patch_files(ctx: ClusterContext) -> dict[str, tuple[str, int]]:
+    """kubernetes.kubeadm.patches: the directory's files, for the control planes (init and joins use them)."""
+    from pathlib import Path
+
+    from ccp.render import KUBEADM_PATCHES_DIR
+
+    d = ctx.config.spec.kubernetes.kubeadm.patches
+    if not d:
+        return {}
+    return {f"{KUBEADM_PATCHES_DIR}/{p.name}": (p.read_text(), 0o600) for p in sorted(Path(d).iterdir()) if p.is_file()}
+
+
 def api_endpoint(ctx: ClusterContext) -> str:
     return inventory.api_endpoint(ctx.config)
 
@@ -93,7 +105,8 @@ class KubeadmInit(Phase):
             return {"initialized": first, "hostKeysPinned": ctx.take_pins()}
 
         async def init():
-            await ssh.upload(t, {f"{KUBEADM_DIR}/init.yaml": (rendered(ctx, f"kubeadm/{first}/init.yaml"), 0o600)})
+            await ssh.upload(t, {f"{KUBEADM_DIR}/init.yaml": (rendered(ctx, f"kubeadm/{first}/init.yaml"), 0o600),
+                                 **patch_files(ctx)})
             key = (await ssh.run(t, "kubeadm certs certificate-key", sudo=True, secret_output=True)).stdout.strip()
             ctx.reporter.item(first, "kubeadm init (a few minutes)")
             # --skip-*-print: kubeadm would otherwise print its bootstrap token and the key into our log
@@ -132,7 +145,8 @@ async def join_secrets(ssh, first, *, control_plane: bool) -> dict[str, str]:
 
 async def join(ctx: ClusterContext, ssh, t, secrets: dict[str, str]) -> None:
     cfg = f"{KUBEADM_DIR}/join.yaml"
-    await ssh.upload(t, {cfg: (rendered(ctx, f"kubeadm/{t.name}/join.yaml"), 0o600)})
+    patches = patch_files(ctx) if secrets.get("CCP_CERTIFICATE_KEY") else {}   # control planes only
+    await ssh.upload(t, {cfg: (rendered(ctx, f"kubeadm/{t.name}/join.yaml"), 0o600), **patches})
     ctx.reporter.item(t.name, "joining")
     await ssh.run(t, JOIN.format(cfg=cfg), sudo=True, env_secrets=secrets)
     ctx.reporter.item(t.name, "done")

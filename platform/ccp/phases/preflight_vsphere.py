@@ -5,22 +5,13 @@ from __future__ import annotations
 
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.errors import PreflightError
+from ccp.providers.checks import raise_on_failures  # noqa: F401  (the CLI's too)
 
 
 def check_vsphere(ctx: ClusterContext) -> list:
     from ccp.providers.vsphere_preflight import run_checks
 
     return run_checks(ctx.vsphere(), ctx.ignore_preflight)
-
-
-def raise_on_failures(results) -> None:
-    failed = [r for r in results if r.status == "fail"]
-    if failed:
-        raise PreflightError(
-            f"{len(failed)} preflight check{'s' if len(failed) != 1 else ''} failed: {', '.join(r.name for r in failed)}",
-            "fix what each check says, or skip a check you accept with --ignore-preflight NAME",
-            [f"{r.name}: {r.message}" + (f"\n    -> {r.remediation}" if r.remediation else "") for r in failed])
 
 
 class PreflightVsphere(Phase):
@@ -33,7 +24,7 @@ class PreflightVsphere(Phase):
         return {"vsphere": ctx.spec_dump()["spec"].get("vsphere"), "ignored": sorted(ctx.ignore_preflight)}
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
-        if ctx.config.spec.provisioner == "static":
+        if ctx.config.spec.provisioner in ("static", "local"):
             return []
         from ccp.providers.vsphere_preflight import CHECKS
 
@@ -41,7 +32,7 @@ class PreflightVsphere(Phase):
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         if not actions:
-            return {"skipped": "provisioner static: no vCenter to check"}
+            return {"skipped": f"provisioner {ctx.config.spec.provisioner}: no vCenter to check"}
         results = check_vsphere(ctx)
         ctx.reporter.checks(results)
         raise_on_failures(results)

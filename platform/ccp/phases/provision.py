@@ -33,7 +33,23 @@ class Provision(Phase):
         nodes = ctx.provider().apply(builds) if builds or not leaving else ctx.outputs["provision"]["nodes"]
         removed = ctx.provider().remove(leaving) if leaving else []
         nodes = {n: rec for n, rec in nodes.items() if n not in leaving}
-        return {"provisioner": ctx.config.spec.provisioner, "nodes": nodes, "removed": removed}
+        return {"provisioner": ctx.config.spec.provisioner, "nodes": nodes, "removed": removed,
+                "hostKeysPinned": _pin_reported_keys(ctx, nodes)}
+
+
+def _pin_reported_keys(ctx: ClusterContext, nodes: dict[str, dict]) -> list[str]:
+    """A provider that can read a machine's host key from the machine itself (local machines) reports it:
+    pinned before first contact, and re-pinned when the machine was made anew."""
+    from ccp.remote.hostkeys import HostKeys, pin_known
+
+    port = ctx.config.spec.ssh.port
+    keys = {HostKeys.label(rec["address"], port): rec["hostKey"] for rec in nodes.values() if rec.get("hostKey")}
+    if not keys:
+        return []
+    changed = pin_known(ctx.state_dir / "known_hosts", keys)
+    if "ssh" in ctx.cache:   # a session made earlier in this run must trust the new pins too
+        ctx.cache["ssh"].hostkeys.keys.update(changed)
+    return sorted(changed)
 
 
 def _refuse_if_still_members(ctx: ClusterContext, leaving: list[str]) -> None:

@@ -38,7 +38,7 @@ class Render(Phase):
 
     def inputs(self, ctx: ClusterContext) -> dict:
         from ccp import render
-        from ccp.config.versions import bom_for
+        from ccp.config.versions import bom_of
 
         key = ctx.config.spec.ssh.public_key_path(ctx.loaded.base_dir)
         try:
@@ -46,7 +46,7 @@ class Render(Phase):
         except OSError:
             key_digest = "missing"
         return {"spec": ctx.spec_dump(), "templates": render.templates_digest(), "ccp": __version__,
-                "bom": bom_for(ctx.config.spec.kubernetes.version).as_dict(), "sshPublicKey": key_digest}
+                "bom": bom_of(ctx.config).as_dict(), "sshPublicKey": key_digest}
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         from ccp import render

@@ -87,7 +87,7 @@ class RestoreSnapshot(_Restore):
         todo = {a.target.rsplit(" ", 1)[-1] for a in actions}
         cps = control_planes(ctx)
         peers = {t.name: t.address for t in cps}
-        image = versions.bom_for(ctx.config.spec.kubernetes.version).core_images(ctx.config.spec.registryMirror)["etcd"]
+        image = versions.bom_of(ctx.config).core_images(ctx.config.spec.registryMirror)["etcd"]
         data = self.snap.path.read_bytes()
 
         async def one(t):

@@ -47,6 +47,10 @@ def for_context(ctx) -> Provider:
         from ccp.providers.static import StaticProvider
 
         return StaticProvider(ctx)
+    if kind == "local":
+        from ccp.providers.local import LocalProvider
+
+        return LocalProvider(ctx)
     if kind == "terraform":
         from ccp.providers.vsphere_terraform import TerraformProvider
 

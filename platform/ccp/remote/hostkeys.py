@@ -70,3 +70,16 @@ def _read(path: Path) -> dict[str, str]:
             for host in parts[0].split(","):
                 out[host] = f"{parts[1]} {parts[2]}"
     return out
+
+
+def pin_known(state_file: Path, keys: dict[str, str]) -> dict[str, str]:
+    """Pin host keys that ccp read from the machines themselves (a local machine's own disk), replacing
+    any older pin for those addresses: the machine was made anew by this run, not impersonated.
+    ``keys``: label -> "alg base64". Returns the labels whose pin changed."""
+    current = _read(state_file) if state_file.exists() else {}
+    changed = {label: key for label, key in keys.items() if current.get(label) != key}
+    if changed:
+        current.update(changed)
+        ensure_dir(state_file.parent)
+        atomic_write(state_file, "".join(f"{h} {k}\n" for h, k in sorted(current.items())))
+    return changed

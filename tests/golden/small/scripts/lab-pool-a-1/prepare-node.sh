@@ -63,7 +63,8 @@ if [ ! -s "$keyring" ] || [ "$(cat "$repo_file" 2>/dev/null)" != "$repo_line" ];
 fi
 want="1.37.1"
 have="$(dpkg-query -W -f='${Version}' kubeadm 2>/dev/null || true)"
-if ! command -v containerd >/dev/null || [ "${have%%-*}" != "$want" ]; then
+# the Debian revision is cut off (1.36.2-1.1 -> 1.36.2; a pre-release 1.35.0~alpha.0-1 -> 1.35.0~alpha.0)
+if ! command -v containerd >/dev/null || [ "${have%-*}" != "$want" ]; then
   apt-get install -y -qq --allow-downgrades --allow-change-held-packages containerd "kubeadm=$want-*" "kubelet=$want-*" "kubectl=$want-*" >/dev/null
   apt-mark hold kubeadm kubelet kubectl >/dev/null
   say packages "changed (kubeadm, kubelet, kubectl $want; containerd)"
@@ -71,11 +72,25 @@ else
   say packages ok
 fi
 
-# -- containerd with the systemd cgroup driver and the pause image from the bill of materials
+# -- CNI plugins: the pod networks look in /opt/cni/bin; Debian's containernetworking-plugins puts them in /usr/lib/cni
+install -d -m 0755 /opt/cni/bin
+linked=0
+for plugin in /usr/lib/cni/*; do
+  [ -x "$plugin" ] || continue
+  if [ ! -e "/opt/cni/bin/$(basename "$plugin")" ]; then ln -s "$plugin" /opt/cni/bin/; linked=$((linked + 1)); fi
+done
+if [ "$linked" -gt 0 ]; then say cni-plugins "changed ($linked linked into /opt/cni/bin)"; else say cni-plugins ok; fi
+
+# -- containerd with the systemd cgroup driver and the pause image from the bill of materials.
+# A node that may not lower oom_score_adj (a container host without CAP_SYS_RESOURCE) gets
+# restrict_oom_score_adj, or every container start fails.
+restrict=false
+if ! (echo -998 > /proc/self/oom_score_adj) 2>/dev/null; then restrict=true; fi
 install -d -m 0755 /etc/containerd
 containerd config default \
   | sed -e 's/SystemdCgroup = false/SystemdCgroup = true/' \
         -e 's#sandbox_image = ".*"#sandbox_image = "registry.k8s.io/pause:3.10.1"#' \
+        -e "s/restrict_oom_score_adj = false/restrict_oom_score_adj = $restrict/" \
   > /etc/containerd/config.toml.new
 if cmp -s /etc/containerd/config.toml.new /etc/containerd/config.toml; then
   rm -f /etc/containerd/config.toml.new; say containerd ok
@@ -88,5 +103,5 @@ systemctl enable --now containerd >/dev/null 2>&1
 systemctl enable kubelet >/dev/null 2>&1
 
 install -d -m 0755 "$(dirname "/etc/ccp/prepared")"
-echo "647d37e37f177cf4" > "/etc/ccp/prepared"
-say prepared "lab-pool-a-1 (script 647d37e37f177cf4)"
+echo "d9320592330e7201" > "/etc/ccp/prepared"
+say prepared "lab-pool-a-1 (script d9320592330e7201)"

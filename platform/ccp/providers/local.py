@@ -1,0 +1,109 @@
+"""provisioner: local — the nodes are systemd-nspawn machines on the Linux host ccp runs on.
+
+Each machine is a full systemd system (sshd, containerd) booted from an overlay on one cached Debian
+root filesystem, with its own address on a host bridge: the analogue of a VM cloned from a template.
+From SSH on, ccp takes exactly the path it takes on VMs. The machines outlive ccp; ``ccp destroy``
+removes this cluster's machines (and the bridge when nothing else uses it) and nothing else.
+The mechanics live in local_machines; this file maps the cluster onto them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from ccp.config import inventory
+from ccp.engine.phase import Action
+
+# The node root filesystem: what a VM template would hold (containerd and its tools included; nginx and
+# keepalived installed but left off, for the load balancers). Kubernetes itself comes from the bundle.
+PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "iptables", "containerd", "runc",
+            "containernetworking-plugins", "conntrack", "socat", "ethtool", "sudo", "ca-certificates", "kmod", "curl",
+            "procps", "openssl", "nginx-light", "libnginx-mod-stream", "keepalived", "gawk"]
+
+
+def bridge_name(cfg) -> str:
+    """ccp-<cluster>, shortened with a hash to fit Linux's 15-character interface names."""
+    if cfg.spec.local.bridge:
+        return cfg.spec.local.bridge
+    name = cfg.metadata.name
+    full = f"ccp-{name}"
+    return full if len(full) <= 15 else f"ccp-{name[:5]}-{zlib.crc32(name.encode()) & 0xffff:04x}"
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, ctx):
+        from ccp.providers.local_machines import LocalHost
+
+        self.ctx = ctx
+        cfg = ctx.config
+        self.cluster = cfg.metadata.name
+        self.nodes = inventory.build(cfg)
+        self.bridge = bridge_name(cfg)
+        say = (lambda msg: ctx.reporter.progress(msg)) if ctx.reporter is not None else (lambda msg: None)
+        self.host = LocalHost(Path(cfg.spec.local.machinesDir), Path(cfg.spec.local.rootfsCache), say=say)
+
+    # -- what exists
+
+    def _status(self) -> dict[str, str]:
+        return {n.name: self.host.status(self.cluster, n.name) for n in self.nodes}
+
+    def plan(self) -> list[Action]:
+        verbs = {"absent": ("create", "new machine"), "stopped": ("start", "machine is stopped")}
+        return [Action(verbs[state][0], f"machine {name}", verbs[state][1])
+                for name, state in self._status().items() if state in verbs]
+
+    def apply(self, actions: list[Action]) -> dict[str, dict]:
+        from ccp.providers.local_machines import MachineSpec
+
+        cfg = self.ctx.config
+        net = cfg.spec.nodes.network
+        key = cfg.spec.ssh.public_key_path(self.ctx.loaded.base_dir).read_text().strip()
+        specs = [MachineSpec(cluster=self.cluster, name=n.name, role=n.role, address=f"{n.address}/{net.cidr.prefixlen}",
+                             gateway=str(net.gateway), dns=tuple(str(d) for d in net.dns), ssh_user=cfg.spec.ssh.user,
+                             authorized_key=key, bridge=self.bridge) for n in self.nodes]
+        rootfs = self.host.rootfs(PACKAGES)
+        if self.host.ensure_bridge(self.bridge, f"{net.gateway}/{net.cidr.prefixlen}") and self.ctx.reporter is not None:
+            self.ctx.reporter.note(f"created the host bridge {self.bridge} ({net.gateway}/{net.cidr.prefixlen})")
+        records = self.host.boot_many(specs, rootfs)
+        return {n.name: {**records[n.name], "role": n.role, "address": str(n.address)} for n in self.nodes}
+
+    # -- nodes leaving the cluster, replaced, destroyed
+
+    def remove_plan(self, names: list[str]) -> list[Action]:
+        mine = self.host.machines(self.cluster)
+        return [Action("destroy", f"machine {n}", "gone from cluster.yaml") for n in names if n in mine]
+
+    def remove(self, names: list[str]) -> list[str]:
+        mine = self.host.machines(self.cluster)
+        done = []
+        for n in names:
+            if n in mine:
+                self.host.destroy(self.cluster, n)
+                done.append(n)
+        return done
+
+    def replace_plan(self, names: list[str]) -> list[Action]:
+        return [Action("recreate", f"machine {n}", "replaced: a new machine from the root filesystem") for n in names]
+
+    def replace(self, names: list[str]) -> list[str]:
+        return self.remove(names)   # provision then creates them anew
+
+    def destroy_plan(self) -> list[Action]:
+        actions = [Action("destroy", f"machine {n}", f"owned by cluster {self.cluster}")
+                   for n in sorted(self.host.machines(self.cluster))]
+        return actions
+
+    def destroy(self, actions: list[Action]) -> dict:
+        from concurrent.futures import ThreadPoolExecutor
+
+        names = [a.target.removeprefix("machine ") for a in actions if a.verb == "destroy"]
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+            list(pool.map(lambda n: self.host.destroy(self.cluster, n), names))
+        bridge_removed = self.host.remove_bridge_if_unused(self.bridge)
+        return {"destroyed": names, "bridgeRemoved": bridge_removed}
+
+    def close(self) -> None:
+        pass
