@@ -9,18 +9,22 @@ import json
 import pytest
 
 from ccp.errors import ValidationFailed
-from ccp.validation import runner
-from ccp.validation.base import Options, PodState
+from ccp.validation import report, runner
+from ccp.validation.base import Options, PodState, ServiceState
+from ccp.validation.checks import CHECKS
 from tests.conftest import run_ccp
 
 
 class ValidationPortFake:
-    """Pods go Pending -> Running -> Succeeded over a few polls; what they print follows the scenario."""
+    """Pods go Pending -> Running -> Succeeded over a few polls; what they print follows the scenario.
+    dns: "ready" | "absent" (no kube-dns Service) | "no-pods" | "not-ready" | "broken" (lookups fail);
+    routing: Service ClusterIPs route; pod_network: pod IPs route."""
 
     def __init__(self, nodes=("n1", "n2", "n3"), *, lose_data=False, enforce=True, prometheus=True, es=True,
-                 stuck=(), interrupt_at=None, leftovers=(), targets_down=()):
+                 stuck=(), interrupt_at=None, leftovers=(), targets_down=(), dns="ready", routing=True, pod_network=True):
         self.nodes = list(nodes)
         self.lose_data, self.enforce, self.prometheus, self.es = lose_data, enforce, prometheus, es
+        self.dns, self.routing, self.pod_network = dns, routing, pod_network
         self.stuck, self.interrupt_at, self.targets_down = set(stuck), interrupt_at, set(targets_down)
         self.ns = {n: {"ccp.io/validate": "true"} for n in leftovers}
         self.pods: dict[tuple, dict] = {}
@@ -66,7 +70,7 @@ class ValidationPortFake:
         p["polls"] += 1
         running = name in ("net-server", "logger")
         phase = "Pending" if p["polls"] < 2 else "Running" if running or p["polls"] < 3 else "Succeeded"
-        return PodState(phase, p["node"])
+        return PodState(phase, p["node"], "", "10.244.1.7" if phase != "Pending" else "")
 
     def pvc_phase(self, namespace, name):
         return "Bound"
@@ -80,8 +84,17 @@ class ValidationPortFake:
         if name == "reader":
             token = "0000" if self.lose_data else self.token
             return f"READ {token} {'a' * 64} {'a' * 64}"
+        if name == "dns-client":
+            if self.dns == "broken":
+                return "Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\n;; connection timed out; no servers could be reached\n\nDNS-FAILED"
+            return ("Server:\t\t10.96.0.10\nAddress:\t10.96.0.10:53\n\nName:\tkubernetes.default.svc.cluster.local\n"
+                    "Address: 10.96.0.1\n\nDNS-OK")
         if name == "net-client":
-            return "DNS ok\nHTTP ccp-ok"
+            script = p["obj"]["spec"]["containers"][0]["command"][-1]
+            pod_ok = self.pod_network and "http://10.244.1.7:8080/" in script
+            svc_ok = self.pod_network and self.routing and "http://10.96.0.77:8080/" in script
+            refused = "wget: can't connect to remote host (10.96.0.77): Network is unreachable"
+            return f"POD {'ccp-ok' if pod_ok else 'failed: '}\nSERVICE {'ccp-ok' if svc_ok else 'failed: ' + refused}"
         if name == "net-denied":
             return "BLOCKED" if self.enforce else "REACHED"
         if name.startswith("ccp-validate-query-"):
@@ -96,6 +109,16 @@ class ValidationPortFake:
 
     def service_exists(self, namespace, name):
         return {"prometheus": self.prometheus, "elasticsearch": self.es}.get(name, False)
+
+    def service(self, namespace, name):
+        if (namespace, name) == ("kube-system", "kube-dns"):
+            return {"absent": None, "no-pods": ServiceState("10.96.0.10", 0, 0),
+                    "not-ready": ServiceState("10.96.0.10", 2, 0)}.get(self.dns, ServiceState("10.96.0.10", 2, 2))
+        if (namespace, name) == ("default", "kubernetes"):
+            return ServiceState("10.96.0.1", 1, 1)
+        if ("Service", namespace, name) in self.objects:
+            return ServiceState("10.96.0.77", 1, 1)
+        return None
 
     def readyz(self, server=None):
         return (server != "https://10.0.0.13:6443"), "ok" if server != "https://10.0.0.13:6443" else "connection refused"
@@ -119,7 +142,7 @@ def by_check(results):
 def test_all_checks_pass_and_everything_is_cleaned_up():
     port = ValidationPortFake()
     results, notes = run(port)
-    assert [r.check for r in results] == ["pvc-persistence", "api-endpoint", "dns-and-network", "metrics", "logs"]
+    assert [r.check for r in results] == ["pvc-persistence", "api-endpoint", "dns", "service-and-policy", "metrics", "logs"]
     assert {r.status for r in results} == {"pass"}
     pvc = by_check(results)["pvc-persistence"]
     assert "from n1 to n2" in pvc.detail and pvc.measurements["crossNode"] is True
@@ -151,12 +174,12 @@ def test_skips_say_why():
     assert by_check(results)["metrics"].status == "skipped" and "no Prometheus" in by_check(results)["metrics"].detail
     assert by_check(results)["logs"].detail == "logging is disabled in cluster.yaml"
     flannel, _ = run(ValidationPortFake(), cni_enforces_policy=False)
-    assert "NetworkPolicy not tested" in by_check(flannel)["dns-and-network"].detail
+    assert "NetworkPolicy not tested" in by_check(flannel)["service-and-policy"].detail
 
 
 def test_policy_not_enforced_and_targets_down_fail():
     results, _ = run(ValidationPortFake(enforce=False, targets_down={"node-exporter"}), timeout=20)
-    assert "did not block traffic" in by_check(results)["dns-and-network"].detail
+    assert "did not block traffic" in by_check(results)["service-and-policy"].detail
     assert by_check(results)["metrics"].detail == "Prometheus does not see every target up: node-exporter: 1 of 1 down"
 
 
@@ -204,3 +227,145 @@ def test_an_unexpected_error_fails_that_check_only():
     assert by_check(results)["api-endpoint"].status == "fail"
     assert "ConnectionError: api went away" in by_check(results)["api-endpoint"].detail
     assert by_check(results)["pvc-persistence"].status == "pass" and port.ns == {}
+
+
+# --- dns and service-and-policy: DNS absent is a skip with its reason, never a pass; Services need no DNS
+
+NO_DNS_IN_CONFIG = "no cluster DNS: kubeadm's addon/coredns phase is skipped in cluster.yaml"
+
+
+@pytest.mark.parametrize("dns, coredns_skipped, reason", [
+    ("absent", True, NO_DNS_IN_CONFIG),
+    ("absent", False, "no kube-dns Service in kube-system"),
+    ("no-pods", True, NO_DNS_IN_CONFIG),
+    ("no-pods", False, "no cluster DNS: no pods behind the kube-dns Service in kube-system"),
+])
+def test_no_cluster_dns_is_skipped_with_the_reason(dns, coredns_skipped, reason):
+    port = ValidationPortFake(dns=dns)
+    results, _ = run(port, coredns_skipped=coredns_skipped)
+    r = by_check(results)["dns"]
+    assert (r.status, r.detail) == ("skipped", reason)
+    assert r.as_dict()["status"] == "skipped" and r.as_dict()["reason"] == reason
+    assert not any(name == "dns-client" for _, _, name in port.objects), "no lookup is tried without a DNS"
+    assert by_check(results)["service-and-policy"].status == "pass", "the Service check does not need DNS"
+    runner.raise_if_failed(results)   # a skip is not a failure: exit 0
+    assert report.summary(results) == "5 passed, 1 skipped"
+    assert report.counts(results) == {"passed": 5, "failed": 0, "skipped": 1}
+
+
+def test_the_config_reason_is_not_given_when_the_cluster_has_dns_after_all():
+    results, _ = run(ValidationPortFake(), coredns_skipped=True)
+    assert by_check(results)["dns"].status == "pass", "the real cluster decides, cluster.yaml only explains"
+
+
+def test_dns_passes_with_the_answer_it_got():
+    results, _ = run(ValidationPortFake())
+    r = by_check(results)["dns"]
+    assert r.status == "pass" and "resolved kubernetes.default.svc.cluster.local to 10.96.0.1" in r.detail
+    assert r.measurements == {"server": "10.96.0.10", "answers": ["10.96.0.1"]}
+
+
+def test_dns_fails_when_kube_dns_exists_but_lookups_fail():
+    results, _ = run(ValidationPortFake(dns="broken"), coredns_skipped=True)
+    r = by_check(results)["dns"]
+    assert r.status == "fail"
+    assert r.detail == ("a pod could not resolve kubernetes.default.svc.cluster.local through the cluster DNS "
+                        "(10.96.0.10, 2 ready pod(s)): ;; connection timed out; no servers could be reached")
+    with pytest.raises(ValidationFailed) as info:
+        runner.raise_if_failed(results)
+    assert info.value.code == 8 and "(5 passed, 1 failed)" in info.value.message
+
+
+def test_dns_pods_never_ready_fail_rather_than_skip():
+    results, _ = run(ValidationPortFake(dns="not-ready"), timeout=20)
+    r = by_check(results)["dns"]
+    assert r.status == "fail" and r.detail == "the kube-dns Service in kube-system has 2 pod(s), none ready within 20s"
+
+
+def test_dns_answer_must_be_the_kubernetes_service():
+    port = ValidationPortFake()
+    port.service = lambda ns, name, real=port.service: ServiceState("10.96.0.2", 1, 1) if name == "kubernetes" else real(ns, name)
+    r = by_check(run(port)[0])["dns"]
+    assert r.status == "fail" and "resolved to 10.96.0.1, not the kubernetes Service's ClusterIP 10.96.0.2" in r.detail
+
+
+def test_service_is_reached_by_its_cluster_ip_without_dns():
+    port = ValidationPortFake(dns="absent")
+    results, _ = run(port, image="registry.local/busybox:1.37.0")
+    r = by_check(results)["service-and-policy"]
+    assert r.status == "pass" and "by its ClusterIP 10.96.0.77" in r.detail and "NetworkPolicy blocks it" in r.detail
+    assert r.measurements == {"clusterIP": "10.96.0.77", "podIP": "10.244.1.7", "policy": "enforced"}
+    pods = {o["metadata"]["name"]: o for o in port.created_objects if o["kind"] == "Pod"}
+    for name in ("net-server", "net-client", "net-denied"):
+        container = pods[name]["spec"]["containers"][0]
+        assert container["image"] == "registry.local/busybox:1.37.0" and container["imagePullPolicy"] == "IfNotPresent"
+        script = container["command"][-1]
+        assert "net-server:" not in script and "nslookup" not in script, "no DNS name"
+        assert "-T" not in script.split(), "Debian's static busybox wget crashes on -T: `timeout` bounds it instead"
+    assert "http://10.96.0.77:8080/" in pods["net-denied"]["spec"]["containers"][0]["command"][-1]
+
+
+def test_service_routing_failure_is_told_apart_from_the_pod_network():
+    r = by_check(run(ValidationPortFake(routing=False))[0])["service-and-policy"]
+    assert r.status == "fail"
+    assert r.detail == ("a pod reached the server pod at 10.244.1.7:8080 but could not reach it through its Service's "
+                        "ClusterIP 10.96.0.77:8080 (Service routing: kube-proxy or the CNI's replacement): "
+                        "wget: can't connect to remote host (10.96.0.77): Network is unreachable")
+    r = by_check(run(ValidationPortFake(pod_network=False))[0])["service-and-policy"]
+    assert r.status == "fail" and "directly or through its Service (the pod network): wget: can't connect" in r.detail
+
+
+def test_policy_is_skipped_when_the_cni_does_not_enforce_it():
+    port = ValidationPortFake(enforce=False)
+    r = by_check(run(port, cni_enforces_policy=False)[0])["service-and-policy"]
+    assert r.status == "pass" and r.measurements["policy"] == "skipped"
+    assert r.detail == "a pod reached a Service by its ClusterIP 10.96.0.77; NetworkPolicy not tested (the CNI does not enforce it)"
+    assert not any(kind == "NetworkPolicy" or name == "net-denied" for kind, _, name in port.objects)
+
+
+def test_the_table_shows_skip_with_its_reason_and_the_summary_counts_it_apart(capsys):
+    results, notes = run(ValidationPortFake(dns="absent", prometheus=False))
+    report.print_table(results, notes)
+    out = capsys.readouterr().out
+    assert "SKIP" in out and "no kube-dns Service in" in out and "no Prometheus" in out
+    assert out.count("PASS") == 4 and "FAIL" not in out
+    assert "4 passed, 2 skipped" in out
+    said = []
+    runner.run(ValidationPortFake(dns="absent"), Options(timeout=60), only=["dns"], say=said.append)
+    assert said == ["dns: running", "dns: skipped (no kube-dns Service in kube-system)"]
+
+
+def test_summary_wording():
+    from ccp.validation.base import Result
+
+    rs = [Result("a", "pass", 1, ""), Result("b", "fail", 1, "x"), Result("c", "skipped", 0, "why")]
+    assert report.summary(rs) == "1 passed, 1 failed, 1 skipped"
+    assert report.summary(rs[:1]) == "1 passed"
+    assert rs[0].as_dict().get("reason") is None and rs[2].as_dict()["reason"] == "why"
+
+
+@pytest.mark.parametrize("kubeadm, skipped", [
+    (None, False), ({"skipPhases": []}, False), ({"skipPhases": ["addon/coredns"]}, True),
+    ({"skipPhases": ["addon"]}, True), ({"skipPhases": ["addon/kube-proxy"]}, False)])
+def test_coredns_skipped_is_read_from_cluster_yaml(kubeadm, skipped):
+    from types import SimpleNamespace
+
+    from ccp.validation.options import coredns_skipped
+
+    k8s = SimpleNamespace(kubeadm=SimpleNamespace(**kubeadm)) if kubeadm is not None else SimpleNamespace()
+    assert coredns_skipped(SimpleNamespace(spec=SimpleNamespace(kubernetes=k8s))) is skipped
+
+
+def test_cli_only_knows_the_new_names():
+    assert list(CHECKS) == ["pvc-persistence", "api-endpoint", "dns", "service-and-policy", "metrics", "logs"]
+    r = run_ccp("validate", "--only", "dns-and-network")
+    assert r.code == 2 and "no check named dns-and-network" in r.err and "dns, service-and-policy" in r.err
+
+
+def test_from_config_knows_when_cluster_yaml_skips_coredns():
+    from ccp.config.load import load
+    from ccp.validation.options import from_config
+    from tests.conftest import ROOT
+
+    assert from_config(load(ROOT / "examples" / "local.yaml", defer_secrets=True).config).coredns_skipped is True
+    assert from_config(load(ROOT / "examples" / "cluster.yaml", defer_secrets=True).config).coredns_skipped is False

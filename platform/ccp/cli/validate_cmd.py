@@ -14,11 +14,12 @@ def validate(ctx: typer.Context, config: Optional[Path] = typer.Option(None, "--
              kubeconfig: Optional[Path] = KUBECONFIG_OPTION,
              storage_class: Optional[str] = typer.Option(None, "--storage-class", help="Default: the cluster's default class."),
              image: Optional[str] = typer.Option(None, "--image", help="Test pods' image (needs sh, sha256sum, wget, nslookup, httpd)."),
-             only: str = typer.Option("", "--only", metavar="A,B", help="pvc-persistence, api-endpoint, dns-and-network, metrics, logs."),
+             only: str = typer.Option("", "--only", metavar="A,B", help="pvc-persistence, api-endpoint, dns, service-and-policy, metrics, logs."),
              timeout: int = typer.Option(300, "--timeout", help="Seconds each wait may take."),
              output: Output = OUTPUT_OPTION) -> None:
     """Prove the cluster works: data on a volume survives its pod moving to another node, the API
-    answers, DNS and NetworkPolicy work, metrics and logs arrive. Cleans up after itself. Exit 8 on a failure."""
+    answers, DNS resolves, a Service answers on its ClusterIP and NetworkPolicy blocks it, metrics and logs arrive.
+    A check that does not apply is skipped with its reason, never passed. Cleans up after itself. Exit 8 on a failure."""
     from ccp import ui
     from ccp.validation import runner
     from ccp.validation.base import Options
@@ -34,7 +35,9 @@ def validate(ctx: typer.Context, config: Optional[Path] = typer.Option(None, "--
     say = (lambda text: None) if output is Output.json else (lambda text: ui.err().print(f"  [dim]{ui.escape(text)}[/]"))
     results, notes = runner.run(port, opts, only=chosen, say=say)
     if output is Output.json:
-        print_json({"results": [r.__dict__ for r in results], "notes": notes})
+        from ccp.validation.report import counts, summary
+
+        print_json({"results": [r.as_dict() for r in results], "counts": counts(results), "summary": summary(results), "notes": notes})
     else:
         from ccp.validation.report import print_table
 

@@ -10,7 +10,7 @@ from ccp.phases.kubeconfig import kubeconfig_path
 class Validate(Phase):
     name = "validate"
     layer = "validation"
-    summary = "prove it works: PVC across nodes, API endpoints, DNS and NetworkPolicy, metrics, logs"
+    summary = "prove it works: PVC across nodes, API endpoints, DNS, Services and NetworkPolicy, metrics, logs"
     always = True
 
     def inputs(self, ctx: ClusterContext) -> dict:
@@ -37,4 +37,5 @@ class Validate(Phase):
         results, notes = runner.run(port, from_config(ctx.config), only=checks, say=ctx.reporter.progress)
         print_table(results, notes)
         runner.raise_if_failed(results)
-        return {r.check: {"status": r.status, "seconds": round(r.seconds, 1), **r.measurements} for r in results}
+        return {r.check: {"status": r.status, "seconds": round(r.seconds, 1), **r.measurements,
+                          **({"reason": r.detail} if r.status == "skipped" else {})} for r in results}

@@ -22,6 +22,14 @@ class PodState:
     phase: str            # Pending | Running | Succeeded | Failed | Gone
     node: str = ""
     reason: str = ""      # waiting reason / message when not running
+    ip: str = ""          # the pod's IP once it has one
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    cluster_ip: str       # "" or "None" when the Service has none (headless)
+    backends: int         # pods its selector matches (endpoints when it has no selector)
+    ready: int            # ready endpoints behind it
 
 
 class ValidationPort(Protocol):
@@ -36,6 +44,7 @@ class ValidationPort(Protocol):
     def schedulable_nodes(self) -> list[str]: ...
     def default_storage_class(self) -> str | None: ...
     def service_exists(self, namespace: str, name: str) -> bool: ...
+    def service(self, namespace: str, name: str) -> ServiceState | None: ...   # None: no such Service
     def readyz(self, server: str | None = None) -> tuple[bool, str]: ...
     def proxy_get(self, namespace: str, service: str, port: int, path: str) -> str: ...
 
@@ -49,6 +58,7 @@ class Options:
     pvc_size: str = "1Gi"
     cross_node: bool = True
     dns_domain: str = "cluster.local"
+    coredns_skipped: bool = False               # cluster.yaml skips kubeadm's addon/coredns phase: says why DNS is absent
     cni_enforces_policy: bool | None = None     # None: unknown (no cluster.yaml) — try it
     monitoring: bool | None = None               # None: use it if it is there
     logging: bool | None = None
@@ -62,6 +72,14 @@ class Result:
     seconds: float
     detail: str
     measurements: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """For --output json: a skipped check carries its reason under its own key too."""
+        out = {"check": self.check, "status": self.status, "seconds": self.seconds, "detail": self.detail,
+               "measurements": self.measurements}
+        if self.status == "skipped":
+            out["reason"] = self.detail
+        return out
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The five checks. Each returns a one-line detail (and measurements) or raises CheckFailed / Skip."""
+"""The six checks. Each returns a one-line detail (and measurements) or raises CheckFailed / Skip."""
 
 from __future__ import annotations
 
@@ -72,32 +72,99 @@ def api_endpoint(c: Ctx) -> tuple[str, dict]:
     return f"/readyz answered through {len(good)} endpoint(s)", {"endpoints": good}
 
 
-def dns_and_network(c: Ctx) -> tuple[str, dict]:
+NO_DNS_IN_CONFIG = "no cluster DNS: kubeadm's addon/coredns phase is skipped in cluster.yaml"
+
+
+def dns(c: Ctx) -> tuple[str, dict]:
+    """A pod resolves kubernetes.default.svc.<domain> to the kubernetes Service's ClusterIP. The real
+    cluster decides whether there is a cluster DNS to test; with none the check is skipped, saying why."""
+    svc = c.port.service("kube-system", "kube-dns")
+    if svc is None or svc.backends == 0:
+        if c.opts.coredns_skipped:
+            raise Skip(NO_DNS_IN_CONFIG)
+        raise Skip("no kube-dns Service in kube-system" if svc is None else
+                   "no cluster DNS: no pods behind the kube-dns Service in kube-system")
+    deadline = c.clock() + c.opts.timeout
+    while not svc.ready:   # pods exist but none is ready: a broken DNS, not an absent one
+        if c.clock() >= deadline:
+            raise CheckFailed(f"the kube-dns Service in kube-system has {svc.backends} pod(s), none ready "
+                              f"within {c.opts.timeout:.0f}s")
+        c.sleep(5)
+        svc = c.port.service("kube-system", "kube-dns") or svc
+    fqdn = f"kubernetes.default.svc.{c.opts.dns_domain}"
+    api = c.port.service("default", "kubernetes")
+    probe = (f'for i in 1 2 3 4 5; do if out=$(nslookup {fqdn} 2>&1); then echo "$out"; echo DNS-OK; exit 0; fi; '
+             'sleep 2; done; echo "$out"; echo DNS-FAILED')
+    c.create(pod("dns-client", probe, c.opts.image))
+    c.wait_pod("dns-client", ("Succeeded",), what="the DNS client pod")
+    out = c.port.logs(c.namespace, "dns-client")
+    where = f"the cluster DNS ({svc.cluster_ip}, {svc.ready} ready pod(s))"
+    if "DNS-OK" not in out.split():
+        said = [ln.strip() for ln in out.splitlines() if ln.strip() and ln.strip() != "DNS-FAILED"]
+        raise CheckFailed(f"a pod could not resolve {fqdn} through {where}: {said[-1] if said else 'no output'}")
+    got = _answers(out)
+    if api and api.cluster_ip and api.cluster_ip not in got:
+        raise CheckFailed(f"{fqdn} resolved to {', '.join(got) or 'nothing'}, not the kubernetes Service's ClusterIP {api.cluster_ip}")
+    return f"a pod resolved {fqdn} to {', '.join(got)} through {where}", {"server": svc.cluster_ip, "answers": got}
+
+
+def _answers(nslookup: str) -> list[str]:
+    """The addresses after the Name: line (busybox prints `Address: IP` or `Address 1: IP name`)."""
+    out, named = [], False
+    for line in nslookup.splitlines():
+        named = named or line.startswith("Name:")
+        if named and line.startswith("Address") and ":" in line:
+            words = line.split(":", 1)[1].split()
+            out += words[:1]
+    return out
+
+
+def service_and_policy(c: Ctx) -> tuple[str, dict]:
+    """A pod reaches another pod directly and through its Service's ClusterIP, read from the Service —
+    no DNS name anywhere; then a deny-all NetworkPolicy blocks it, unless the CNI is known not to enforce policy."""
     serve = "mkdir -p /www && echo ccp-ok > /www/index.html && httpd -f -p 8080 -h /www"
     c.create(pod("net-server", serve, c.opts.image, labels={"app": "net-server"}))
     c.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "net-server"},
               "spec": {"selector": {"app": "net-server"}, "ports": [{"port": 8080, "targetPort": 8080}]}})
-    c.wait_pod("net-server", ("Running",), what="the test server pod")
-    fqdn = f"kubernetes.default.svc.{c.opts.dns_domain}"
-    probe = (f'if nslookup {fqdn} >/dev/null 2>&1; then echo DNS ok; else echo DNS failed; fi; '
-             'for i in 1 2 3 4 5; do if r=$(wget -qO- -T 3 http://net-server:8080/); then echo "HTTP $r"; exit 0; fi; sleep 2; done; echo HTTP failed')
-    c.create(pod("net-client", probe, c.opts.image))
+    server = c.wait_pod("net-server", ("Running",), what="the test server pod")
+    svc = c.port.service(c.namespace, "net-server")
+    cip = svc.cluster_ip if svc else ""
+    if cip in ("", "None"):
+        raise CheckFailed("the test Service net-server got no ClusterIP")
+    # `timeout` rather than wget's -T: Debian's static busybox (the images made here) crashes on -T
+    fetch = ('get() { for i in 1 2 3 4 5; do if r=$(timeout 3 wget -qO- "$2" 2>&1); then echo "$1 $r"; return; fi; '
+             'sleep 2; done; echo "$1 failed: $(echo "$r" | tail -n 1)"; }; ')
+    direct = f'get POD {_url(server.ip)}; ' if server.ip else ""
+    c.create(pod("net-client", fetch + direct + f"get SERVICE {_url(cip)}", c.opts.image))
     c.wait_pod("net-client", ("Succeeded",), what="the test client pod")
-    out = c.port.logs(c.namespace, "net-client")
-    if "DNS ok" not in out:
-        raise CheckFailed(f"a pod could not resolve {fqdn} (cluster DNS)")
-    if "HTTP ccp-ok" not in out:
-        raise CheckFailed("a pod could not reach a Service in another pod")
+    said = c.port.logs(c.namespace, "net-client").splitlines()
+    m = {"clusterIP": cip, "podIP": server.ip}
+    if "SERVICE ccp-ok" not in said:
+        why = next((ln.split(":", 1)[1].strip() for ln in said if ln.startswith("SERVICE failed:")), "")
+        why = f": {why}" if why else ""
+        if server.ip and "POD ccp-ok" not in said:
+            raise CheckFailed(f"a pod could not reach another pod at {server.ip}:8080, directly or through its Service "
+                              f"(the pod network){why}")
+        raise CheckFailed(f"a pod {'reached the server pod at ' + server.ip + ':8080 but ' if server.ip else ''}could not "
+                          f"reach it through its Service's ClusterIP {cip}:8080 (Service routing: kube-proxy or the CNI's "
+                          f"replacement){why}")
     if c.opts.cni_enforces_policy is False:
-        return "DNS and Service traffic work; NetworkPolicy not tested (the CNI does not enforce it)", {"policy": "skipped"}
+        return (f"a pod reached a Service by its ClusterIP {cip}; NetworkPolicy not tested (the CNI does not enforce it)",
+                {**m, "policy": "skipped"})
     c.create({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny-all"},
               "spec": {"podSelector": {"matchLabels": {"app": "net-server"}}, "policyTypes": ["Ingress"]}})
-    blocked = 'sleep 5; if wget -qO- -T 3 http://net-server:8080/ >/dev/null 2>&1; then echo REACHED; else echo BLOCKED; fi'
+    # the CNI programs the policy a moment later: blocked on any attempt within ~15 s counts
+    blocked = (f'sleep 3; for i in 1 2 3 4 5 6; do if ! timeout 3 wget -qO- {_url(cip)} >/dev/null 2>&1; then echo BLOCKED; exit 0; fi; '
+               'sleep 2; done; echo REACHED')
     c.create(pod("net-denied", blocked, c.opts.image))
     c.wait_pod("net-denied", ("Succeeded",), what="the NetworkPolicy probe pod")
     if "BLOCKED" not in c.port.logs(c.namespace, "net-denied"):
         raise CheckFailed("a deny-all NetworkPolicy did not block traffic: the CNI does not enforce NetworkPolicy")
-    return "DNS resolves, Services answer, a deny-all NetworkPolicy blocks traffic", {"policy": "enforced"}
+    return f"a pod reached a Service by its ClusterIP {cip}; a deny-all NetworkPolicy blocks it", {**m, "policy": "enforced"}
+
+
+def _url(ip: str) -> str:
+    return f"http://[{ip}]:8080/" if ":" in ip else f"http://{ip}:8080/"
 
 
 def metrics(c: Ctx) -> tuple[str, dict]:
@@ -163,5 +230,5 @@ def _line(text: str, tag: str) -> list[str]:
     return []
 
 
-CHECKS = {"pvc-persistence": pvc_persistence, "api-endpoint": api_endpoint, "dns-and-network": dns_and_network,
-          "metrics": metrics, "logs": logs}
+CHECKS = {"pvc-persistence": pvc_persistence, "api-endpoint": api_endpoint, "dns": dns,
+          "service-and-policy": service_and_policy, "metrics": metrics, "logs": logs}

@@ -8,19 +8,26 @@ from ccp.validation.base import Options
 def from_config(cfg, *, storage_class=None, image=None, timeout=None) -> Options:
     from ccp.addons import images_for
     from ccp.config import inventory
-    from ccp.config.versions import bom_for
+    from ccp.config.versions import bom_of
 
     spec = cfg.spec
-    imgs = images_for(cfg, bom_for(spec.kubernetes.version))
+    imgs = images_for(cfg, bom_of(cfg))
     nodes = inventory.build(cfg)
     cps = [n for n in nodes if n.role == inventory.ROLE_CP]
     endpoints = []
     if len(cps) > 1:   # each control plane directly, and the VIP
         endpoints = [f"https://{n.address}:6443" for n in cps] + [f"https://{inventory.api_endpoint(cfg)}"]
-    opts = Options(storage_class=storage_class, image=image or imgs["busybox"], query_image=imgs["elasticsearch"],
+    opts = Options(storage_class=storage_class, image=image or imgs["busybox"], query_image=imgs.get("elasticsearch", ""),
                    pvc_size=spec.validation.pvc.size, cross_node=spec.validation.pvc.crossNode,
-                   dns_domain=spec.kubernetes.dnsDomain, cni_enforces_policy=spec.addons.cni.name != "flannel",
+                   dns_domain=spec.kubernetes.dnsDomain, coredns_skipped=coredns_skipped(cfg),
+                   cni_enforces_policy=spec.addons.cni.name != "flannel",
                    monitoring=spec.addons.monitoring.enabled, logging=spec.addons.logging.enabled, endpoints=endpoints)
     if timeout:
         opts.timeout = timeout
     return opts
+
+
+def coredns_skipped(cfg) -> bool:
+    """cluster.yaml skips kubeadm's addon/coredns phase (or all of addon): the cluster has no CoreDNS by design."""
+    kubeadm = getattr(cfg.spec.kubernetes, "kubeadm", None)
+    return bool({"addon", "addon/coredns"} & set(getattr(kubeadm, "skipPhases", None) or []))

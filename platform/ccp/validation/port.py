@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from ccp.errors import KubernetesError
 from ccp.remote.kube_objects import LightkubeObjects
-from ccp.validation.base import PodState
+from ccp.validation.base import PodState, ServiceState
 
 
 class LightkubeValidation(LightkubeObjects):
@@ -14,8 +16,22 @@ class LightkubeValidation(LightkubeObjects):
         return [n.metadata.name for n in self._call(lambda: list(self.client.list(Namespace, labels=labels)), "list namespaces")
                 if n.status is None or n.status.phase != "Terminating"]
 
-    def create_namespace(self, name, labels):
+    def create_namespace(self, name, labels, wait: float = 60):
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.core_v1 import ServiceAccount
+
         self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+        # pods are refused until the controller-manager has made the namespace's default ServiceAccount
+        end = time.monotonic() + wait
+        while True:
+            try:
+                self.client.get(ServiceAccount, "default", namespace=name)
+                return
+            except ApiError as exc:
+                if exc.status.code != 404 or time.monotonic() >= end:
+                    raise KubernetesError(f"namespace {name} has no default ServiceAccount after {wait:.0f}s: {exc.status.message}",
+                                          "check that kube-controller-manager runs (its serviceaccount controller makes it)") from None
+            time.sleep(0.5)
 
     def delete_namespace(self, name):
         from ccp.remote.kube import ObjectRef
@@ -51,7 +67,8 @@ class LightkubeValidation(LightkubeObjects):
         for cond in (p.status.conditions or []) if p.status else []:
             if cond.type == "PodScheduled" and cond.status != "True":
                 reason = reason or f"unschedulable: {cond.message}"
-        return PodState(p.status.phase if p.status else "Pending", p.spec.nodeName or "", reason)
+        return PodState(p.status.phase if p.status else "Pending", p.spec.nodeName or "", reason,
+                        (p.status.podIP or "") if p.status else "")
 
     def pvc_phase(self, namespace, name):
         from lightkube.resources.core_v1 import PersistentVolumeClaim
@@ -91,6 +108,31 @@ class LightkubeValidation(LightkubeObjects):
             return True
         except ApiError:
             return False
+
+    def service(self, namespace, name):
+        from lightkube.core.exceptions import ApiError
+        from lightkube.resources.core_v1 import Pod, Service
+        from lightkube.resources.discovery_v1 import EndpointSlice
+
+        try:
+            svc = self.client.get(Service, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise KubernetesError(f"cannot read Service {namespace}/{name}: {exc.status.message}", "check the kubeconfig's permissions") from None
+        slices = self._call(lambda: list(self.client.list(EndpointSlice, namespace=namespace, labels={"kubernetes.io/service-name": name})),
+                            f"list the endpoints of {namespace}/{name}")
+        # one slice per address family: count each pod (or address) once; ready unset means ready
+        ready = {(e.targetRef.name if e.targetRef else e.addresses[0]) for s in slices for e in (s.endpoints or [])
+                 if e.conditions is None or e.conditions.ready is not False}
+        every = {(e.targetRef.name if e.targetRef else e.addresses[0]) for s in slices for e in (s.endpoints or [])}
+        selector = svc.spec.selector if svc.spec else None
+        if selector:
+            pods = self._call(lambda: list(self.client.list(Pod, namespace=namespace, labels=selector)), f"list the pods of {namespace}/{name}")
+            backends = sum(1 for p in pods if not p.metadata.deletionTimestamp)
+        else:
+            backends = len(every)
+        return ServiceState((svc.spec.clusterIP or "") if svc.spec else "", backends, len(ready))
 
     def _http(self):
         # lightkube's configured httpx client (auth, CA, server): the only way to reach non-resource paths

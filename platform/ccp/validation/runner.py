@@ -10,6 +10,7 @@ import time
 from ccp.errors import CcpError, ValidationFailed
 from ccp.validation.base import VALIDATE_LABEL, CheckFailed, Ctx, Options, Result, Skip, ValidationPort
 from ccp.validation.checks import CHECKS
+from ccp.validation.report import summary
 
 
 def run(port: ValidationPort, opts: Options, *, only: list[str] | None = None, clock=time.monotonic, sleep=time.sleep,
@@ -22,9 +23,9 @@ def run(port: ValidationPort, opts: Options, *, only: list[str] | None = None, c
         notes.append(f"removed namespace {leftover} left by an earlier run")
     token = secrets.token_hex(8)
     ctx = Ctx(port, opts, f"ccp-validate-{token[:6]}", token, clock=clock, sleep=sleep)
-    port.create_namespace(ctx.namespace, {VALIDATE_LABEL: "true"})
     results: list[Result] = []
     try:
+        port.create_namespace(ctx.namespace, {VALIDATE_LABEL: "true"})
         for name, check in CHECKS.items():
             if only and name not in only:
                 continue
@@ -41,7 +42,8 @@ def run(port: ValidationPort, opts: Options, *, only: list[str] | None = None, c
                 results.append(Result(name, "fail", clock() - t0, exc.message))
             except Exception as exc:  # e.g. the API went away mid-check: this check fails, the others still run
                 results.append(Result(name, "fail", clock() - t0, f"{type(exc).__name__}: {exc}"))
-            say(f"{name}: {results[-1].status}")
+            last = results[-1]
+            say(f"{name}: {last.status}" + (f" ({last.detail})" if last.status == "skipped" else ""))
     finally:
         for kind, ns, name in ctx.created:
             port.remove(kind, ns, name)
@@ -61,6 +63,7 @@ def check_names(only: list[str] | None) -> None:
 def raise_if_failed(results: list[Result]) -> None:
     failed = [r for r in results if r.status == "fail"]
     if failed:
-        raise ValidationFailed(f"{len(failed)} of {len(results)} checks failed: {', '.join(r.check for r in failed)}",
+        raise ValidationFailed(f"{len(failed)} of {len(results)} checks failed ({summary(results)}): "
+                               f"{', '.join(r.check for r in failed)}",
                                "the detail of each failed check says what did not work; fix it and run ccp validate again",
                                [f"{r.check}: {r.detail}" for r in failed])
