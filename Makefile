@@ -13,7 +13,7 @@ export GOVC_USERNAME ?= user
 export GOVC_PASSWORD ?= $(VSPHERE_PASSWORD)
 export GOVC_INSECURE ?= 1
 
-.PHONY: setup demo test bench vcsim-start vcsim-stop clean
+.PHONY: setup demo test bench vcsim-start vcsim-stop lab-bundle clean
 
 setup:
 	@hack/setup.sh
@@ -23,6 +23,10 @@ vcsim-start: setup
 
 vcsim-stop:
 	@hack/vcsim.sh stop
+
+# The offline bundle examples/local.yaml installs from (.tools/lab-bundle.tar), made from ../shared/k8s
+lab-bundle: setup
+	@hack/lab-bundle.sh
 
 # The main job against the simulator: create the cluster's VMs, show them, remove them again.
 # CCP_VCSIM_SHIM=1 lets vcsim report guest IPs (it runs no guest; see platform/ccp/providers/vcsim_shim.py).

@@ -21,6 +21,8 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)   # rendered scripts a
 # The appliance (ccp appliance build, tests/appliance): a Debian root filesystem, a bootable disk,
 # the VMDK, the OVF environment ISO, and QEMU to boot it.
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+# provisioner: local (make demo, tests/local): systemd-nspawn machines on this host
+command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
 command -v sfdisk >/dev/null || missing+=(fdisk)
 command -v extlinux >/dev/null || missing+=(extlinux)
 [ -e /usr/lib/syslinux/mbr/mbr.bin ] || missing+=(syslinux-common)
