@@ -199,7 +199,10 @@ class FakeCluster:
             return (0 if node in self.members else 1), "", ""
         if s == "kubeadm certs certificate-key":
             return 0, CERT_KEY, ""
-        if s.startswith("kubeadm init --config"):
+        if "kubeadm init --config" in s:
+            # kubeadm's own rule (it refuses the mix): the key travels in the config, never as a flag
+            assert "--certificate-key" not in s, "kubeadm: can not mix '--config' with arguments [certificate-key]"
+            assert s.startswith("umask 077;") and "/run/ccp/" in s
             assert secrets.get("CCP_CERTIFICATE_KEY") == CERT_KEY
             self.initialized = True
             self.members.add(node)

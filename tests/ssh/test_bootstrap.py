@@ -174,5 +174,8 @@ def test_an_offline_bundle_reaches_every_node_over_ssh(cluster, tmp_path):
     for node in fc.prepared:
         files = fc.files[node]
         assert any(p.startswith("/var/lib/ccp/packages/kubeadm_") for p in files), sorted(files)
-        assert any(p.startswith("/var/lib/ccp/images/registry.k8s.io_kube-apiserver_") for p in files)
+        # control-plane images go to control planes only: a worker is not sent hundreds of MB it never runs
+        apiserver = any(p.startswith("/var/lib/ccp/images/registry.k8s.io_kube-apiserver_") for p in files)
+        assert apiserver == ("-cp-" in node), node
+        assert any(p.startswith("/var/lib/ccp/images/registry.k8s.io_kube-proxy_") for p in files)
         assert "ctr -n k8s.io images import" in files["/var/lib/ccp/prepare-node.sh"]

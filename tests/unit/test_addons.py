@@ -265,3 +265,17 @@ def test_changed_retention_renames_the_setup_job(tmp_path):
     job = lambda cfg: next(o["metadata"]["name"] for o in addons.render(log, cfg, bom).objects  # noqa: E731
                            if o["metadata"]["name"].startswith("elasticsearch-setup-"))
     assert job(bom_cfg) != job(cfg_for(tmp_path, **{"addons.logging.retention": "30d"}))
+
+
+def test_local_path_helper_pods_run_as_the_provisioners_own_account(tmp_path):
+    """Found on real nodes: the provisioner names its helper pods' ServiceAccount itself, and its default
+    (local-path-provisioner-service-account) does not exist, so every volume failed to provision."""
+    cfg = cfg_for(tmp_path, **{"addons.storage.provider": "local-path"})
+    (addon,) = [a for a in addons.enabled_addons(cfg) if a.name == "local-path"]
+    objs = addons.render(addon, cfg, versions.bom_for(cfg.spec.kubernetes.version)).objects
+    accounts = {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"}
+    (deploy,) = [o for o in objs if o["kind"] == "Deployment"]
+    pod = deploy["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert pod["serviceAccountName"] in accounts
+    assert env["SERVICE_ACCOUNT_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.serviceAccountName"

@@ -98,7 +98,7 @@ def test_join_secrets_are_substituted_from_the_environment_only(tmp_path):
     out = render.render_all(load(write_config(tmp_path / "c.yaml", example_data())))
     cfg = tmp_path / "join.yaml"
     cfg.write_text(out.files["kubeadm/demo-cp-2/join.yaml"])
-    script = JOIN.format(cfg=cfg).replace("/run/ccp", str(tmp_path / "run")).replace(
+    script = JOIN.format(cfg=cfg, name="join").replace("/run/ccp", str(tmp_path / "run")).replace(
         "kubeadm join --config", "cat")
     secrets = {"CCP_BOOTSTRAP_TOKEN": "abcdef.0123456789abcdef", "CCP_CA_CERT_HASH": "sha256:" + "d" * 64,
                "CCP_CERTIFICATE_KEY": "c" * 64}
@@ -110,3 +110,26 @@ def test_join_secrets_are_substituted_from_the_environment_only(tmp_path):
     assert doc["discovery"]["bootstrapToken"]["caCertHashes"] == [secrets["CCP_CA_CERT_HASH"]]
     assert doc["controlPlane"]["certificateKey"] == secrets["CCP_CERTIFICATE_KEY"]
     assert not (tmp_path / "run" / "join.yaml").exists(), "the filled-in file is removed"
+
+
+def test_init_takes_the_certificate_key_in_its_config_not_a_flag(tmp_path):
+    """kubeadm refuses --certificate-key next to --config (found on real nodes): the key is filled into
+    InitConfiguration.certificateKey on the node, from the environment, and the filled file is removed."""
+    import subprocess
+
+    from ccp.phases.kubeadm import INIT
+
+    out = render.render_all(load(write_config(tmp_path / "c.yaml", example_data())))
+    cfg = tmp_path / "init.yaml"
+    cfg.write_text(out.files["kubeadm/demo-cp-1/init.yaml"])
+    script = INIT.format(cfg=cfg, name="init")
+    assert "--certificate-key" not in script and "kubeadm init --config /run/ccp/init.yaml" in script
+    script = script.replace("/run/ccp", str(tmp_path / "run")).replace("kubeadm init --config", "cat").replace(
+        " --upload-certs --skip-token-print --skip-certificate-key-print", "")
+    key = "c" * 64
+    proc = subprocess.run(["sh", "-c", script], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "CCP_CERTIFICATE_KEY": key, "CCP_BOOTSTRAP_TOKEN": "", "CCP_CA_CERT_HASH": ""})
+    assert proc.returncode == 0, proc.stderr
+    init = next(yaml.safe_load_all(proc.stdout))
+    assert init["kind"] == "InitConfiguration" and init["certificateKey"] == key
+    assert not (tmp_path / "run" / "init.yaml").exists()

@@ -96,6 +96,7 @@ def test_rendered_kubeadm_carries_the_build_settings():
     assert init[0]["patches"] == {"directory": render.KUBEADM_PATCHES_DIR}
     assert "dns" not in init[1] and init[1]["etcd"]["local"]["imageTag"] == "3.5.1-0"
     assert init[2]["failCgroupV1"] is False
+    assert init[3]["conntrack"] == {"maxPerCore": 0}
     cp_join = yaml.safe_load(out["kubeadm/local-cp-2/join.yaml"])
     worker_join = yaml.safe_load(out["kubeadm/local-worker-1/join.yaml"])
     assert cp_join["patches"] == {"directory": render.KUBEADM_PATCHES_DIR} and "patches" not in worker_join

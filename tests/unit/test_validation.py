@@ -75,6 +75,9 @@ class ValidationPortFake:
     def pvc_phase(self, namespace, name):
         return "Bound"
 
+    def volume_is_node_local(self, namespace, name):
+        return getattr(self, "node_local", False)
+
     def logs(self, namespace, name):
         p = self.pods[(namespace, name)]
         env = {e["name"]: e.get("value") for e in p["obj"]["spec"]["containers"][0]["env"]}
@@ -158,6 +161,19 @@ def test_one_schedulable_node_skips_the_cross_node_part():
     results, _ = run(ValidationPortFake(nodes=["only"]))
     pvc = by_check(results)["pvc-persistence"]
     assert pvc.status == "pass" and "cross-node part skipped: only one schedulable node" in pvc.detail
+
+
+def test_a_node_local_volume_is_read_back_on_its_own_node():
+    """Found on real nodes: a local-path volume cannot follow a pod; the reader was forced elsewhere and
+    stayed Pending for the whole timeout. Now the reader stays on the writer's node, saying why."""
+    port = ValidationPortFake()
+    port.node_local = True
+    results, _ = run(port)
+    pvc = by_check(results)["pvc-persistence"]
+    assert pvc.status == "pass" and "the volume is node-local" in pvc.detail
+    assert pvc.measurements["crossNode"] is False and pvc.measurements["nodeLocal"] is True
+    reader = next(o for o in port.created_objects if o["kind"] == "Pod" and o["metadata"]["name"] == "reader")
+    assert "affinity" not in reader["spec"]
 
 
 def test_lost_data_fails_with_what_was_read_and_exit_8():

@@ -73,6 +73,12 @@ class Kubelet(Strict):
                                                         "kubelet's own, which refuses cgroup v1).")
 
 
+class KubeProxy(Strict):
+    conntrackMaxPerCore: int | None = Field(None, ge=0, description="kube-proxy's conntrack table size per core; 0 leaves "
+                                                                    "the host's alone (nodes that are containers, e.g. "
+                                                                    "provisioner: local, may not set it). Default: kube-proxy's own.")
+
+
 class LocalMachines(Strict):
     """provisioner: local — nodes are systemd-nspawn machines on the Linux host ccp runs on."""
 
@@ -90,6 +96,7 @@ class Kubernetes(Strict):
                                                           "YAML, relative to cluster.yaml. See examples/lab/bom.yaml.")
     kubeadm: Kubeadm = Field(default_factory=Kubeadm)
     kubelet: Kubelet = Field(default_factory=Kubelet)
+    kubeProxy: KubeProxy = Field(default_factory=KubeProxy)
     podCIDR: ipaddress.IPv4Network = Field(ipaddress.IPv4Network("10.244.0.0/16"), description="Pod network.")
     serviceCIDR: ipaddress.IPv4Network = Field(ipaddress.IPv4Network("10.96.0.0/12"), description="Service network.")
     dnsDomain: str = Field("cluster.local", description="Cluster DNS domain.")

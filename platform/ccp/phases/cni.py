@@ -52,6 +52,12 @@ class Cni(Phase):
             actions.append(Action("apply", f"{cni} (pod network)", "not applied yet" if applied is None else "manifest changed"))
         if not_ready or len([n for n in kube.nodes() if n.name in names]) < len(names):
             actions.append(Action("wait for", f"{len(names)} nodes to be Ready", f"{len(not_ready)} not Ready"))
+        else:
+            from ccp.remote.kube import ObjectRef
+
+            state = kube.workload(ObjectRef("apps/v1", "DaemonSet", namespace, name))
+            if not state.ready and applied == want:
+                actions.append(Action("wait for", f"the {cni} pods", state.detail))
         return actions
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
@@ -63,4 +69,28 @@ class Cni(Phase):
             applied = kube.apply_yaml(text, {**MANAGED_BY, "ccp.io/addon": "cni"}, {HASH: sha256(text)})
         names = [n.name for n in inventory.build(ctx.config) if n.role != inventory.ROLE_LB]
         wait_nodes_ready(kube, names, READY_TIMEOUT, progress=ctx.reporter.progress)
+        # A node is Ready as soon as a CNI config exists; the network works only once its pods run.
+        wait_daemonset(kube, cni, READY_TIMEOUT, progress=ctx.reporter.progress)
         return {"cni": cni, "applied": applied, "ready": names}
+
+
+def wait_daemonset(kube, cni: str, timeout: float, *, progress=lambda text: None, clock=None, sleep=None) -> None:
+    import time
+
+    from ccp.errors import KubernetesError
+    from ccp.remote.kube import ObjectRef
+
+    clock, sleep = clock or time.monotonic, sleep or time.sleep
+    namespace, name = DAEMONSETS[cni]
+    ref = ObjectRef("apps/v1", "DaemonSet", namespace, name)
+    deadline = clock() + timeout
+    while True:
+        state = kube.workload(ref)
+        if state.ready:
+            return
+        progress(f"{cni}: {state.detail}")
+        if clock() >= deadline:
+            raise KubernetesError(f"the pod network ({cni}) is not running after {timeout:.0f}s: {state.detail}",
+                                  f"look at its pods: kubectl -n {namespace} get pods -o wide; kubectl -n {namespace} logs ds/{name}",
+                                  kube.warning_events(ref))
+        sleep(5)

@@ -50,10 +50,12 @@ class PrepareHosts(Phase):
         ssh = ctx.ssh()
         todo = [a.target.removeprefix("host ") for a in actions]
         bundle = _bundle(ctx)   # read once, uploaded to every host
+        workers = set(by_role(ctx, inventory.ROLE_WORKER))
 
         async def prepare(t):
             files = {f"{REMOTE_DIR}/prepare-node.sh": (rendered(ctx, f"scripts/{t.name}/prepare-node.sh"), 0o700)}
-            files.update({dest: (data, 0o644) for dest, data in bundle.items()})
+            files.update({dest: (data, 0o644) for dest, data in bundle.items()
+                          if not (t.name in workers and _control_plane_only(dest))})
             await ssh.upload(t, files)
             ctx.reporter.item(t.name, "preparing")
             await ssh.run(t, f"bash {REMOTE_DIR}/prepare-node.sh", sudo=True)
@@ -62,6 +64,18 @@ class PrepareHosts(Phase):
         fan = ssh.call(ssh.each(ctx.targets(todo), prepare))
         fan.raise_if_failed("preparing hosts")
         return {"prepared": sorted(fan.results), "hostKeysPinned": ctx.take_pins()}
+
+
+# Images only a control plane runs (static pods): a worker is not sent them (hundreds of MB).
+CONTROL_PLANE_ONLY = ("_kube-apiserver_", "_kube-controller-manager_", "_kube-scheduler_", "_etcd_")
+
+
+def _control_plane_only(dest: str) -> bool:
+    return dest.startswith(IMAGES_DIR + "/") and any(part in dest for part in CONTROL_PLANE_ONLY)
+
+
+def by_role(ctx: ClusterContext, role: str) -> list[str]:
+    return [n.name for n in inventory.build(ctx.config) if n.role == role]
 
 
 def _bundle(ctx: ClusterContext) -> dict[str, bytes]:

@@ -22,11 +22,15 @@ CA_HASH = ("openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -p
            " | sha256sum | cut -d' ' -f1")
 # awk, not envsubst (gettext may be missing) and not sed (its arguments would show the secrets in `ps`):
 # awk reads them from its environment. The values are [a-z0-9.:] only, nothing gsub treats specially.
-JOIN = ("umask 077; mkdir -p /run/ccp; awk '{{"
-        "gsub(/\\$\\{{CCP_BOOTSTRAP_TOKEN\\}}/, ENVIRON[\"CCP_BOOTSTRAP_TOKEN\"]); "
-        "gsub(/\\$\\{{CCP_CA_CERT_HASH\\}}/, ENVIRON[\"CCP_CA_CERT_HASH\"]); "
-        "gsub(/\\$\\{{CCP_CERTIFICATE_KEY\\}}/, ENVIRON[\"CCP_CERTIFICATE_KEY\"]); print }}' {cfg} > /run/ccp/join.yaml; "
-        "kubeadm join --config /run/ccp/join.yaml; rc=$?; rm -f /run/ccp/join.yaml; exit $rc")
+_SUBSTITUTE = ("umask 077; mkdir -p /run/ccp; awk '{{"
+               "gsub(/\\$\\{{CCP_BOOTSTRAP_TOKEN\\}}/, ENVIRON[\"CCP_BOOTSTRAP_TOKEN\"]); "
+               "gsub(/\\$\\{{CCP_CA_CERT_HASH\\}}/, ENVIRON[\"CCP_CA_CERT_HASH\"]); "
+               "gsub(/\\$\\{{CCP_CERTIFICATE_KEY\\}}/, ENVIRON[\"CCP_CERTIFICATE_KEY\"]); print }}' {cfg} > /run/ccp/{name}.yaml; ")
+JOIN = _SUBSTITUTE + "kubeadm join --config /run/ccp/{name}.yaml; rc=$?; rm -f /run/ccp/{name}.yaml; exit $rc"
+# kubeadm refuses --certificate-key next to --config: the key goes into the config, filled in on the node.
+# --skip-*-print: kubeadm would otherwise print its bootstrap token and the key into our log.
+INIT = (_SUBSTITUTE + "kubeadm init --config /run/ccp/{name}.yaml --upload-certs --skip-token-print "
+        "--skip-certificate-key-print; rc=$?; rm -f /run/ccp/{name}.yaml; exit $rc")
 
 
 def patch_files(ctx: ClusterContext) -> dict[str, tuple[str, int]]:
@@ -109,10 +113,8 @@ class KubeadmInit(Phase):
                                  **patch_files(ctx)})
             key = (await ssh.run(t, "kubeadm certs certificate-key", sudo=True, secret_output=True)).stdout.strip()
             ctx.reporter.item(first, "kubeadm init (a few minutes)")
-            # --skip-*-print: kubeadm would otherwise print its bootstrap token and the key into our log
-            await ssh.run(t, f"kubeadm init --config {KUBEADM_DIR}/init.yaml --upload-certs --skip-token-print "
-                             '--skip-certificate-key-print --certificate-key "$CCP_CERTIFICATE_KEY"',
-                          sudo=True, env_secrets={"CCP_CERTIFICATE_KEY": key})
+            await ssh.run(t, INIT.format(cfg=f"{KUBEADM_DIR}/init.yaml", name="init"), sudo=True,
+                          env_secrets={"CCP_CERTIFICATE_KEY": key, "CCP_BOOTSTRAP_TOKEN": "", "CCP_CA_CERT_HASH": ""})
             return await wait_api(ssh, t, api_endpoint(ctx))
 
         ssh.call(init())
@@ -148,7 +150,7 @@ async def join(ctx: ClusterContext, ssh, t, secrets: dict[str, str]) -> None:
     patches = patch_files(ctx) if secrets.get("CCP_CERTIFICATE_KEY") else {}   # control planes only
     await ssh.upload(t, {cfg: (rendered(ctx, f"kubeadm/{t.name}/join.yaml"), 0o600), **patches})
     ctx.reporter.item(t.name, "joining")
-    await ssh.run(t, JOIN.format(cfg=cfg), sudo=True, env_secrets=secrets)
+    await ssh.run(t, JOIN.format(cfg=cfg, name="join"), sudo=True, env_secrets=secrets)
     ctx.reporter.item(t.name, "done")
 
 

@@ -37,7 +37,7 @@ class Provision(Phase):
                 "hostKeysPinned": _pin_reported_keys(ctx, nodes)}
 
 
-def _pin_reported_keys(ctx: ClusterContext, nodes: dict[str, dict]) -> list[str]:
+def _pin_reported_keys(ctx: ClusterContext, nodes: dict[str, dict]) -> dict[str, str]:
     """A provider that can read a machine's host key from the machine itself (local machines) reports it:
     pinned before first contact, and re-pinned when the machine was made anew."""
     from ccp.remote.hostkeys import HostKeys, pin_known
@@ -45,11 +45,13 @@ def _pin_reported_keys(ctx: ClusterContext, nodes: dict[str, dict]) -> list[str]
     port = ctx.config.spec.ssh.port
     keys = {HostKeys.label(rec["address"], port): rec["hostKey"] for rec in nodes.values() if rec.get("hostKey")}
     if not keys:
-        return []
+        return {}
+    from asyncssh import import_public_key
+
     changed = pin_known(ctx.state_dir / "known_hosts", keys)
     if "ssh" in ctx.cache:   # a session made earlier in this run must trust the new pins too
         ctx.cache["ssh"].hostkeys.keys.update(changed)
-    return sorted(changed)
+    return {label: import_public_key(key).get_fingerprint("sha256") for label, key in sorted(changed.items())}
 
 
 def _refuse_if_still_members(ctx: ClusterContext, leaving: list[str]) -> None:

@@ -20,6 +20,7 @@ def local_checks(ctx) -> list:
     """provisioner: local — the host can run this cluster's machines (root, tools, kernel, memory,
     addresses, inotify). A check named in --ignore-preflight is reported as ignored, never as passed."""
     from ccp.config import inventory
+    from ccp.providers.local import bridge_name
     from ccp.providers.local_machines import LocalHost
     from ccp.providers.vsphere_preflight import CheckResult
 
@@ -29,7 +30,7 @@ def local_checks(ctx) -> list:
     net = cfg.spec.nodes.network
     host = LocalHost(Path(cfg.spec.local.machinesDir), Path(cfg.spec.local.rootfsCache))
     out = []
-    for name, status, detail in host.preflight(len(nodes), need, str(net.cidr), str(net.gateway)):
+    for name, status, detail in host.preflight(len(nodes), need, str(net.cidr), str(net.gateway), bridge=bridge_name(cfg)):
         status = {"ok": "pass"}.get(status, status)
         if name in ctx.ignore_preflight and status in ("warn", "fail"):
             status, detail = "ignored", f"{detail} (ignored with --ignore-preflight)"

@@ -119,8 +119,10 @@ def workload_state(kind: str, obj: dict) -> WorkloadState:
     if kind == "DaemonSet":
         want = status.get("desiredNumberScheduled", 0) or 0
         ready = status.get("numberReady", 0) or 0
-        return WorkloadState(ready >= want and want > 0 or (want == 0 and "desiredNumberScheduled" in status),
-                             f"{ready}/{want} ready")
+        updated = status.get("updatedNumberScheduled", 0) or 0   # a rollout is done when every pod runs the new spec
+        seen = status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
+        ok = seen and (ready >= want and updated >= want and want > 0 or (want == 0 and "desiredNumberScheduled" in status))
+        return WorkloadState(ok, f"{ready}/{want} ready" + (f", {updated}/{want} updated" if updated < want else ""))
     if kind == "Job":
         if status.get("succeeded"):
             return WorkloadState(True, "succeeded")

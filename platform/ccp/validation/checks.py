@@ -38,7 +38,8 @@ def pvc_persistence(c: Ctx) -> tuple[str, dict]:
     c.wait_gone("writer")
 
     others = [n for n in c.port.schedulable_nodes() if n != writer_node]
-    cross = c.opts.cross_node and bool(others)
+    node_local = c.port.volume_is_node_local(c.namespace, "data")
+    cross = c.opts.cross_node and bool(others) and not node_local
     affinity = None
     if cross:
         affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
@@ -53,9 +54,11 @@ def pvc_persistence(c: Ctx) -> tuple[str, dict]:
         raise CheckFailed(f"the data read back differs: wrote {c.token} ({wrote[1] if len(wrote) > 1 else '?'}), "
                           f"read {' '.join(got) or 'nothing'}")
     where = f"from {writer_node} to {rd.node}" if cross else "on the same node"
-    note = "" if cross or not c.opts.cross_node else " (cross-node part skipped: only one schedulable node)"
+    note = ("" if cross or not c.opts.cross_node else
+            " (cross-node part skipped: the volume is node-local, it cannot follow a pod to another node)" if node_local else
+            " (cross-node part skipped: only one schedulable node)")
     m = {"storageClass": sc, "bound": bound, "firstAttachSeconds": round(first_attach, 1),
-         "reattachSeconds": round(reattach, 1), "crossNode": cross}
+         "reattachSeconds": round(reattach, 1), "crossNode": cross, "nodeLocal": node_local}
     return f"{sc}: data survived the pod moving {where}; first attach {first_attach:.1f}s, re-attach {reattach:.1f}s{note}", m
 
 

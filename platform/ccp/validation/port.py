@@ -76,6 +76,18 @@ class LightkubeValidation(LightkubeObjects):
         pvc = self._call(lambda: self.client.get(PersistentVolumeClaim, name, namespace=namespace), "read the PVC")
         return pvc.status.phase if pvc.status else "Pending"
 
+    def volume_is_node_local(self, namespace, name) -> bool:
+        """The PVC's volume is pinned to one node (local-path, local PVs): it cannot follow a pod elsewhere."""
+        from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
+
+        pvc = self._call(lambda: self.client.get(PersistentVolumeClaim, name, namespace=namespace), "read the PVC")
+        volume = pvc.spec.volumeName if pvc.spec else None
+        if not volume:
+            return False
+        pv = self._call(lambda: self.client.get(PersistentVolume, volume), "read the PersistentVolume")
+        affinity = pv.spec.nodeAffinity if pv.spec else None
+        return bool(affinity and affinity.required and affinity.required.nodeSelectorTerms)
+
     def logs(self, namespace, name):
 
         return "\n".join(self._call(lambda: list(self.client.log(name, namespace=namespace)), f"read the log of {name}"))

@@ -22,8 +22,21 @@ fi
 # -- kernel modules and sysctls for container networking (and Elasticsearch's mmap count)
 modules_file=/etc/modules-load.d/ccp-kubernetes.conf
 printf 'overlay\nbr_netfilter\n' > "$modules_file.new"
+# Judged by the feature, not /proc/modules: a kernel may have them built in (and then has no /proc/modules).
+has_feature() {
+  case "$1" in
+    overlay) grep -qw overlay /proc/filesystems ;;
+    br_netfilter) [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] ;;
+  esac
+}
 for module in overlay br_netfilter; do
-  if ! grep -qw "^$module" /proc/modules; then modprobe "$module"; say "module $module" "changed (loaded)"; fi
+  if has_feature "$module"; then
+    continue
+  elif modprobe "$module" && has_feature "$module"; then
+    say "module $module" "changed (loaded)"
+  else
+    say "module $module" "FAILED: not in this kernel and cannot be loaded (containers and Services need it)"; exit 3
+  fi
 done
 if cmp -s "$modules_file.new" "$modules_file"; then rm -f "$modules_file.new"; else mv "$modules_file.new" "$modules_file"; say modules-load changed; fi
 
@@ -103,5 +116,5 @@ systemctl enable --now containerd >/dev/null 2>&1
 systemctl enable kubelet >/dev/null 2>&1
 
 install -d -m 0755 "$(dirname "/etc/ccp/prepared")"
-echo "a7b7200e0743aa2e" > "/etc/ccp/prepared"
-say prepared "demo-default-1 (script a7b7200e0743aa2e)"
+echo "a3d0c8936faf2278" > "/etc/ccp/prepared"
+say prepared "demo-default-1 (script a3d0c8936faf2278)"

@@ -1,0 +1,269 @@
+"""The whole mission on real machines: `ccp install` builds 2 load balancers + 3 control planes + 2 workers
+as systemd-nspawn machines on this host from the lab's offline bundle, and then, for real: every node
+Ready, 3 etcd members, the API through the VIP, one control plane down and the API still answering, the
+VRRP master down and the VIP moving (failover time printed), `ccp validate` (DNS skipped for want of
+CoreDNS, said so), a rerun that changes nothing, SIGKILL during the control-plane joins and --resume,
+and `ccp destroy` leaving nothing behind.
+
+The tests run in file order and share one cluster (module fixture): each builds on the one before.
+Needs root, systemd-nspawn, mmdebstrap and ../shared/k8s; the bundle is made by hack/lab-bundle.sh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLES, ROOT
+
+pytestmark = [pytest.mark.local, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+NAME = "ccp-ci"
+SUBNET = "10.79.0"
+VIP = f"{SUBNET}.5"
+BUNDLE = ROOT / ".tools" / "lab-bundle.tar"
+KUBECTL = ROOT / ".tools" / "lab" / "bin" / "kubectl"
+TIMES: dict[str, float] = {}
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (systemd-nspawn machines)"
+    for tool, pkg in (("systemd-nspawn", "systemd-container"), ("mmdebstrap", "mmdebstrap")):
+        if not shutil.which(tool):
+            return f"{tool} is missing (apt-get install {pkg})"
+    shared = Path(os.environ.get("CCP_SHARED_K8S", ROOT.parent / "shared" / "k8s"))
+    if not (shared / "lab").exists():
+        return f"no {shared}: the lab bundle is made from it"
+    return None
+
+
+class Cluster:
+    def __init__(self, base: Path):
+        self.base = base
+        self.config = base / "cluster.yaml"
+        self.state = base / "state"
+        self.key = base / "id_ed25519"
+        self.env = {**os.environ, "CCP_STATE_DIR": str(self.state), "NO_COLOR": "1", "COLUMNS": "200",
+                    "TF_CLI_CONFIG_FILE": "/dev/null"}
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state / "kubeconfig"
+
+    def ccp(self, *args, check=True, timeout=1200) -> subprocess.CompletedProcess:
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "ccp", *map(str, args)], capture_output=True, text=True,
+                           env=self.env, timeout=timeout, cwd=self.base)
+        print(f"$ ccp {' '.join(map(str, args))}  ({time.monotonic() - t0:.1f}s, exit {r.returncode})\n{r.stdout}{r.stderr}")
+        if check:
+            assert r.returncode == 0, f"ccp {args[0]} failed:\n{r.stdout}\n{r.stderr}"
+        return r
+
+    def kubectl(self, *args, server: str | None = None, timeout=60) -> str:
+        cmd = [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), "--request-timeout", "10s", *args]
+        if server:
+            cmd[3:3] = ["--server", server]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, f"kubectl {' '.join(args)}: {r.stderr}"
+        return r.stdout
+
+    def ssh(self, address: str, command: str, check=True) -> subprocess.CompletedProcess:
+        r = subprocess.run(["ssh", "-i", str(self.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                            "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", f"ccp@{address}", command],
+                           capture_output=True, text=True, timeout=60)
+        if check:
+            assert r.returncode == 0, f"ssh {address} {command}: {r.stderr}"
+        return r
+
+    def host(self):
+        from ccp.providers.local_machines import LocalHost
+
+        spec = yaml.safe_load(self.config.read_text())["spec"]["local"]
+        return LocalHost(Path(spec["machinesDir"]), Path(spec["rootfsCache"]))
+
+    def nodes(self) -> dict[str, str]:
+        recorded = {}
+        for line in (self.state / "journal.jsonl").read_text().splitlines():
+            event = json.loads(line)
+            if event.get("phase") == "provision" and event.get("status") == "done":
+                recorded = event["outputs"]["nodes"]
+        return {name: rec["address"] for name, rec in recorded.items()}
+
+
+def readyz(address: str, timeout: float = 3) -> bool:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(f"https://{address}:6443/readyz", timeout=timeout, context=context) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def wait_for(predicate, seconds: float, what: str, pause: float = 0.2) -> float:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        if predicate():
+            return time.monotonic() - t0
+        time.sleep(pause)
+    raise AssertionError(f"{what}: not within {seconds:.0f}s")
+
+
+def leftovers() -> list[str]:
+    """What a destroyed cluster of this test could have left on the host."""
+    found = []
+    mounts = Path("/proc/self/mountinfo").read_text()
+    found += [f"mount {line.split()[4]}" for line in mounts.splitlines() if f"/{NAME}-" in line.split()[4]]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if "ccp-ci" in line or "vb-ccp-ci" in line]
+    procs = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    found += [f"process {line.strip()}" for line in procs.splitlines() if "systemd-nspawn" in line and f"{NAME}-" in line]
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        found += [f"cgroup {p}" for p in hierarchy.glob(f"**/{NAME}-*") if p.is_dir()][:3]
+    found += [f"propagate {p}" for p in Path("/run/systemd/nspawn/propagate").glob(f"{NAME}-*")]
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    why = _why_not()
+    if why:
+        pytest.skip(why)
+    t0 = time.monotonic()
+    if not BUNDLE.exists() or not KUBECTL.exists():
+        subprocess.run(["bash", str(ROOT / "hack" / "lab-bundle.sh")], check=True, cwd=ROOT)
+    TIMES["lab bundle"] = time.monotonic() - t0
+    c = Cluster(tmp_path_factory.mktemp("local-cluster"))
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(c.key)], check=True)
+    data = yaml.safe_load((EXAMPLES / "local.yaml").read_text())
+    shutil.copytree(EXAMPLES / "lab", c.base / "lab")
+    data["metadata"]["name"] = NAME
+    spec = data["spec"]
+    spec["nodes"]["network"].update(cidr=f"{SUBNET}.0/24", gateway=f"{SUBNET}.1", dns=[f"{SUBNET}.1"],
+                                    addresses=f"{SUBNET}.10-{SUBNET}.40")
+    spec["loadBalancer"]["vip"] = VIP
+    spec["ssh"]["privateKeyFile"] = str(c.key)
+    spec["offline"]["bundle"] = str(BUNDLE)
+    c.config.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        yield c
+    finally:
+        if c.state.exists():
+            c.ccp("destroy", "--config", c.config, "--yes", check=False)
+        print("local cluster suite times: " + ", ".join(f"{k} {v:.1f}s" for k, v in TIMES.items()))
+
+
+def test_install_killed_during_control_plane_joins_then_resumed(cluster):
+    """SIGKILL while the second control plane joins; --resume must converge without a duplicate."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "ccp", "install", "--config", str(cluster.config), "--yes"],
+                            env=cluster.env, cwd=cluster.base, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    journal = cluster.state / "journal.jsonl"
+
+    def joining() -> bool:
+        if proc.poll() is not None:
+            return True
+        if not journal.exists():
+            return False
+        events = [json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}")]
+        return any(e.get("phase") == "kubeadm/join-control-plane" and e.get("status") == "started" for e in events)
+    wait_for(joining, 900, "the install reaching kubeadm/join-control-plane", pause=0.5)
+    assert proc.poll() is None, f"install ended before the joins: {proc.stdout.read()}"
+    time.sleep(4)   # well inside kubeadm join on the second control plane
+    proc.send_signal(signal.SIGKILL)
+    output = proc.communicate()[0]
+    print(output)
+    TIMES["install until killed"] = time.monotonic() - t0
+    t1 = time.monotonic()
+    cluster.ccp("install", "--config", cluster.config, "--resume", "--yes")
+    TIMES["resume"] = time.monotonic() - t1
+    TIMES["install in all"] = time.monotonic() - t0
+
+
+def test_every_node_ready_through_the_vip(cluster):
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json", server=f"https://{VIP}:6443"))["items"]
+    ready = {n["metadata"]["name"]: any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+             for n in nodes}
+    assert ready == {f"{NAME}-cp-{i}": True for i in (1, 2, 3)} | {f"{NAME}-worker-{i}": True for i in (1, 2)}
+
+
+def test_three_etcd_members(cluster):
+    out = cluster.kubectl("-n", "kube-system", "exec", f"etcd-{NAME}-cp-1", "--", "etcdctl", "--endpoints=https://127.0.0.1:2379",
+                          "--cacert=/etc/kubernetes/pki/etcd/ca.crt", "--cert=/etc/kubernetes/pki/etcd/server.crt",
+                          "--key=/etc/kubernetes/pki/etcd/server.key", "member", "list", "-w", "json")
+    members = json.loads(out)["members"]
+    assert sorted(m["name"] for m in members) == [f"{NAME}-cp-{i}" for i in (1, 2, 3)]
+
+
+def test_validate_serves_every_check_it_can_and_says_what_it_skipped(cluster):
+    r = cluster.ccp("validate", "--config", cluster.config, "--output", "json")
+    results = {c["check"]: c for c in json.loads(r.stdout)["results"]}
+    assert results["pvc-persistence"]["status"] == "pass", results
+    assert results["api-endpoint"]["status"] == "pass", results
+    assert results["service-and-policy"]["status"] == "pass", results
+    assert results["dns"]["status"] == "skipped" and "coredns" in results["dns"]["detail"].lower()
+
+
+def test_a_rerun_changes_nothing(cluster):
+    r = cluster.ccp("plan", "--config", cluster.config, "--detailed-exitcode", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_api_answers_with_one_control_plane_down(cluster):
+    nodes = cluster.nodes()
+    host = cluster.host()
+    host.stop(NAME, f"{NAME}-cp-2")
+    try:
+        assert not readyz(nodes[f"{NAME}-cp-2"], timeout=2)
+        for _ in range(10):   # NGINX must route around the stopped one, every time
+            assert readyz(VIP), "the API stopped answering through the VIP with one control plane down"
+        assert f"{NAME}-cp-1" in cluster.kubectl("get", "nodes")
+    finally:
+        t0 = time.monotonic()
+        cluster.ccp("install", "--config", cluster.config, "--yes")   # converges: the stopped machine is started
+        TIMES["control plane back"] = time.monotonic() - t0
+    assert readyz(nodes[f"{NAME}-cp-2"], timeout=5)
+
+
+def test_vip_moves_when_the_vrrp_master_stops(cluster):
+    nodes = cluster.nodes()
+    lbs = [n for n in nodes if "-lb-" in n]
+
+    def holder():
+        held = [n for n in lbs if f"inet {VIP}/" in cluster.ssh(nodes[n], "ip -4 addr show host0", check=False).stdout]
+        return held
+    master = holder()
+    assert len(master) == 1, f"exactly one load balancer must hold the VIP: {master}"
+    host = cluster.host()
+    host.stop(NAME, master[0])
+    try:
+        gone = time.monotonic()
+        failover = wait_for(lambda: readyz(VIP, timeout=1), 60, "the API through the VIP after the VRRP master stopped")
+        TIMES["VRRP failover"] = failover
+        print(f"VRRP failover: the API answered through the VIP {failover:.1f}s after {master[0]} stopped")
+        assert holder() == [n for n in lbs if n != master[0]]
+        assert time.monotonic() - gone < 60
+    finally:
+        cluster.ccp("install", "--config", cluster.config, "--yes")
+
+
+def test_destroy_leaves_nothing(cluster):
+    t0 = time.monotonic()
+    cluster.ccp("destroy", "--config", cluster.config, "--yes")
+    TIMES["destroy"] = time.monotonic() - t0
+    assert cluster.host().machines(NAME) == {}
+    assert leftovers() == []
+    r = cluster.ccp("destroy", "--config", cluster.config, "--yes")
+    assert "nothing to destroy" in r.stdout
