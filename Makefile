@@ -1,5 +1,5 @@
 # Two commands cover everything (see README.md):
-#   make demo   set up, start the vSphere simulator and run ccp against it
+#   make demo   set up, then build a real HA cluster on local machines (root; ~4 GiB free memory)
 #   make test   set up and run the test suite
 SHELL := /bin/bash
 VENV := .venv
@@ -13,7 +13,7 @@ export GOVC_USERNAME ?= user
 export GOVC_PASSWORD ?= $(VSPHERE_PASSWORD)
 export GOVC_INSECURE ?= 1
 
-.PHONY: setup demo test bench vcsim-start vcsim-stop lab-bundle clean
+.PHONY: setup demo demo-clean demo-vcsim test bench vcsim-start vcsim-stop lab-bundle clean
 
 setup:
 	@hack/setup.sh
@@ -28,9 +28,17 @@ vcsim-stop:
 lab-bundle: setup
 	@hack/lab-bundle.sh
 
-# The main job against the simulator: create the cluster's VMs, show them, remove them again.
+# The main job for real: examples/local.yaml (2 load balancers, 3 control planes, 2 workers as
+# systemd-nspawn machines) installed by ccp from the lab bundle; it keeps running until demo-clean.
+demo: setup
+	@hack/demo-local.sh
+
+demo-clean: setup
+	$(CCP) destroy --config examples/local.yaml --yes
+
+# The vSphere path against the simulator: create the cluster's VMs, show them, remove them again.
 # CCP_VCSIM_SHIM=1 lets vcsim report guest IPs (it runs no guest; see platform/ccp/providers/vcsim_shim.py).
-demo: vcsim-start
+demo-vcsim: vcsim-start
 	@$(GOVC) folder.create /DC0/vm/ccp-vcsim >/dev/null 2>&1 || true
 	$(CCP) config validate --config examples/vcsim.yaml
 	$(CCP) plan --config examples/vcsim.yaml

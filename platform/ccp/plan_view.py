@@ -75,16 +75,19 @@ def print_plan(planned, rows, state_dir: Path) -> None:
 
 
 def print_machines(nodes: dict | None) -> None:
-    """The machines the provision phase recorded: name, role, address, what vSphere reports."""
+    """The machines the provision phase recorded: name, role, address, and what the provider knows of
+    each (vSphere: the reported address and moid; local machines: the veth and the host PID of its init)."""
     if not nodes:
         return
     from rich.table import Table
 
     from ccp import ui
 
+    local = any("veth" in n for n in nodes.values())
+    extra = ("veth", "pid") if local else ("reported", "moid")
     table = Table(title="machines", title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("name", "role", "address", "reported", "moid"):
+    for col in ("name", "role", "address", *extra):
         table.add_column(col)
     for name, n in nodes.items():
-        table.add_row(name, n.get("role", ""), n.get("address", ""), str(n.get("reported") or ""), n.get("moid", ""))
+        table.add_row(name, n.get("role", ""), n.get("address", ""), *(str(n.get(k) or "") for k in extra))
     ui.out().print(table)

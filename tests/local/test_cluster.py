@@ -97,7 +97,7 @@ class Cluster:
         recorded = {}
         for line in (self.state / "journal.jsonl").read_text().splitlines():
             event = json.loads(line)
-            if event.get("phase") == "provision" and event.get("status") == "done":
+            if event.get("phase") == "provision" and event.get("event") == "done":
                 recorded = event["outputs"]["nodes"]
         return {name: rec["address"] for name, rec in recorded.items()}
 
@@ -178,7 +178,7 @@ def test_install_killed_during_control_plane_joins_then_resumed(cluster):
         if not journal.exists():
             return False
         events = [json.loads(line) for line in journal.read_text().splitlines() if line.endswith("}")]
-        return any(e.get("phase") == "kubeadm/join-control-plane" and e.get("status") == "started" for e in events)
+        return any(e.get("phase") == "kubeadm/join-control-plane" and e.get("event") == "started" for e in events)
     wait_for(joining, 900, "the install reaching kubeadm/join-control-plane", pause=0.5)
     assert proc.poll() is None, f"install ended before the joins: {proc.stdout.read()}"
     time.sleep(4)   # well inside kubeadm join on the second control plane

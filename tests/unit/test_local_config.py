@@ -119,3 +119,15 @@ def test_bundle_manifest_follows_the_bill_of_materials():
     assert "docker.io/rancher/local-path-provisioner:v0.0.37" in images
     assert "docker.io/library/busybox:1.35.0" in images
     assert not any("coredns" in i for i in images) and not any(i.kind == "terraform-provider" for i in found)
+
+
+def test_diagnose_names_missing_local_machines(tmp_path):
+    """ccp diagnose with provisioner: local reads the machines on this host (here: none exist)."""
+    from ccp.config import inventory
+    from ccp.diagnose import machines
+
+    path = local_copy(tmp_path, lambda s: s.update(local={"machinesDir": str(tmp_path / "m"), "rootfsCache": str(tmp_path / "r")}))
+    cfg = load(path).config
+    (f,) = machines.findings(cfg, inventory.build(cfg))
+    assert (f.section, f.check, f.severity) == ("machines", "present", "fail") and "7 machines" in f.what
+    assert "ccp install" in f.remediation

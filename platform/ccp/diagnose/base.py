@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-SECTIONS = ("vsphere", "hosts", "kubernetes", "addons", "certs")
+SECTIONS = ("vsphere", "machines", "hosts", "kubernetes", "addons", "certs")
 SEVERITIES = ("ok", "warn", "fail")
 
 

@@ -40,8 +40,10 @@ def run(*, ctx=None, kube=None, kubeconfig: Path | None = None, only: set[str] =
     report = Report()
     jobs = {}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        if "vsphere" in chosen and ctx is not None and ctx.config.spec.provisioner != "static":
+        if "vsphere" in chosen and ctx is not None and ctx.config.spec.provisioner in ("terraform", "native"):
             jobs["vsphere"] = pool.submit(_timed, _vsphere, ctx)
+        if "machines" in chosen and ctx is not None and ctx.config.spec.provisioner == "local":
+            jobs["machines"] = pool.submit(_timed, _machines, ctx)
         if ({"hosts", "certs"} & chosen) and ctx is not None:
             jobs["hosts"] = pool.submit(_timed, _hosts, ctx, "hosts" in chosen, "certs" in chosen)
         if ({"kubernetes", "addons"} & chosen) and kube is not None:
@@ -93,6 +95,13 @@ def _vsphere(ctx):
     from ccp.diagnose import vsphere
 
     return vsphere.findings(ctx.vsphere(), inventory.build(ctx.config)), {}, {}
+
+
+def _machines(ctx):
+    from ccp.config import inventory
+    from ccp.diagnose import machines
+
+    return machines.findings(ctx.config, inventory.build(ctx.config)), {}, {}
 
 
 def _hosts(ctx, want_facts: bool, want_pki: bool):
