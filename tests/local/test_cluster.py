@@ -88,10 +88,11 @@ class Cluster:
         return r
 
     def host(self):
+        from ccp.config.load import load
         from ccp.providers.local_machines import LocalHost
 
-        spec = yaml.safe_load(self.config.read_text())["spec"]["local"]
-        return LocalHost(Path(spec["machinesDir"]), Path(spec["rootfsCache"]))
+        local = load(self.config).config.spec.local
+        return LocalHost(Path(local.machinesDir), Path(local.rootfsCache))
 
     def nodes(self) -> dict[str, str]:
         recorded = {}

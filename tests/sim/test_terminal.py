@@ -57,7 +57,7 @@ def test_install_and_destroy_finish_at_a_terminal_and_show_no_secret(sim_config,
     assert "install finished" in screen.text and "phase timings" in screen.text
     child, screen2 = spawn(["destroy", "--config", path, "--yes"], tmp_path)
     assert finish(child) == 0, screen2.text[-3000:]
-    assert "destroyed 4 VMs" in screen2.text
+    assert "destroyed 4 machines" in screen2.text
     assert PASSWORD not in screen.text + screen2.text
     # the journal no longer claims machines that are gone; reading it needs no password
     import json

@@ -53,4 +53,4 @@ def destroy(
         cctx.close()
     journal.reset(workflows.on_machines(), "ccp destroy removed the machines")
     gone = cctx.outputs.get("destroy/machines", {}).get("destroyed", [])
-    ui.err().print(f"[green]destroyed {len(gone)} VMs[/] of cluster {loaded.config.metadata.name}")
+    ui.err().print(f"[green]destroyed {len(gone)} machines[/] of cluster {loaded.config.metadata.name}")

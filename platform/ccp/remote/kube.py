@@ -7,6 +7,7 @@ port; ``LightkubePort`` is the real one for any cluster given a kubeconfig.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,19 +78,33 @@ class LightkubePort:
         return (obj.metadata.annotations or {}).get(key)
 
     @staticmethod
-    def _call(fn, what: str, raise_404: bool = False):
+    def _call(fn, what: str, raise_404: bool = False, *, transient_budget: float = 30.0, sleep=time.sleep, clock=time.monotonic):
+        """One API call. 403 and 503 are retried for a bounded time, saying so in the log: behind the VIP, an
+        API server that has just (re)started answers them until its authorisation cache is synced (seen on
+        real nodes when a stopped control plane came back). The request was refused, so repeating it —
+        a read, a server-side apply, a create — cannot do anything twice."""
         from lightkube.core.exceptions import ApiError
 
-        try:
-            return fn()
-        except ApiError as exc:
-            if raise_404 and exc.status.code == 404:
-                raise
-            raise KubernetesError(f"the Kubernetes API refused to {what}: {exc.status.message}",
+        deadline = clock() + transient_budget
+        while True:
+            try:
+                return fn()
+            except ApiError as exc:
+                if exc.status.code in (403, 503) and clock() < deadline:
+                    logging.getLogger("ccp").info("retrying %s: the API answered %s (%s)", what, exc.status.code, exc.status.message)
+                    sleep(2)
+                    continue
+                LightkubePort._refused(exc, what, raise_404)
+            except Exception as exc:  # connection errors from httpx and the like
+                raise KubernetesError(f"cannot reach the Kubernetes API to {what}: {exc}",
+                                      "check that the API endpoint (the VIP) answers from here") from None
+
+    @staticmethod
+    def _refused(exc, what: str, raise_404: bool):
+        if raise_404 and exc.status.code == 404:
+            raise exc
+        raise KubernetesError(f"the Kubernetes API refused to {what}: {exc.status.message}",
                                   "check the kubeconfig's permissions and the API server's log") from None
-        except Exception as exc:  # connection errors from httpx and the like
-            raise KubernetesError(f"cannot reach the Kubernetes API to {what}: {exc}",
-                                  "check that the API endpoint (the VIP) answers from here") from None
 
 
 def wait_nodes_ready(port: KubePort, names: list[str], timeout: float, *, interval: float = 5.0,
