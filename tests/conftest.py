@@ -115,3 +115,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line("real-cluster suites (tests/e2e): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
         for reason in sorted(reasons):
             terminalreporter.write_line(f"  skipped: {reason}")
+    local = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for rep in stats.get(outcome, []):
+            if "tests/local/" in getattr(rep, "nodeid", ""):
+                local[outcome] = local.get(outcome, 0) + 1
+    if local:
+        from tests.local import TIMES
+
+        terminalreporter.write_line("local machines suites (tests/local): " + ", ".join(f"{n} {k}" for k, n in local.items()))
+        if TIMES:
+            terminalreporter.write_line("  real HA cluster times: " + ", ".join(f"{k} {v:.1f}s" for k, v in TIMES.items()))

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from tests.conftest import EXAMPLES, ROOT
+from tests.local import TIMES
 
 pytestmark = [pytest.mark.local, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -34,7 +35,6 @@ SUBNET = "10.79.0"
 VIP = f"{SUBNET}.5"
 BUNDLE = ROOT / ".tools" / "lab-bundle.tar"
 KUBECTL = ROOT / ".tools" / "lab" / "bin" / "kubectl"
-TIMES: dict[str, float] = {}
 
 
 def _why_not() -> str | None:
