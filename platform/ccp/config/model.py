@@ -53,9 +53,7 @@ class Kubeadm(Strict):
     def _patches_dir(cls, v: str | None, info) -> str | None:
         if v is None:
             return v
-        path = Path(os.path.expanduser(v))
-        if not path.is_absolute():
-            path = Path((info.context or {}).get("base_dir", ".")) / path
+        path = _beside_config(v, info)
         if not path.is_dir():
             raise ValueError(f"kubeadm patches directory {path} does not exist||create it, or remove kubeadm.patches")
         return str(path)
@@ -122,9 +120,7 @@ class Kubernetes(Strict):
             return v
         from ccp.config.versions import load_custom
 
-        path = Path(os.path.expanduser(v))
-        if not path.is_absolute():
-            path = Path((info.context or {}).get("base_dir", ".")) / path
+        path = _beside_config(v, info)
         load_custom(path)   # a missing or malformed file is a config error here, at its field
         return str(path)
 
@@ -288,6 +284,11 @@ class SSH(Strict):
 
     def private_key_path(self, base_dir: Path) -> Path:
         return _path(self.privateKeyFile, base_dir)
+
+
+def _beside_config(v: str, info) -> Path:
+    """A path from cluster.yaml: relative ones are taken from the file's own directory."""
+    return _path(v, Path((info.context or {}).get("base_dir", ".")))
 
 
 def _path(p: str, base_dir: Path) -> Path:
