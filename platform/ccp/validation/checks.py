@@ -67,8 +67,14 @@ def api_endpoint(c: Ctx) -> tuple[str, dict]:
     if not ok:
         raise CheckFailed(f"/readyz through the kubeconfig's server failed: {detail}")
     bad, good = [], ["kubeconfig server"]
+    # An API server that has just (re)started answers 403/500 on /readyz until it is ready (seen on real
+    # nodes right after a stopped control plane came back): each endpoint gets a bounded minute.
+    deadline = c.clock() + min(60.0, c.opts.timeout)
     for server in c.opts.endpoints:
         ok, detail = c.port.readyz(server)
+        while not ok and c.clock() < deadline:
+            c.sleep(2)
+            ok, detail = c.port.readyz(server)
         (good if ok else bad).append(server if ok else f"{server}: {detail}")
     if bad:
         raise CheckFailed(f"/readyz failed on {len(bad)} endpoint(s): {'; '.join(bad)}")
