@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccp.errors import CcpError, InfrastructureError
+from ccp.providers.local_probes import _proc, cgroup_hierarchies, mounts_below, ssh_answers  # noqa: F401
 
 CGROUP_PARENT = "ccp-local"       # also the alias that marks a bridge as made by ccp
 NSPAWN_RUN = Path("/run/systemd/nspawn")   # not a tmpfs here: nspawn leaves its propagate dir and locks behind
@@ -76,42 +77,6 @@ def _run(argv: list[str], what: str, resolution: str) -> subprocess.CompletedPro
         raise InfrastructureError(f"{what}: {((r.stderr or r.stdout).strip().splitlines() or ['exit %d' % r.returncode])[-1]}",
                                   resolution)
     return r
-
-
-def _proc(pid: int | None) -> tuple[str, int] | None:
-    """(state, start time) of a process, None when there is none."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, TypeError):
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return fields[0], int(fields[19])
-
-
-def mounts_below(path: Path) -> list[str]:
-    root, lines = str(path), Path("/proc/self/mountinfo").read_text().splitlines()
-    return sorted({m for m in (ln.split()[4] for ln in lines) if m == root or m.startswith(root + "/")}, key=len, reverse=True)
-
-
-def cgroup_hierarchies() -> list[Path]:
-    """Mount points of this host's cgroup hierarchies (v1 controllers, named ones, the unified one)."""
-    seen: dict[str, Path] = {}
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields, fstype = line.split(), line.partition(" - ")[2].split()[0]
-        if fstype in ("cgroup", "cgroup2"):
-            seen.setdefault(fields[2], Path(fields[4]))
-    return list(seen.values())
-
-
-def ssh_answers(address: str, timeout: float = 1.0) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection((address, 22), timeout=timeout) as s:
-            s.settimeout(timeout)
-            return s.recv(64).startswith(b"SSH-")
-    except OSError:
-        return False
 
 
 class LocalHost:
