@@ -85,7 +85,7 @@ def prune(port, addon: Addon, keep: set[ObjectRef]) -> list[ObjectRef]:
 
 
 def wait_ready(port, addon: Addon, refs: list[ObjectRef], timeout: float, *, say=lambda text: None,
-               clock=time.monotonic, sleep=time.sleep, interval: float = 5.0) -> None:
+               clock=time.monotonic, sleep=time.sleep, interval: float = 2.0) -> None:
     deadline = clock() + timeout
     pending = list(refs)
     while pending:

@@ -20,7 +20,7 @@ import yaml
 from tests.conftest import example_data, write_config
 from tests.ssh.servers import _Loop
 
-MUTATING = ("enable --now", "disable --now", "member remove", "kubeadm reset", "install -D", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
+MUTATING = ("enable --now", "disable --now", "member remove", "kubeadm reset", "mv -f /tmp/ccp-", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
             "upload-certs", "certificate-key", "kubeadm certs renew", "ccp-parked-manifests", "kubeadm upgrade", "bash -s")
 ADMIN_CONF = {"apiVersion": "v1", "kind": "Config",
               "clusters": [{"name": "kubernetes", "cluster": {"server": "https://10.0.0.1:6443",
@@ -124,8 +124,8 @@ class FakeCluster:
         files = self.files[node]
         if s.startswith("cat /etc/ccp/prepared"):
             return 0, self.prepared.get(node, ""), ""
-        if s.startswith("install -D"):
-            for src, dest in re.findall(r"(/tmp/ccp-\w+/\d+) (\S+)", s):
+        if "mv -f /tmp/ccp-" in s:   # an upload put into place (ssh._place)
+            for src, dest in re.findall(r"mv -f (/tmp/ccp-\w+/\d+) (\S+)", s):
                 files[dest.strip("'")] = (self.root / node / src.lstrip("/")).read_text()
             return 0, "", ""
         if s.startswith("rm -rf /tmp/ccp-"):

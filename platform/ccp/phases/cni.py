@@ -93,4 +93,4 @@ def wait_daemonset(kube, cni: str, timeout: float, *, progress=lambda text: None
             raise KubernetesError(f"the pod network ({cni}) is not running after {timeout:.0f}s: {state.detail}",
                                   f"look at its pods: kubectl -n {namespace} get pods -o wide; kubectl -n {namespace} logs ds/{name}",
                                   kube.warning_events(ref))
-        sleep(5)
+        sleep(2)

@@ -10,6 +10,7 @@ never on a command line, never in a log.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from ccp.config import inventory
 from ccp.context import ClusterContext
@@ -18,6 +19,7 @@ from ccp.errors import KubernetesError, RemoteError
 from ccp.phases.hostwork import before_provisioning, rendered
 
 KUBEADM_DIR = "/etc/ccp/kubeadm"
+SECRETS_REUSE = 600.0   # seconds one set of control-plane join secrets is used for (the token lives 30 min)
 CA_HASH = ("openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null"
            " | sha256sum | cut -d' ' -f1")
 # awk, not envsubst (gettext may be missing) and not sed (its arguments would show the secrets in `ps`):
@@ -122,7 +124,7 @@ class KubeadmInit(Phase):
         return {"initialized": first, "hostKeysPinned": ctx.take_pins()}
 
 
-async def wait_api(ssh, t, endpoint: str, attempts: int = 60, pause: float = 5.0, after: str = "kubeadm init") -> str:
+async def wait_api(ssh, t, endpoint: str, attempts: int = 300, pause: float = 1.0, after: str = "kubeadm init") -> str:
     """Retry a read (never the init): the API answering /readyz through the VIP."""
     for i in range(attempts):
         r = await ssh.run(t, f"curl -ksf --max-time 5 https://{endpoint}/readyz", check=False)
@@ -191,9 +193,12 @@ class JoinControlPlanes(_Join):
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         ssh = ctx.ssh()
         (first,) = ctx.targets([acting_first(ctx)])
-        joined = []
+        joined, secrets, made = [], {}, 0.0
         for t in ctx.targets([a.target.removeprefix("node ") for a in actions]):
-            secrets = ssh.call(join_secrets(ssh, first, control_plane=True))
+            # One token and certificate key serve the joins in a row (making them takes seconds); they are
+            # made anew well before their 30-minute token lifetime runs out.
+            if time.monotonic() - made > SECRETS_REUSE:
+                secrets, made = ssh.call(join_secrets(ssh, first, control_plane=True)), time.monotonic()
             try:
                 ssh.call(join(ctx, ssh, t, secrets))
             except RemoteError as exc:

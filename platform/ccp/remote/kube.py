@@ -107,7 +107,7 @@ class LightkubePort:
                                   "check the kubeconfig's permissions and the API server's log") from None
 
 
-def wait_nodes_ready(port: KubePort, names: list[str], timeout: float, *, interval: float = 5.0,
+def wait_nodes_ready(port: KubePort, names: list[str], timeout: float, *, interval: float = 2.0,
                      clock=time.monotonic, sleep=time.sleep, progress=lambda text: None) -> list[NodeState]:
     """Until every named node is Ready; on timeout the error names each stuck node and its condition."""
     deadline = clock() + timeout
