@@ -32,6 +32,8 @@ def test_bootstrap_order_batching_secrets_and_rerun(cluster, tmp_path):
     assert max(p.end for p in prepares) <= lb.start <= init.start
     assert init.end <= min(j.start for j in joins_cp)
     assert joins_cp[0].end <= joins_cp[1].start, "control planes join one at a time"
+    uploads = [r for r in fc.of("fk-cp-1") if r.script.startswith("kubeadm init phase upload-certs")]
+    assert len(uploads) == 1 and uploads[0].end <= joins_cp[0].start, "one set of join secrets serves both joins"
     assert max(j.end for j in joins_cp) <= min(j.start for j in joins_w)
     starts, ends = sorted(j.start for j in joins_w), sorted(j.end for j in joins_w)
     assert starts[-1] < ends[0], "workers join in parallel"
