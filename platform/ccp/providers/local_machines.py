@@ -10,7 +10,7 @@ The launch, as measured on a cgroup v1 hybrid host without systemd as PID 1: a l
 ``<hierarchy>/ccp-local/<name>`` of every cgroup hierarchy (unified and name=systemd too) and then execs
 systemd-nspawn, so each machine's cgroup namespace has a root of its own and one kubelet never deletes
 another's pod cgroups. It is double-forked into a session of its own: neither Ctrl-C nor ccp exiting
-reaches it. Stopping kills by cgroup, so nothing of a machine outlives it.
+reaches it. Stopping kills by cgroup, so nothing of a machine outlives it (local_teardown).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import ipaddress
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -27,9 +26,9 @@ from pathlib import Path
 
 from ccp.errors import CcpError, InfrastructureError
 from ccp.providers.local_probes import _proc, cgroup_hierarchies, mounts_below, ssh_answers  # noqa: F401
+from ccp.providers.local_teardown import MachineTeardown
 
 CGROUP_PARENT = "ccp-local"       # also the alias that marks a bridge as made by ccp
-NSPAWN_RUN = Path("/run/systemd/nspawn")   # not a tmpfs here: nspawn leaves its propagate dir and locks behind
 SSH_WAIT = (10.0, 15.0, 30.0)   # about one boot in 20 exits early or hangs: boot again, waiting longer each time
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -40,9 +39,7 @@ ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_NSPAWN_API_VFS_WRITABLE
 OUTER = 'sh -c "$CCP_LAUNCH" ccp-launch "$@" >>"$CCP_LOG" 2>&1 </dev/null & echo $!'
 LAUNCH = ('for d in $CCP_CGROUPS; do echo $$ >"$d/cgroup.procs" || { echo "ccp: cannot join cgroup $d" >&2; exit 97; }; '
           'done; unset CCP_CGROUPS CCP_LAUNCH CCP_LOG; exec "$@"')
-# Power-off waits for pods that do not stop: kubelet goes first and the containers are killed.
-QUIESCE = ("systemctl stop kubelet 2>/dev/null; for ns in $(ctr namespaces ls -q 2>/dev/null); do "
-           "for t in $(ctr -n $ns tasks ls -q 2>/dev/null); do ctr -n $ns tasks kill -a -s SIGKILL $t; done; done")
+
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,7 @@ def _run(argv: list[str], what: str, resolution: str) -> subprocess.CompletedPro
     return r
 
 
-class LocalHost:
+class LocalHost(MachineTeardown):
     def __init__(self, machines_dir: Path, rootfs_cache: Path, say=lambda msg: None):
         self.dir, self.cache, self.say = Path(machines_dir), Path(rootfs_cache), say
 
@@ -308,115 +305,6 @@ class LocalHost:
             pass
         rec.update(pid=leader, veth=veth, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), boot_seconds=round(seconds, 2))
         self._write(rec)
-
-    # -- stop and destroy
-
-    def stop(self, cluster: str, name: str) -> None:
-        rec = self._read(name)
-        if rec is not None and rec.get("cluster") == cluster:
-            self._halt(rec, grace=10.0)
-            rec.update(pid=None, launcher_pid=None, launcher_start=None)
-            self._write(rec)
-
-    def destroy(self, cluster: str, name: str) -> None:
-        rec = self._read(name)
-        if rec is None or rec.get("cluster") != cluster:
-            if rec is not None:
-                self.say(f"machine {name} belongs to cluster {rec.get('cluster')}: left alone")
-            return
-        self._halt(rec, grace=0)   # its disks go with it: no need for a clean shutdown
-        self._remove_dir(name)
-
-    def _remove_dir(self, name: str) -> None:
-        import shutil
-
-        d = self.dir / name
-        for mnt in mounts_below(d):
-            subprocess.run(["umount", mnt], capture_output=True)
-        if mounts_below(d):   # never delete through a mount
-            raise InfrastructureError(f"machine {name}: {mounts_below(d)[0]} is still mounted; its directory is kept",
-                                      f"find what holds it (fuser -vm {mounts_below(d)[0]}), unmount it, then destroy again")
-        if d.exists():
-            shutil.rmtree(d)
-
-    def _processes(self, name: str) -> set[int]:
-        pids = set()
-        for procs in (p for cg in self._cgroups(name) if cg.exists() for p in cg.rglob("cgroup.procs")):
-            try:
-                pids.update(int(p) for p in procs.read_text().split())
-            except OSError:
-                continue
-        return pids
-
-    def _halt(self, rec: dict, grace: float) -> None:
-        """Power the machine off (``grace`` seconds for its systemd to do so), kill what is left in its
-        cgroups, and remove what the host holds for it: overlay mount, cgroups, nspawn's leftovers."""
-        import shutil
-
-        name, merged = rec["name"], Path(rec["dir"]) / "merged"
-        lock = None
-        if str(merged) in mounts_below(merged):   # nspawn's lock on the directory, left behind when it is killed
-            try:
-                st = os.stat(merged)
-                lock = NSPAWN_RUN / "locks" / f"inode-{st.st_dev}:{st.st_ino}"
-            except OSError:
-                pass
-        leader = self._leader(rec) if self._alive(rec) and grace > 0 else None
-        if leader:
-            if Path(f"/proc/{leader}/root/usr/bin/kubelet").exists():
-                try:
-                    subprocess.run(["nsenter", "-t", str(leader), "-m", "-u", "-i", "-n", "-p", "--", "/bin/sh", "-c", QUIESCE],
-                                   capture_output=True, timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.say(f"{name}: stopping kubelet and its containers took over 30s; powering off anyway")
-            try:
-                os.kill(leader, signal.SIGRTMIN + 4)   # systemd's "poweroff"
-            except ProcessLookupError:
-                pass
-            t0 = time.monotonic()
-            while self._alive(rec) and time.monotonic() - t0 < grace:
-                time.sleep(0.1)
-        for _ in range(100):
-            pids = self._processes(name) | ({rec["launcher_pid"]} if self._alive(rec) else set())
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.1)
-        else:
-            raise InfrastructureError(f"machine {name}: processes {sorted(pids)[:5]} survive SIGKILL",
-                                      "look at them with ps; once they are gone, run the command again")
-        if lock is not None:
-            lock.unlink(missing_ok=True)
-        for mnt in mounts_below(merged):
-            subprocess.run(["umount", mnt], capture_output=True)
-        self._remove_cgroups(name)
-        shutil.rmtree(NSPAWN_RUN / "propagate" / name, ignore_errors=True)
-        t0 = time.monotonic()   # the kernel deletes the veth pair with the machine's network namespace, a moment later
-        while rec.get("veth") and Path(f"/sys/class/net/{rec['veth']}").exists():
-            if time.monotonic() - t0 > 3:
-                subprocess.run(["ip", "link", "del", rec["veth"]], capture_output=True)
-                break
-            time.sleep(0.1)
-
-    def _remove_cgroups(self, name: str) -> None:
-        for cg in (c for c in self._cgroups(name) if c.exists()):
-            for _ in range(50):   # deepest first; a cgroup whose last task is exiting is busy for a moment
-                for sub in sorted((p for p in cg.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [cg]:
-                    try:
-                        sub.rmdir()
-                    except OSError:
-                        pass
-                if not cg.exists():
-                    break
-                time.sleep(0.1)
-            try:
-                cg.parent.rmdir()   # ccp-local itself, after the last machine
-            except OSError:
-                pass
 
     def preflight(self, node_count: int, memory_mib_needed: int, cidr: str, gateway: str,
                   bridge: str | None = None) -> list[tuple[str, str, str]]:
