@@ -68,6 +68,7 @@ class FakeCluster:
         self.etcd_sick: set[str] = set()          # members that answer the health check as unhealthy
         self.backup_timers: set[str] = set()
         self.parked: dict[str, list[str]] = {}      # node -> manifests moved aside by ccp restore
+        self.api_down: set[str] = set()             # nodes whose own API server does not answer /readyz
         self.restored: dict[str, list[str]] = {}    # node -> the etcdutl argv it ran
         self.restore_markers: set[str] = set()
         self.restore_fail: set[str] = set()         # nodes whose next restore fails once
@@ -209,6 +210,9 @@ class FakeCluster:
             self.etcd.add(node)
             self.admin_conf.add(node)
             return 0, "[init] Using Kubernetes version\nYour Kubernetes control-plane has initialized successfully!", ""
+        if s.startswith("curl -ksf") and "https://127.0.0.1:6443/readyz" in s:   # the node's own API server
+            up = node in self.members and not self.parked.get(node) and node not in self.api_down
+            return (0 if up else 7), "ok" if up else "", ""
         if s.startswith("curl -ksf"):
             up = self.initialized and not getattr(self, "initialized_api_down", False) and not any(self.parked.values())
             return (0 if up else 7), "ok" if up else "", ""

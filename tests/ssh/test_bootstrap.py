@@ -69,6 +69,29 @@ def test_bootstrap_order_batching_secrets_and_rerun(cluster, tmp_path):
     r = run_ccp("plan", "--config", cfg, "--output", "json")
     init = next(p for p in json.loads(r.out)["phases"] if p["phase"] == "kubeadm/init")
     assert init["actions"][0]["verb"] == "wait for"
+    fc.initialized_api_down = False
+
+
+def test_install_waits_for_a_control_plane_that_came_back(cluster):
+    """A control plane's machine started again: its API server listens before it is ready, and NGINX sends it
+    requests, so the install waits for its own /readyz before going on (found on real nodes: validate failed)."""
+    import threading
+
+    fc, cfg = cluster()
+    assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
+    fc.api_down = {"fk-cp-2"}
+    r = run_ccp("plan", "--config", cfg, "--output", "json")
+    joins = next(p for p in json.loads(r.out)["phases"] if p["phase"] == "kubeadm/join-control-plane")
+    assert [(a["verb"], a["target"]) for a in joins["actions"]] == [("wait for", "the API server on fk-cp-2")]
+    threading.Timer(2.5, fc.api_down.clear).start()
+    before = len(fc.records)
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0, r.text
+    polls = [x for x in fc.records[before:] if x.node == "fk-cp-2" and "127.0.0.1:6443/readyz" in x.script]
+    assert len(polls) >= 3 and polls[-1].end - polls[0].start >= 2, "it polled until the API server answered"
+    assert not [x for x in fc.records[before:] if "kubeadm join" in x.script], "nothing joins again"
+    r = run_ccp("plan", "--config", cfg, "--output", "json")
+    assert next(p for p in json.loads(r.out)["phases"] if p["phase"] == "kubeadm/join-control-plane")["actions"] == []
 
 
 def test_a_failing_worker_is_named_and_the_others_are_kept(cluster, tmp_path):

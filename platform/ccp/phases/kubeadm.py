@@ -124,15 +124,16 @@ class KubeadmInit(Phase):
         return {"initialized": first, "hostKeysPinned": ctx.take_pins()}
 
 
-async def wait_api(ssh, t, endpoint: str, attempts: int = 300, pause: float = 1.0, after: str = "kubeadm init") -> str:
+async def wait_api(ssh, t, endpoint: str, attempts: int = 300, pause: float = 1.0, after: str = "kubeadm init",
+                   resolution: str = "check keepalived (the VIP) and NGINX on the load balancers, and `crictl ps` on the "
+                                     "control plane") -> str:
     """Retry a read (never the init): the API answering /readyz through the VIP."""
     for i in range(attempts):
         r = await ssh.run(t, f"curl -ksf --max-time 5 https://{endpoint}/readyz", check=False)
         if r.ok:
             return endpoint
         await asyncio.sleep(pause if i else 0.5)
-    raise KubernetesError(f"the API does not answer at https://{endpoint}/readyz after {after}",
-                          "check keepalived (the VIP) and NGINX on the load balancers, and `crictl ps` on the control plane")
+    raise KubernetesError(f"the API does not answer at https://{endpoint}/readyz after {after}", resolution)
 
 
 async def join_secrets(ssh, first, *, control_plane: bool) -> dict[str, str]:
@@ -180,8 +181,25 @@ class _Join(Phase):
         if not names:
             return []
         members = ssh.call(_members(ssh, ctx.targets(names), "/etc/kubernetes/kubelet.conf"))
-        return [Action("join", f"node {n}", "as a control plane" if self.control_plane else "as a worker")
-                for n in names if not members[n]]
+        actions = [Action("join", f"node {n}", "as a control plane" if self.control_plane else "as a worker")
+                   for n in names if not members[n]]
+        if self.control_plane:
+            actions += _unready_api_servers(ctx, ssh, [acting_first(ctx)] + [n for n in names if members[n]])
+        return actions
+
+
+LOCAL_READYZ = "curl -ksf --max-time 3 https://127.0.0.1:6443/readyz"
+
+
+def _unready_api_servers(ctx: ClusterContext, ssh, names: list[str]) -> list[Action]:
+    """A member whose API server does not answer its own /readyz (its machine was just started again): NGINX
+    sends it requests as soon as its port opens, and they fail until it is ready, so the install waits."""
+    async def probe(t):
+        return (await ssh.run(t, LOCAL_READYZ, check=False)).ok
+    fan = ssh.call(ssh.each(ctx.targets(names), probe))
+    fan.raise_if_failed("probing the API servers")
+    return [Action("wait for", f"the API server on {n}", "it does not answer /readyz yet (just started?)")
+            for n in names if not fan.results[n]]
 
 
 class JoinControlPlanes(_Join):
@@ -194,7 +212,12 @@ class JoinControlPlanes(_Join):
         ssh = ctx.ssh()
         (first,) = ctx.targets([acting_first(ctx)])
         joined, secrets, made = [], {}, 0.0
-        for t in ctx.targets([a.target.removeprefix("node ") for a in actions]):
+        waits = [a.target.removeprefix("the API server on ") for a in actions if a.verb == "wait for"]
+        for t in ctx.targets(waits):
+            ssh.call(wait_api(ssh, t, "127.0.0.1:6443", attempts=180, after=f"{t.name} started again",
+                              resolution=f"on {t.name}: `crictl ps -a` and the kube-apiserver and etcd logs "
+                                         "(`crictl logs`), and `journalctl -u kubelet`; then resume"))
+        for t in ctx.targets([a.target.removeprefix("node ") for a in actions if a.verb == "join"]):
             # One token and certificate key serve the joins in a row (making them takes seconds); they are
             # made anew well before their 30-minute token lifetime runs out.
             if time.monotonic() - made > SECRETS_REUSE:

@@ -140,8 +140,10 @@ def service_and_policy(c: Ctx) -> tuple[str, dict]:
     cip = svc.cluster_ip if svc else ""
     if cip in ("", "None"):
         raise CheckFailed("the test Service net-server got no ClusterIP")
-    # `timeout` rather than wget's -T: Debian's static busybox (the images made here) crashes on -T
-    fetch = ('get() { for i in 1 2 3 4 5; do if r=$(timeout 3 wget -qO- "$2" 2>&1); then echo "$1 $r"; return; fi; '
+    # `timeout` rather than wget's -T: Debian's static busybox (the images made here) crashes on -T.
+    # Up to a minute: a kube-proxy whose watch went through a load balancer that failed over learns of the new
+    # Service only when its idle HTTP/2 connection is found dead (~45 s, seen on real nodes); a working one answers at once.
+    fetch = ('get() { for i in $(seq 12); do if r=$(timeout 3 wget -qO- "$2" 2>&1); then echo "$1 $r"; return; fi; '
              'sleep 2; done; echo "$1 failed: $(echo "$r" | tail -n 1)"; }; ')
     direct = f'get POD {_url(server.ip)}; ' if server.ip else ""
     c.create(pod("net-client", fetch + direct + f"get SERVICE {_url(cip)}", c.opts.image))
