@@ -52,8 +52,15 @@ class LocalProvider:
 
     def plan(self) -> list[Action]:
         verbs = {"absent": ("create", "new machine"), "stopped": ("start", "machine is stopped")}
-        return [Action(verbs[state][0], f"machine {name}", verbs[state][1])
-                for name, state in self._status().items() if state in verbs]
+        status = self._status()
+        actions = [Action(verbs[state][0], f"machine {name}", verbs[state][1])
+                   for name, state in status.items() if state in verbs]
+        if "provision" not in self.ctx.outputs:
+            # Machines carry their cluster's name as owner, as VMs carry ccp's marker: a state directory that
+            # never recorded them (lost, or a fresh CCP_STATE_DIR) takes them over, host keys read from their disks.
+            actions += [Action("adopt", f"machine {name}", f"it exists, owned by cluster {self.cluster}, and this "
+                               "state directory has no record of it") for name, state in status.items() if state == "running"]
+        return actions
 
     def apply(self, actions: list[Action]) -> dict[str, dict]:
         from ccp.providers.local_machines import MachineSpec
