@@ -18,12 +18,12 @@ def test_drain_is_blocked_by_a_pdb_and_names_it(real_cluster):
     from lightkube.resources.policy_v1 import PodDisruptionBudget
 
     from ccp.errors import KubernetesError
-    from ccp.upgrade.drain import drain
-    from ccp.upgrade.port import LightkubeUpgrade
+    from ccp.remote.drain import drain
+    from ccp.remote.kube_nodes import LightkubeNodes
 
     ns = f"ccp-drain-{uuid.uuid4().hex[:6]}"
     image = real_cluster.image or "docker.io/library/busybox:1.37.0"
-    port = LightkubeUpgrade(real_cluster.kubeconfig)
+    port = LightkubeNodes(real_cluster.kubeconfig)
     for obj in load_all_yaml(f"""
 apiVersion: v1
 kind: Namespace

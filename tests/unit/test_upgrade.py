@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ccp.errors import CcpError, KubernetesError
-from ccp.upgrade import drain, skew
+from ccp.remote import drain
+from ccp.upgrade import skew
 from tests.conftest import example_data, write_config
 
 

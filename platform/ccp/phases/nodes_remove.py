@@ -49,9 +49,9 @@ def kube_port(ctx: ClusterContext):
     if not path.exists():
         return None
     if "nodes-port" not in ctx.cache:
-        from ccp.upgrade.port import LightkubeUpgrade
+        from ccp.remote.kube_nodes import LightkubeNodes
 
-        ctx.cache["nodes-port"] = LightkubeUpgrade(path)
+        ctx.cache["nodes-port"] = LightkubeNodes(path)
     return ctx.cache["nodes-port"]
 
 
@@ -107,7 +107,7 @@ class RemoveNodes(Phase):
         return actions
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
-        from ccp.upgrade.drain import drain
+        from ccp.remote.drain import drain
 
         port = kube_port(ctx)
         targets = {a.target.split(" ", 2)[-1] for a in actions}

@@ -42,10 +42,10 @@ def execute(typer_ctx, cctx, journal, loaded, target: str, *, dry_run: bool, yes
     kube_path, warnings = None, []
     try:
         kube_path = kubeconfig_for(typer_ctx, None, loaded)
-        from ccp.upgrade.drain import tight_budgets
-        from ccp.upgrade.port import LightkubeUpgrade
+        from ccp.remote.drain import tight_budgets
+        from ccp.remote.kube_nodes import LightkubeNodes
 
-        warnings = [f"may block a drain: {b}" for b in tight_budgets(LightkubeUpgrade(kube_path).pdbs())]
+        warnings = [f"may block a drain: {b}" for b in tight_budgets(LightkubeNodes(kube_path).pdbs())]
     except CcpError as exc:
         if not dry_run:
             raise
@@ -63,8 +63,8 @@ def execute(typer_ctx, cctx, journal, loaded, target: str, *, dry_run: bool, yes
             ui.err().print("nothing changed")
             return
     from ccp.backup import snapshot as backup
+    from ccp.remote.kube_nodes import LightkubeNodes
     from ccp.upgrade import run
-    from ccp.upgrade.port import LightkubeUpgrade
 
     say = cctx.reporter.progress   # on the spinner, and in the run log
 
@@ -72,6 +72,6 @@ def execute(typer_ctx, cctx, journal, loaded, target: str, *, dry_run: bool, yes
                 "backup": lambda s: backup.backup(cctx, say=cctx.reporter.note),
                 "addons": lambda s: flow.addons_and_validate(cctx, target, "addons"),
                 "validate": lambda s: flow.addons_and_validate(cctx, target, "validate")}
-    run.run(cctx, journal, steps, target, LightkubeUpgrade(kube_path), handlers=handlers, say=say)
+    run.run(cctx, journal, steps, target, LightkubeNodes(kube_path), handlers=handlers, say=say)
     todo = flow.write_version(loaded.path, target)
     ui.out().print(f"[green]upgraded to {target}[/]" + (f"; now {todo}" if todo else f"; {loaded.path} says {target} now"))

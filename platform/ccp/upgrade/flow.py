@@ -19,8 +19,8 @@ def preflight(ctx, kube_path, current: str, target: str, say) -> list[str]:
     """-> warnings to show; raises PreflightError with every failing check at once."""
     from ccp.diagnose import runner
     from ccp.diagnose.port import LightkubeDiagnose
-    from ccp.upgrade.drain import tight_budgets
-    from ccp.upgrade.port import LightkubeUpgrade
+    from ccp.remote.drain import tight_budgets
+    from ccp.remote.kube_nodes import LightkubeNodes
 
     kube = LightkubeDiagnose(kube_path)
     rep = runner.run(ctx=ctx, kube=kube, kubeconfig=kube_path, only={"hosts", "kubernetes", "certs"}, say=say)
@@ -36,7 +36,7 @@ def preflight(ctx, kube_path, current: str, target: str, say) -> list[str]:
     if failed:
         raise PreflightError(f"the upgrade to {target} cannot start: {len(failed)} check(s) failed",
                              "fix each one (`ccp diagnose --config F` says more), then run ccp upgrade again", failed)
-    return [f"may block a drain: {b}" for b in tight_budgets(LightkubeUpgrade(kube_path).pdbs())]
+    return [f"may block a drain: {b}" for b in tight_budgets(LightkubeNodes(kube_path).pdbs())]
 
 
 def with_version(ctx, target: str):

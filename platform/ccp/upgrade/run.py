@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ccp.diagnose.renew import wait_script
 from ccp.engine.runner import PhaseResult
 from ccp.errors import Interrupted, KubernetesError, RemoteError
-from ccp.upgrade.drain import drain
+from ccp.remote.drain import drain
 from ccp.upgrade.plan import Step
 
 

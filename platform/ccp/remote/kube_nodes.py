@@ -1,11 +1,12 @@
-"""The Kubernetes side of an upgrade on a real cluster: cordon, the pods of a node, PDBs, evictions."""
+"""The nodes of a real cluster through the Kubernetes API: cordon, the pods of a node, PDBs, evictions,
+readiness, delete. `ccp upgrade` drains and upgrades through it, nodes/remove drains and deletes."""
 
 from __future__ import annotations
 
 from ccp.remote.kube_objects import LightkubeObjects
 
 
-class LightkubeUpgrade(LightkubeObjects):
+class LightkubeNodes(LightkubeObjects):
     def cordon(self, node: str, unschedulable: bool) -> None:
         from lightkube.resources.core_v1 import Node
 
