@@ -186,7 +186,7 @@ def render_all(loaded: Loaded) -> Rendered:
 
     # Scheduled etcd snapshots on every control plane (spec.backup.schedule)
     if spec.backup.schedule:
-        from ccp.backup.snapshot import CERTS
+        from ccp.remote.etcd import CERTS
 
         extra = {"schedule": spec.backup.schedule, "keep": spec.backup.keep, "backup_dir": NODE_BACKUP_DIR,
                  "etcd_certs": CERTS, "spread": "5min"}

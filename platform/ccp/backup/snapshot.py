@@ -13,11 +13,9 @@ from pathlib import Path
 
 from ccp.engine.files import atomic_write, ensure_dir
 from ccp.errors import RemoteError
+from ccp.remote.etcd import CERTS, ETCD
 
 SNAPSHOT = "/var/lib/etcd/ccp-backup.db"   # inside etcd's data dir: the etcd container and the host both see it
-ETCD = ("crictl exec \"$(crictl ps --name '^etcd$' -q | head -n1)\"")
-CERTS = ("--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
-         "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key")
 TAKE = (f"set -e; rm -f {SNAPSHOT}; {ETCD} etcdctl {CERTS} snapshot save {SNAPSHOT} >/dev/null; "
         f"{ETCD} etcdutl snapshot status {SNAPSHOT} -w json")
 FETCH = f"set -e; sha256sum {SNAPSHOT} | cut -d' ' -f1; base64 -w0 {SNAPSHOT}; echo; rm -f {SNAPSHOT}"

@@ -21,7 +21,7 @@ from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 from ccp.errors import KubernetesError, RemoteError
-from ccp.backup.snapshot import CERTS, ETCD
+from ccp.remote.etcd import CERTS, ETCD
 
 MEMBERS = f"{ETCD} etcdctl {CERTS} member list -w json"
 HEALTH = f"{ETCD} etcdctl {CERTS} endpoint health --cluster -w json"
