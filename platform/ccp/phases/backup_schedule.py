@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import shlex
 
+from ccp.cluster.hostwork import before_provisioning, remote_digests, rendered, sha256
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 from ccp.errors import ConfigError
-from ccp.phases.hostwork import before_provisioning, remote_digests, rendered, sha256
 
 UNIT = "ccp-etcd-backup"
 FILES = [("scripts/{n}/etcd-backup.sh", "/usr/local/sbin/ccp-etcd-backup", 0o700),

@@ -5,10 +5,10 @@ means nothing to do."""
 
 from __future__ import annotations
 
+from ccp.cluster.hostwork import rendered, sha256
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.phases.hostwork import rendered, sha256
 from ccp.phases.kubeconfig import kubeconfig_path
 from ccp.remote.kube import MANAGED_BY, wait_nodes_ready
 

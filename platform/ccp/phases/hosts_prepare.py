@@ -11,7 +11,7 @@ from ccp import render as rendering
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.phases.hostwork import REMOTE_DIR, before_provisioning, rendered
+from ccp.cluster.hostwork import REMOTE_DIR, before_provisioning, rendered
 
 BUNDLE_DIR = rendering.NODE_PACKAGES_DIR
 IMAGES_DIR = rendering.NODE_IMAGES_DIR   # the prepare script imports these into containerd

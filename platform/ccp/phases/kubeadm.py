@@ -16,7 +16,7 @@ from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 from ccp.errors import KubernetesError, RemoteError
-from ccp.phases.hostwork import before_provisioning, rendered
+from ccp.cluster.hostwork import before_provisioning, rendered
 
 KUBEADM_DIR = "/etc/ccp/kubeadm"
 SECRETS_REUSE = 600.0   # seconds one set of control-plane join secrets is used for (the token lives 30 min)

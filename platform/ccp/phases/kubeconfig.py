@@ -10,12 +10,12 @@ from pathlib import Path
 import yaml
 
 from ccp import redact
+from ccp.cluster.hostwork import before_provisioning
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.files import atomic_write, ensure_dir
 from ccp.engine.phase import Action, Phase
 from ccp.errors import RemoteError
-from ccp.phases.hostwork import before_provisioning
 
 
 def endpoint(ctx: ClusterContext) -> str:

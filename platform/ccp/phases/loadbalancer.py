@@ -4,10 +4,10 @@ compared by hash on the host; only changed ones are uploaded, and only their ser
 
 from __future__ import annotations
 
+from ccp.cluster.hostwork import REMOTE_DIR, before_provisioning, remote_digests, rendered, sha256
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.phases.hostwork import REMOTE_DIR, before_provisioning, remote_digests, rendered, sha256
 
 FILES = {  # service -> (rendered file, path on the host, mode)
     "nginx": [("nginx/{n}/nginx.conf", "/etc/nginx/nginx.conf", 0o644)],
