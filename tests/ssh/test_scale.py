@@ -57,14 +57,14 @@ def shrink(cfg, drop: list[str]):
 
 
 def setup(cluster, monkeypatch):
-    from ccp.phases import nodes_remove
+    from ccp.cluster import facts
 
     fc, cfg = cluster()
     r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
     assert r.code == 0, r.text
     assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"}
     port = NodesPortFake(fc)
-    monkeypatch.setattr(nodes_remove, "kube_port", lambda ctx: port)
+    monkeypatch.setattr(facts, "nodes_port", lambda ctx: port)
     return fc, cfg, port
 
 
@@ -214,7 +214,7 @@ def test_node_replace_refuses_what_it_cannot_do_safely(cluster, monkeypatch):
 
 
 def test_control_plane_one_to_three_and_back(cluster, monkeypatch):
-    from ccp.phases import nodes_remove
+    from ccp.cluster import facts
 
     fc, cfg = cluster()
     full = cfg.read_text()
@@ -222,7 +222,7 @@ def test_control_plane_one_to_three_and_back(cluster, monkeypatch):
     assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
     assert fc.etcd == {"fk-cp-1"}
     port = NodesPortFake(fc)
-    monkeypatch.setattr(nodes_remove, "kube_port", lambda ctx: port)
+    monkeypatch.setattr(facts, "nodes_port", lambda ctx: port)
 
     cfg.write_text(full)                    # 1 -> 3: joined one at a time (kubeadm adds the member before the join)
     before = len(fc.records)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccp import ui
+from ccp.cluster import facts
 from ccp.config import inventory
 from ccp.config.load import load
 from ccp.context import ClusterContext
@@ -49,7 +50,7 @@ def test_what_leaves_and_in_what_order(tmp_path_factory, before, after):
     new.outputs["provision"] = {"nodes": recorded}
     now = {n.name for n in inventory.build(new.config)}
 
-    leaving = nodes_remove.gone(new)
+    leaving = facts.gone(new)
     assert set(leaving) == set(recorded) - now
     order = nodes_remove.removal_order(leaving)
     roles = [leaving[n]["role"] for n in order]
@@ -69,14 +70,14 @@ def test_what_leaves_and_in_what_order(tmp_path_factory, before, after):
 def test_remove_plan_follows_the_live_state(tmp_path, monkeypatch, joined, members, expect):
     ctx = context(tmp_path, {"cp": 1, "pools": [1]}, "c")
     ctx.outputs["provision"] = {"nodes": {n: {"role": "worker", "address": "10.0.0.9"} for n in ("rc-p0-2", "rc-p0-3")}}
-    monkeypatch.setattr(nodes_remove, "kube_port", lambda c: NodesPortFake(joined | {"rc-cp-1", "rc-p0-1"}))
+    monkeypatch.setattr(facts, "nodes_port", lambda c: NodesPortFake(joined | {"rc-cp-1", "rc-p0-1"}))
     assert [(a.verb, a.target) for a in nodes_remove.RemoveNodes().plan(ctx)] == expect
 
 
 def test_control_plane_removal_counts_down_the_members(tmp_path, monkeypatch):
     ctx = context(tmp_path, {"cp": 1, "pools": [1]}, "c")
     ctx.outputs["provision"] = {"nodes": {f"rc-cp-{i}": {"role": "control-plane", "address": f"10.0.0.{i}"} for i in (2, 3)}}
-    monkeypatch.setattr(nodes_remove, "kube_port", lambda c: NodesPortFake({"rc-cp-1", "rc-cp-2", "rc-cp-3"}))
+    monkeypatch.setattr(facts, "nodes_port", lambda c: NodesPortFake({"rc-cp-1", "rc-cp-2", "rc-cp-3"}))
     monkeypatch.setattr(nodes_remove, "etcd_members", lambda c, leaving=(): {"rc-cp-1": "a1", "rc-cp-2": "b2", "rc-cp-3": "c3"})
     actions = nodes_remove.RemoveNodes().plan(ctx)
     assert [(a.verb, a.target) for a in actions] == [

@@ -23,7 +23,7 @@ PKI = "set -e; tar -C /etc/kubernetes -czf - pki | base64 -w0; echo"
 
 
 def backup(ctx, *, say=lambda text: None, keep: int | None = None) -> Path:
-    from ccp.phases.kubeadm import acting_first
+    from ccp.cluster.facts import acting_first
 
     first = acting_first(ctx)
     (t,) = ctx.targets([first])

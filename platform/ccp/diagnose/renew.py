@@ -31,8 +31,8 @@ def wait_script(endpoint: str, timeout: int, interval: int = 5) -> str:
 
 
 def renew(ctx, *, pause: int = 20, timeout: int = 300, say=lambda text: None) -> list[dict]:
+    from ccp.cluster.facts import api_endpoint
     from ccp.config import inventory
-    from ccp.phases.kubeadm import api_endpoint
 
     ssh = ctx.ssh()
     endpoint = api_endpoint(ctx)

@@ -5,10 +5,9 @@ cluster.yaml renders now; an add-on that is current and healthy is left alone.""
 from __future__ import annotations
 
 from ccp import addons as framework
+from ccp.cluster.facts import kubeconfig_path, objects_port
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.phases.cni import port
-from ccp.phases.kubeconfig import kubeconfig_path
 
 TIMEOUT = 900
 
@@ -38,7 +37,7 @@ class Addons(Phase):
         from ccp.addons_apply import API_OF, marker_name
         from ccp.remote.kube import ObjectRef
 
-        kube = port(ctx)
+        kube = objects_port(ctx)
         actions = []
         for r in rendered:
             data = kube.get_data(r.addon.namespace, marker_name(r.addon))
@@ -61,7 +60,8 @@ class Addons(Phase):
         for r in _rendered(ctx):
             if r.addon.name not in todo:
                 continue
-            res = apply_one(port(ctx), framework.render(r.addon, cfg, bom, with_secrets=True, existing=port(ctx).get_secret), wait=True,
+            kube = objects_port(ctx)
+            res = apply_one(kube, framework.render(r.addon, cfg, bom, with_secrets=True, existing=kube.get_secret), wait=True,
                             timeout=TIMEOUT, say=ctx.reporter.progress)
             ctx.reporter.item(r.addon.name, "done")
             done[r.addon.name] = {"objects": res.applied, "pruned": res.pruned, "seconds": round(res.seconds, 1)}

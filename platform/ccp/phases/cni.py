@@ -5,25 +5,16 @@ means nothing to do."""
 
 from __future__ import annotations
 
+from ccp.cluster.facts import kubeconfig_path, objects_port
 from ccp.cluster.hostwork import rendered, sha256
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.phases.kubeconfig import kubeconfig_path
 from ccp.remote.kube import MANAGED_BY, wait_nodes_ready
 
 HASH = "ccp.io/rendered-hash"
 DAEMONSETS = {"kube-router": ("kube-system", "kube-router"), "flannel": ("kube-flannel", "kube-flannel")}
 READY_TIMEOUT = 900
-
-
-def port(ctx: ClusterContext):
-    """One Kubernetes client per run, on the cluster's own kubeconfig (shared with the add-ons phase)."""
-    if "kube" not in ctx.cache:
-        from ccp.remote.kube_objects import LightkubeObjects
-
-        ctx.cache["kube"] = LightkubeObjects(kubeconfig_path(ctx))
-    return ctx.cache["kube"]
 
 
 class Cni(Phase):
@@ -41,7 +32,7 @@ class Cni(Phase):
         cni = ctx.config.spec.addons.cni.name
         if not kubeconfig_path(ctx).exists():
             return [Action("apply", f"{cni} (pod network)", "once the kubeconfig is written")]
-        kube = port(ctx)
+        kube = objects_port(ctx)
         namespace, name = DAEMONSETS[cni]
         applied = kube.annotation("DaemonSet", namespace, name, HASH)
         want = sha256(self._manifest(ctx))
@@ -62,7 +53,7 @@ class Cni(Phase):
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         cni = ctx.config.spec.addons.cni.name
-        kube = port(ctx)
+        kube = objects_port(ctx)
         text = self._manifest(ctx)
         applied = []
         if any(a.verb == "apply" for a in actions):

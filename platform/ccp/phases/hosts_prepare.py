@@ -83,7 +83,7 @@ def _bundle(ctx: ClusterContext) -> dict[str, bytes]:
     kubernetes.packageBundle, or the packages and images of the offline bundle (spec.offline.bundle,
     verified by preflight/offline-bundle)."""
     from ccp.errors import ConfigError
-    from ccp.phases.preflight_bundle import bundle_path
+    from ccp.cluster.facts import bundle_path
 
     offline = bundle_path(ctx)
     if offline is not None:

@@ -9,14 +9,14 @@ never on a command line, never in a log.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
+from ccp.cluster.facts import acting_first, api_endpoint, by_role, holding, initialized, wait_api
+from ccp.cluster.hostwork import before_provisioning, rendered
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.errors import KubernetesError, RemoteError
-from ccp.cluster.hostwork import before_provisioning, rendered
+from ccp.errors import RemoteError
 
 KUBEADM_DIR = "/etc/ccp/kubeadm"
 SECRETS_REUSE = 600.0   # seconds one set of control-plane join secrets is used for (the token lives 30 min)
@@ -45,38 +45,6 @@ def patch_files(ctx: ClusterContext) -> dict[str, tuple[str, int]]:
     if not d:
         return {}
     return {f"{KUBEADM_PATCHES_DIR}/{p.name}": (p.read_text(), 0o600) for p in sorted(Path(d).iterdir()) if p.is_file()}
-
-
-def api_endpoint(ctx: ClusterContext) -> str:
-    return inventory.api_endpoint(ctx.config)
-
-
-def by_role(ctx: ClusterContext, role: str) -> list[str]:
-    return [n.name for n in inventory.build(ctx.config) if n.role == role]
-
-
-async def _members(ssh, targets, marker: str) -> dict[str, bool]:
-    async def probe(t):
-        return (await ssh.run(t, f"test -f {marker}", sudo=True, check=False)).ok
-    fan = await ssh.each(targets, probe)
-    fan.raise_if_failed("probing cluster membership")
-    return fan.results
-
-
-def initialized(ctx: ClusterContext, exclude=()) -> list[str]:
-    """The control planes (in inventory order) that hold admin.conf: members of a running cluster."""
-    cps = [n for n in by_role(ctx, inventory.ROLE_CP) if n not in exclude]
-    ssh = ctx.ssh()
-    members = ssh.call(_members(ssh, ctx.targets(cps), "/etc/kubernetes/admin.conf"))
-    return [n for n in cps if members.get(n)]
-
-
-def acting_first(ctx: ClusterContext, exclude=()) -> str:
-    """The control plane ccp works through (join secrets, admin.conf, etcd, backups): the first one that is
-    a member of the running cluster, so a replaced first control plane hands the role on; the first in
-    the inventory while there is no cluster yet."""
-    found = initialized(ctx, exclude) if ctx.provisioned() else []
-    return found[0] if found else [n for n in by_role(ctx, inventory.ROLE_CP) if n not in exclude][0]
 
 
 class KubeadmInit(Phase):
@@ -124,18 +92,6 @@ class KubeadmInit(Phase):
         return {"initialized": first, "hostKeysPinned": ctx.take_pins()}
 
 
-async def wait_api(ssh, t, endpoint: str, attempts: int = 300, pause: float = 1.0, after: str = "kubeadm init",
-                   resolution: str = "check keepalived (the VIP) and NGINX on the load balancers, and `crictl ps` on the "
-                                     "control plane") -> str:
-    """Retry a read (never the init): the API answering /readyz through the VIP."""
-    for i in range(attempts):
-        r = await ssh.run(t, f"curl -ksf --max-time 5 https://{endpoint}/readyz", check=False)
-        if r.ok:
-            return endpoint
-        await asyncio.sleep(pause if i else 0.5)
-    raise KubernetesError(f"the API does not answer at https://{endpoint}/readyz after {after}", resolution)
-
-
 async def join_secrets(ssh, first, *, control_plane: bool) -> dict[str, str]:
     token = (await ssh.run(first, "kubeadm token create --ttl 30m", sudo=True, secret_output=True)).stdout.strip()
     ca_hash = "sha256:" + (await ssh.run(first, CA_HASH, sudo=True)).stdout.strip()
@@ -180,7 +136,7 @@ class _Join(Phase):
             names = [n for n in by_role(ctx, self.role) if n != acting_first(ctx)]
         if not names:
             return []
-        members = ssh.call(_members(ssh, ctx.targets(names), "/etc/kubernetes/kubelet.conf"))
+        members = ssh.call(holding(ssh, ctx.targets(names), "/etc/kubernetes/kubelet.conf"))
         actions = [Action("join", f"node {n}", "as a control plane" if self.control_plane else "as a worker")
                    for n in names if not members[n]]
         if self.control_plane:

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from ccp import redact
+from ccp.cluster.facts import acting_first, api_endpoint, kubeconfig_path
 from ccp.cluster.hostwork import before_provisioning
 from ccp.config import inventory
 from ccp.context import ClusterContext
@@ -19,13 +20,7 @@ from ccp.errors import RemoteError
 
 
 def endpoint(ctx: ClusterContext) -> str:
-    from ccp.phases.kubeadm import api_endpoint
-
     return f"https://{api_endpoint(ctx)}"
-
-
-def kubeconfig_path(ctx: ClusterContext) -> Path:
-    return ctx.state_dir / "kubeconfig"
 
 
 def rename(doc: dict, cluster: str, server: str) -> dict:
@@ -77,8 +72,6 @@ class Kubeconfig(Phase):
         return [Action("write", str(path), f"admin credentials from {first}, server {endpoint(ctx)}")]
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
-        from ccp.phases.kubeadm import acting_first
-
         first = acting_first(ctx)   # the first control plane, or the one holding the cluster if it was replaced
         (t,) = ctx.targets([first])
         ssh = ctx.ssh()

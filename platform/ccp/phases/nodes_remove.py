@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 
+from ccp.cluster import facts
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
@@ -28,38 +29,15 @@ HEALTH = f"{ETCD} etcdctl {CERTS} endpoint health --cluster -w json"
 RESET = "kubeadm reset -f --cleanup-tmp-dir; rm -rf /etc/cni/net.d /etc/ccp/prepared"
 
 
-def gone(ctx: ClusterContext) -> dict[str, dict]:
-    """Machines the last provision recorded that cluster.yaml no longer lists: {name: recorded facts}."""
-    former = ctx.outputs.get("provision", {}).get("nodes", {}) or {}
-    current = {n.name for n in inventory.build(ctx.config)}
-    return {name: rec for name, rec in sorted(former.items()) if name not in current}
-
-
 def removal_order(leaving: dict[str, dict]) -> list[str]:
     """Workers first, then control planes from the highest number down: each node all the way out before the next."""
     workers = sorted(n for n, rec in leaving.items() if rec.get("role") != inventory.ROLE_CP)
     return workers + sorted((n for n in leaving if n not in workers), reverse=True)
 
 
-def kube_port(ctx: ClusterContext):
-    """Cordon, drain, node reads and deletes on the cluster's own kubeconfig (None before it exists)."""
-    from ccp.phases.kubeconfig import kubeconfig_path
-
-    path = kubeconfig_path(ctx)
-    if not path.exists():
-        return None
-    if "nodes-port" not in ctx.cache:
-        from ccp.remote.kube_nodes import LightkubeNodes
-
-        ctx.cache["nodes-port"] = LightkubeNodes(path)
-    return ctx.cache["nodes-port"]
-
-
 def first_control_plane(ctx: ClusterContext, leaving=()):
     """Where etcd is read and changed: a control plane of the running cluster that is not leaving it."""
-    from ccp.phases.kubeadm import acting_first
-
-    return ctx.targets([acting_first(ctx, exclude=leaving)])[0]
+    return ctx.targets([facts.acting_first(ctx, exclude=leaving)])[0]
 
 
 def etcd_members(ctx: ClusterContext, leaving=()) -> dict[str, str]:
@@ -82,14 +60,14 @@ class RemoveNodes(Phase):
     why = "removed from cluster.yaml"
 
     def leaving(self, ctx: ClusterContext) -> dict[str, dict]:
-        return gone(ctx)
+        return facts.gone(ctx)
 
     def inputs(self, ctx: ClusterContext) -> dict:
         return {"gone": sorted(self.leaving(ctx))}
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         leaving = self.leaving(ctx)
-        port = kube_port(ctx) if leaving else None
+        port = facts.nodes_port(ctx) if leaving else None
         if port is None:
             return []   # never joined a cluster: the provision phase just deletes their VMs
         nodes = set(port.node_names())
@@ -109,7 +87,7 @@ class RemoveNodes(Phase):
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         from ccp.remote.drain import drain
 
-        port = kube_port(ctx)
+        port = facts.nodes_port(ctx)
         targets = {a.target.split(" ", 2)[-1] for a in actions}
         leaving = {n: rec for n, rec in self.leaving(ctx).items() if n in targets}
         verbs = {(a.verb, a.target.split(" ")[-1]) for a in actions}

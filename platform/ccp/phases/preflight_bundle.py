@@ -3,18 +3,9 @@ holds every image and package this cluster needs, each with a matching sha256 (c
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from ccp.cluster.facts import bundle_path
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-
-
-def bundle_path(ctx: ClusterContext) -> Path | None:
-    b = ctx.config.spec.offline.bundle
-    if not b:
-        return None
-    p = Path(b).expanduser()
-    return p if p.is_absolute() else ctx.loaded.base_dir / p
 
 
 class PreflightBundle(Phase):

@@ -3,10 +3,10 @@ static hosts as listed — and record each one's address and identity for the la
 
 from __future__ import annotations
 
+from ccp.cluster import facts
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.phases.nodes_remove import gone
 
 
 class Provision(Phase):
@@ -22,11 +22,11 @@ class Provision(Phase):
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         actions = ctx.provider().plan()
-        leaving = sorted(gone(ctx))
+        leaving = sorted(facts.gone(ctx))
         return actions + (ctx.provider().remove_plan(leaving) if leaving else [])
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
-        leaving = sorted(gone(ctx))
+        leaving = sorted(facts.gone(ctx))
         if leaving:
             _refuse_if_still_members(ctx, leaving)
         builds = [a for a in actions if a.verb != "destroy"]
@@ -57,9 +57,8 @@ def _pin_reported_keys(ctx: ClusterContext, nodes: dict[str, dict]) -> dict[str,
 def _refuse_if_still_members(ctx: ClusterContext, leaving: list[str]) -> None:
     """A VM is deleted only once its node is out of the cluster (the nodes/remove phase did that)."""
     from ccp.errors import PreflightError
-    from ccp.phases.nodes_remove import kube_port
 
-    port = kube_port(ctx)
+    port = facts.nodes_port(ctx)
     still = sorted(set(leaving) & set(port.node_names())) if port is not None else []
     if still:
         raise PreflightError(f"the VMs of {', '.join(still)} would be deleted while they are still nodes of the cluster",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ccp.backup import restore as r
+from ccp.cluster.facts import api_endpoint, wait_api
 from ccp.config import inventory, versions
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
@@ -116,8 +117,6 @@ class RestoreStart(_Restore):
         return [Action("start", f"etcd and the API on {n}", "after the restore") for n, p in pending.items() if p]
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
-        from ccp.phases.kubeadm import api_endpoint, wait_api
-
         ssh = ctx.ssh()
         cps = control_planes(ctx)
         for manifest in reversed(r.PARK_ORDER):        # etcd on every member first: they need each other for quorum

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ccp.cluster.facts import kubeconfig_path
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.phases.kubeconfig import kubeconfig_path
 
 
 class Validate(Phase):

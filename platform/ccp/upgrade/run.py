@@ -99,8 +99,8 @@ def node_key(target: str, node: str) -> str:
 def _nodes(ctx, step, todo, script, target, port, say, drain_timeout, ready_timeout, clock, sleep, node_done) -> None:
     """Upgrade the nodes of one step that are not done yet; each node is journaled the moment it is Ready
     at the target, so a batch that fails half-way resumes with only the nodes still to do."""
+    from ccp.cluster.facts import api_endpoint
     from ccp.config import inventory
-    from ccp.phases.kubeadm import api_endpoint
 
     ssh = ctx.ssh()
     cps = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP]
