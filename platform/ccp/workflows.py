@@ -33,7 +33,8 @@ def install() -> list[Phase]:
 
 def replace(node: str) -> list[Phase]:
     """`ccp node replace`: out of the cluster, a new machine; the install workflow follows."""
-    from ccp.phases.node_replace import ReplaceMachine, ReplaceRemove
+    from ccp.phases.node_replace import ReplaceMachine
+    from ccp.phases.nodes_remove import ReplaceRemove
 
     return [ReplaceRemove(node), ReplaceMachine(node)]
 

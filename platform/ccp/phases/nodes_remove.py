@@ -11,6 +11,8 @@ PodDisruptionBudget the one-by-one drain honours):
 A node that does not answer SSH (a broken one) is noted and the rest goes on: kubeadm reset is
 cleanup, the etcd member and the Node object are what keep the cluster right. A rerun probes again,
 so a kill at any point converges: nothing is removed twice, no etcd member is orphaned.
+
+replace/remove (`ccp node replace NAME`, the rest of it in node_replace.py) is this phase for one named node.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ccp.cluster import facts
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.errors import KubernetesError, RemoteError
+from ccp.errors import ConfigError, KubernetesError, RemoteError
 from ccp.remote.etcd import CERTS, ETCD
 
 MEMBERS = f"{ETCD} etcdctl {CERTS} member list -w json"
@@ -143,3 +145,33 @@ class RemoveNodes(Phase):
             return ssh.call(ssh.run(t, RESET, sudo=True, check=False, timeout=300)).ok
         except RemoteError:   # unreachable: a broken node being removed is the usual case
             return False
+
+
+def check_replaceable(ctx: ClusterContext, name: str) -> dict:
+    """The node's recorded facts; a ConfigError for a node that is not there or cannot be replaced safely."""
+    nodes = inventory.build(ctx.config)
+    node = next((n for n in nodes if n.name == name), None)
+    if node is None:
+        raise ConfigError(f"there is no node {name} in this cluster",
+                          f"the nodes are: {', '.join(n.name for n in nodes if n.role != inventory.ROLE_LB)}")
+    if node.role == inventory.ROLE_LB:
+        raise ConfigError(f"{name} is a load balancer, not a Kubernetes node",
+                          "a load balancer is replaced by destroying its VM and running ccp install")
+    cps = [n.name for n in nodes if n.role == inventory.ROLE_CP]
+    if node.role == inventory.ROLE_CP and len(cps) == 1:
+        raise ConfigError(f"{name} is the only control plane: replacing it would lose etcd",
+                          "grow the control plane to 3 first (edit cluster.yaml, ccp install), or restore from a backup")
+    recorded = ctx.outputs.get("provision", {}).get("nodes", {}).get(name)
+    return recorded or {"role": node.role, "address": str(node.address)}
+
+
+class ReplaceRemove(RemoveNodes):
+    name = "replace/remove"
+    summary = "take the node out of the cluster: drain, etcd member, kubeadm reset, Node object"
+    why = "being replaced"
+
+    def __init__(self, node: str):
+        self.node = node
+
+    def leaving(self, ctx: ClusterContext) -> dict[str, dict]:
+        return {self.node: check_replaceable(ctx, self.node)}
