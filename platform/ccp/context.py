@@ -27,7 +27,7 @@ class ClusterContext(Context):
     def provider(self):
         """The machine provider for spec.provisioner, made once per run (it holds the vSphere session)."""
         if "provider" not in self.cache:
-            from ccp.providers.base import for_context
+            from ccp.providers.factory import for_context
 
             self.cache["provider"] = for_context(self)
         return self.cache["provider"]

@@ -1,4 +1,4 @@
-"""The Provider interface every way of getting machines implements, and the factory."""
+"""The Provider interface every way of getting machines implements (the factory: factory.py)."""
 
 from __future__ import annotations
 
@@ -39,23 +39,3 @@ class Provider(Protocol):
 
     def close(self) -> None:
         ...
-
-
-def for_context(ctx) -> Provider:
-    kind = ctx.config.spec.provisioner
-    if kind == "static":
-        from ccp.providers.static import StaticProvider
-
-        return StaticProvider(ctx)
-    if kind == "local":
-        from ccp.providers.local import LocalProvider
-
-        return LocalProvider(ctx)
-    if kind == "terraform":
-        from ccp.providers.vsphere_terraform import TerraformProvider
-
-        return TerraformProvider(ctx)
-    from ccp.providers import vcsim_shim
-    from ccp.providers.vsphere_native import NativeProvider
-
-    return vcsim_shim.wrap(NativeProvider)(ctx) if vcsim_shim.enabled() else NativeProvider(ctx)
