@@ -9,7 +9,6 @@ stops the run. A failed clone is never retried blindly: the next run probes firs
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 
 from ccp.config import inventory
 from ccp.engine.phase import Action
@@ -17,39 +16,7 @@ from ccp.errors import InfrastructureError, InternalError, PreflightError
 from ccp.providers import vsphere_session as vs_session
 from ccp.providers.base import OWNER_KEY, ROLE_KEY
 from ccp.providers.vsphere_flows import run_flows
-
-ATTRIBUTE = "ccp-cluster"   # a custom attribute too, so people can see and search ownership in the vSphere client
-VM_PROPS = ["name", "config.extraConfig", "config.hardware.numCPU", "config.hardware.memoryMB",
-            "config.hardware.device", "runtime.powerState", "guest.ipAddress", "config.instanceUuid"]
-# A VM ccp has just cloned carries its mark by construction (it was in the clone spec): its
-# extraConfig (kilobytes of base64 cloud-init) need not be read back.
-FRESH_PROPS = [p for p in VM_PROPS if p != "config.extraConfig"]
-
-
-@dataclass
-class ObservedVM:
-    ref: object
-    name: str
-    owner: str | None
-    cpus: int
-    memory: int
-    disk_kb: int
-    power: str
-    ip: str | None
-    uuid: str
-    disk: object = None   # the first VirtualDisk device, to grow it without reading the VM again
-
-    @classmethod
-    def from_props(cls, ref, p: dict, owner: str | None = None) -> ObservedVM:
-        extra = {o.key: o.value for o in p.get("config.extraConfig") or []}
-        if owner is not None:
-            extra[OWNER_KEY] = owner
-        disks = [d for d in p.get("config.hardware.device") or [] if type(d).__name__.endswith("VirtualDisk")]
-        return cls(ref=ref, name=p["name"], owner=extra.get(OWNER_KEY), cpus=p.get("config.hardware.numCPU", 0),
-                   memory=p.get("config.hardware.memoryMB", 0), disk_kb=disks[0].capacityInKB if disks else 0,
-                   power=str(p.get("runtime.powerState", "")), ip=p.get("guest.ipAddress"),
-                   uuid=p.get("config.instanceUuid", ""), disk=disks[0] if disks else None)
-
+from ccp.providers.vsphere_vm import VM_PROPS, ObservedVM
 
 class VsphereInventory:
     """Reads what vCenter holds for this cluster. Preflight uses it whatever the provisioner."""
@@ -130,10 +97,12 @@ class NativeProvider(VsphereInventory):
                 actions.append(Action("power on", f"VM {node.name}", vm.power))
             elif vm.ip != str(node.address):
                 actions.append(Action("wait for", f"the IP of VM {node.name}", f"reports {vm.ip or 'none'}"))
-        from ccp.phases.nodes_remove import gone
-
+        # Recorded by the last provision and gone from cluster.yaml: those are leaving (nodes/remove, then
+        # remove()), not left alone. The record is read here as the static provider reads it: the
+        # cluster facts (their gone()) sit above the providers.
+        recorded = self.ctx.outputs.get("provision", {}).get("nodes", {}) or {}
         extra = sorted(n for n, vm in observed.items() if vm.owner == self.cfg.metadata.name
-                       and n not in {x.name for x in self.nodes} and n not in gone(self.ctx))
+                       and n not in {x.name for x in self.nodes} and n not in recorded)
         if extra and self.ctx.reporter is not None:
             self.ctx.reporter.note(f"VMs of this cluster no longer in cluster.yaml are left alone: {', '.join(extra)}")
         return actions

@@ -7,7 +7,7 @@ import time
 
 from ccp.errors import InfrastructureError
 from ccp.providers import vsphere_session as vs_session
-from ccp.providers.vsphere_native import ATTRIBUTE, FRESH_PROPS, VM_PROPS, ObservedVM
+from ccp.providers.vsphere_vm import ATTRIBUTE, FRESH_PROPS, VM_PROPS, ObservedVM
 
 
 class NativeOps:
