@@ -17,8 +17,7 @@ def preflight(ctx: typer.Context, config: Path = CONFIG_OPTION, ignore_preflight
     local, check this host instead (root, tools, kernel, memory, addresses). Exit 3 on a failure."""
     from ccp import ui
     from ccp.errors import ConfigError
-    from ccp.phases.preflight_vsphere import check_vsphere
-    from ccp.providers.checks import local_checks, raise_on_failures
+    from ccp.providers.checks import check_vsphere, local_checks, raise_on_failures
 
     loaded = load_config(config, quiet=output is Output.json)
     if loaded.config.spec.provisioner == "static":

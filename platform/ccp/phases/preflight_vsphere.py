@@ -5,13 +5,7 @@ from __future__ import annotations
 
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.providers.checks import raise_on_failures  # noqa: F401  (the CLI's too)
-
-
-def check_vsphere(ctx: ClusterContext) -> list:
-    from ccp.providers.vsphere_preflight import run_checks
-
-    return run_checks(ctx.vsphere(), ctx.ignore_preflight)
+from ccp.providers.checks import check_vsphere, raise_on_failures
 
 
 class PreflightVsphere(Phase):

@@ -16,6 +16,13 @@ def raise_on_failures(results) -> None:
             [f"{r.name}: {r.message}" + (f"\n    -> {r.remediation}" if r.remediation else "") for r in failed])
 
 
+def check_vsphere(ctx) -> list:
+    """vCenter — access, inventory, capacity and names (the preflight/vsphere phase and `ccp preflight`)."""
+    from ccp.providers.vsphere_preflight import run_checks
+
+    return run_checks(ctx.vsphere(), ctx.ignore_preflight)
+
+
 def local_checks(ctx) -> list:
     """provisioner: local — the host can run this cluster's machines (root, tools, kernel, memory,
     addresses, inotify). A check named in --ignore-preflight is reported as ignored, never as passed."""
