@@ -46,6 +46,22 @@ def restore(snapshot) -> list[Phase]:
     return [RestoreVerify(snapshot), RestoreStop(snapshot), RestoreSnapshot(snapshot), RestoreStart(snapshot)]
 
 
+def upgrade_phases() -> dict[str, Phase]:
+    """The install phases `ccp upgrade` runs again at the target version once the nodes are upgraded, by
+    the kind of its step (the order of its steps is ccp.upgrade.plan's: nodes are not phases)."""
+    from ccp.phases.addons import Addons
+    from ccp.phases.validate import Validate
+
+    return {"addons": Addons(), "validate": Validate()}
+
+
+def certs_renew() -> list[Phase]:
+    """`ccp certs renew` ends by applying the kubeconfig phase: admin.conf was renewed with the rest."""
+    from ccp.phases.kubeconfig import Kubeconfig
+
+    return [Kubeconfig()]
+
+
 def destroy() -> list[Phase]:
     from ccp.phases.provision import DestroyMachines
 

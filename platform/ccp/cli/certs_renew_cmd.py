@@ -17,12 +17,11 @@ def renew(ctx: typer.Context, config: Path = CONFIG_OPTION,
     Also for a cluster whose certificates expired while it was off. Rewrites <state>/kubeconfig at the end."""
     import sys
 
-    from ccp import ui
+    from ccp import ui, workflows
     from ccp.cli.common import cluster_context, load_config
     from ccp.diagnose import renew as core
     from ccp.engine import runner
     from ccp.errors import ConfigError
-    from ccp.phases.kubeconfig import Kubeconfig
 
     loaded = load_config(config)
     cctx, journal, log_file = cluster_context(ctx, loaded, "certs-renew")
@@ -35,7 +34,8 @@ def renew(ctx: typer.Context, config: Path = CONFIG_OPTION,
             return
     try:
         done = core.renew(cctx, timeout=timeout, say=lambda text: ui.err().print(f"  {ui.escape(text)}"))
-        Kubeconfig().apply(cctx, [])
+        for phase in workflows.certs_renew():
+            phase.apply(cctx, [])
     except Exception as exc:
         exc.log_file = log_file
         raise

@@ -47,10 +47,9 @@ def with_version(ctx, target: str):
 
 
 def addons_and_validate(ctx, target: str, kind: str) -> None:
-    from ccp.phases.addons import Addons
-    from ccp.phases.validate import Validate
+    from ccp import workflows
 
-    phase = Addons() if kind == "addons" else Validate()
+    phase = workflows.upgrade_phases()[kind]
     tctx = with_version(ctx, target)
     phase.apply(tctx, phase.plan(tctx))
 
