@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from ccp.cli import app
-from ccp.cli.common import CONFIG_OPTION, cluster_context, load_config
+from ccp.cli.common import CONFIG_OPTION, cluster_context, kubeconfig_for, load_config
 
 
 @app.command("upgrade")
@@ -24,7 +24,7 @@ def upgrade(ctx: typer.Context, config: Path = CONFIG_OPTION,
     loaded = load_config(config)
     cctx, journal, log_file = cluster_context(ctx, loaded, "upgrade")
     try:
-        command.execute(ctx, cctx, journal, loaded, to, dry_run=dry_run, yes=yes or resume)
+        command.execute(lambda: kubeconfig_for(ctx, None, loaded), cctx, journal, loaded, to, dry_run=dry_run, yes=yes or resume)
     except Exception as exc:
         exc.log_file = log_file
         raise

@@ -24,11 +24,12 @@ def print_plan(steps, current: str, target: str, warnings: list[str]) -> None:
         ui.out().print(f"[yellow]warning:[/] {ui.escape(w)}")
 
 
-def execute(typer_ctx, cctx, journal, loaded, target: str, *, dry_run: bool, yes: bool) -> None:
+def execute(kubeconfig, cctx, journal, loaded, target: str, *, dry_run: bool, yes: bool) -> None:
+    """``kubeconfig``: -> the cluster's kubeconfig, said out loud; a CcpError when it has none (the
+    command line's own lookup, passed in: nothing below the command line imports it)."""
     import typer
 
     from ccp import ui
-    from ccp.cli.common import kubeconfig_for
     from ccp.engine.runner import recall_outputs
     from ccp.errors import CcpError, ConfigError
 
@@ -41,7 +42,7 @@ def execute(typer_ctx, cctx, journal, loaded, target: str, *, dry_run: bool, yes
     done = {k for k, r in journal.records().items() if r.status == "done"}
     kube_path, warnings = None, []
     try:
-        kube_path = kubeconfig_for(typer_ctx, None, loaded)
+        kube_path = kubeconfig()
         from ccp.remote.drain import tight_budgets
         from ccp.remote.kube_nodes import LightkubeNodes
 
