@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ccp.cli import addons_app
+from ccp.cli.apps import addons_app
 from ccp.cli.common import CONFIG_OPTION, ONLY_OPTION, OUTPUT_OPTION, Output, load_config, print_json, split_names
 
 

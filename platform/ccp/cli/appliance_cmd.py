@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ccp.cli import appliance_app
+from ccp.cli.apps import appliance_app
 from ccp.cli.common import CONFIG_OPTION, load_config
 
 

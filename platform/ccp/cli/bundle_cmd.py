@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from ccp.cli import bundle_app
+from ccp.cli.apps import bundle_app
 from ccp.cli.common import CONFIG_OPTION, OUTPUT_OPTION, Output, load_config, print_json
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from ccp.cli import certs_app
+from ccp.cli.apps import certs_app
 from ccp.cli.common import CONFIG_OPTION
 
 

@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ccp.cli import app
+from ccp.cli.apps import app
 from ccp.cli.common import KUBECONFIG_OPTION, OPTIONAL_CONFIG_OPTION, OUTPUT_OPTION, Output, print_json, split_names
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ccp.cli import app
+from ccp.cli.apps import app
 from ccp.cli.common import CONFIG_OPTION, OUTPUT_OPTION, Output, load_config, print_json
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from ccp.cli import app
+from ccp.cli.apps import app
 from ccp.cli.common import CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, cluster_context, load_config, split_names
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from ccp.cli import app
+from ccp.cli.apps import app
 from ccp.cli.common import (CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, OUTPUT_OPTION, Output, cluster_context,
                             load_config, print_json, split_names)
 

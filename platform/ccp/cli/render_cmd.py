@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ccp.cli import app
+from ccp.cli.apps import app
 from ccp.cli.common import CONFIG_OPTION, OUTPUT_OPTION, Output, load_config, print_json
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from ccp.cli import app
+from ccp.cli.apps import app
 from ccp.cli.common import CONFIG_OPTION, cluster_context, load_config, show_and_confirm
 
 

@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ccp.cli import app
+from ccp.cli.apps import app
 from ccp.cli.common import KUBECONFIG_OPTION, OUTPUT_OPTION, Output, kubeconfig_for, load_config, print_json, split_names
 
 

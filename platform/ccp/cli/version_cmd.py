@@ -3,7 +3,7 @@ from __future__ import annotations
 import platform as _platform
 
 from ccp import __version__
-from ccp.cli import app
+from ccp.cli.apps import app
 from ccp.cli.common import OUTPUT_OPTION, Output, print_json
 
 
