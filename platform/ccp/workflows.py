@@ -1,4 +1,5 @@
-"""The order of phases — defined here and nowhere else.
+"""The order of phases — defined here and nowhere else, and the only module that imports phases: a
+command (and `ccp upgrade`) that runs a phase gets it from here.
 
 New capabilities add their phases to these lists.
 """
