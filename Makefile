@@ -29,12 +29,14 @@ lab-bundle: setup
 	@hack/lab-bundle.sh
 
 # The main job for real: examples/local.yaml (2 load balancers, 3 control planes, 2 workers as
-# systemd-nspawn machines) installed by ccp from the lab bundle; it keeps running until demo-clean.
+# systemd-nspawn machines) installed by ccp from the lab bundle (from upstream packages and images,
+# examples/local-upstream.yaml, where ../shared/k8s is missing); it keeps running until demo-clean.
 demo: setup
 	@hack/demo-local.sh
 
 demo-clean: setup
-	$(CCP) destroy --config examples/local.yaml --yes
+	$(CCP) destroy --config $$(if [ -f .tools/local-upstream.yaml ] && [ ! -x $${CCP_SHARED_K8S:-../shared/k8s}/lab ]; \
+	  then echo .tools/local-upstream.yaml; else echo examples/local.yaml; fi) --yes
 
 # The vSphere path against the simulator: create the cluster's VMs, show them, remove them again.
 # CCP_VCSIM_SHIM=1 lets vcsim report guest IPs (it runs no guest; see platform/ccp/providers/vcsim_shim.py).

@@ -163,6 +163,43 @@ def test_machines_reach_each_other(lab):
         assert out.startswith("SSH-")
 
 
+def test_nat_takes_the_machines_out_through_the_host_and_goes_with_the_bridge(lab):
+    """spec.local.nat: a machine reaches a network beyond the host (a namespace standing for the outside, with no
+    route back to the machines' subnet) and arrives there from the host's address; the rules are removed exactly."""
+    import subprocess
+
+    from ccp.providers import local_nat
+
+    ns, out_host, out_ns = "ccpmt-out", "ccpmt-o0", "ccpmt-o1"
+    run = lambda *a: subprocess.run(list(a), check=True, capture_output=True)   # noqa: E731
+    run("ip", "netns", "add", ns)
+    server = None
+    try:
+        run("ip", "link", "add", out_host, "type", "veth", "peer", "name", out_ns)
+        run("ip", "link", "set", out_ns, "netns", ns)
+        run("ip", "addr", "add", f"{SUBNET[:-2]}.9.1/24", "dev", out_host)
+        run("ip", "link", "set", out_host, "up")
+        run("ip", "-n", ns, "addr", "add", f"{SUBNET[:-2]}.9.2/24", "dev", out_ns)
+        run("ip", "-n", ns, "link", "set", out_ns, "up")
+        # the outside answers whoever connects with the address it sees; it knows no route to the machines
+        server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c",
+                                   "import socket; s = socket.socket(); s.bind(('0.0.0.0', 8099)); s.listen()\n"
+                                   "while True:\n c, a = s.accept(); c.sendall(a[0].encode() + b'\\n'); c.close()"])
+        fetch = f"timeout 5 bash -c 'exec 3<>/dev/tcp/{SUBNET[:-2]}.9.2/8099; head -n 1 <&3'"
+        time.sleep(0.5)
+        assert local_nat.ensure(BRIDGE, f"{SUBNET}.0/24") is True
+        assert local_nat.ensure(BRIDGE, f"{SUBNET}.0/24") is False, "a second time changes nothing"
+        assert lab.ssh(NAMES[0], fetch).strip() == f"{SUBNET[:-2]}.9.1", "seen from outside as the host"
+        assert len(local_nat.remove(BRIDGE)) == 3 and local_nat.present(BRIDGE) == []
+        assert lab.ssh(NAMES[0], fetch, check=False).strip() != f"{SUBNET[:-2]}.9.1", "without the rules, no way out"
+    finally:
+        if server is not None:
+            server.kill()
+        local_nat.remove(BRIDGE)
+        subprocess.run(["ip", "link", "del", out_host], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def test_each_machine_has_its_own_writable_cgroups(lab):
     seen = set()
     for name in NAMES:

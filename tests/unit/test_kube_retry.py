@@ -61,3 +61,34 @@ def test_other_refusals_are_not_retried():
     with pytest.raises(KubernetesError):
         LightkubePort._call(fn, "apply x", sleep=clock.sleep, clock=clock)
     assert calls == [1]
+
+
+def test_an_api_that_cannot_be_reached_is_a_kubernetes_error_on_every_read(tmp_path):
+    """Found by `make demo` after a destroy: the add-ons probe met a TLS failure at a stale VIP and ccp died with an
+    internal error. Every read the phases use goes through one error path: exit family 6, saying what to check."""
+    import socket
+
+    import pytest
+    import yaml
+
+    from ccp.errors import KubernetesError
+    from ccp.remote.kube import ObjectRef
+    from ccp.remote.kube_objects import LightkubeObjects
+
+    with socket.socket() as s:   # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{port}", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    kube = LightkubeObjects(kc)
+    reads = [lambda: kube.get_data("ns", "cm"), lambda: kube.get_secret("ns", "s"),
+             lambda: kube.workload(ObjectRef("apps/v1", "Deployment", "ns", "d")),
+             lambda: kube.delete(ObjectRef("v1", "ConfigMap", "ns", "cm")), kube.nodes]
+    for read in reads:
+        with pytest.raises(KubernetesError) as info:
+            read()
+        assert "cannot reach the Kubernetes API" in info.value.message and info.value.code == 6

@@ -70,3 +70,6 @@ class LocalMachines(Strict):
                                                                      "with mmdebstrap, keyed by its inputs).")
     bridge: str | None = Field(None, max_length=15, pattern=r"^[a-z0-9][a-z0-9-]*$",
                                description="Host bridge the machines sit on; default ccp-<cluster name, shortened>.")
+    nat: bool = Field(False, description="Masquerade the machines' subnet through the host, so the nodes reach what the "
+                                         "host reaches (package repositories, registries): for installs without an "
+                                         "offline bundle. The rules go with the bridge.")

@@ -77,4 +77,11 @@ class DestroyMachines(Phase):
         return ctx.provider().destroy_plan()
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
-        return ctx.provider().destroy(actions)
+        out = ctx.provider().destroy(actions)
+        # Its credentials open a cluster that is gone; left behind, the next install's probes would take
+        # whatever answers at the VIP for that cluster (found on a host whose network answers any address).
+        stale = facts.kubeconfig_path(ctx)
+        if stale.exists():
+            stale.unlink()
+            out = {**out, "kubeconfigRemoved": str(stale)}
+        return out

@@ -74,6 +74,12 @@ class LocalProvider:
         rootfs = self.host.rootfs(PACKAGES)
         if self.host.ensure_bridge(self.bridge, f"{net.gateway}/{net.cidr.prefixlen}") and self.ctx.reporter is not None:
             self.ctx.reporter.note(f"created the host bridge {self.bridge} ({net.gateway}/{net.cidr.prefixlen})")
+        if cfg.spec.local.nat:
+            from ccp.providers import local_nat
+
+            say = self.ctx.reporter.note if self.ctx.reporter is not None else (lambda msg: None)
+            if local_nat.ensure(self.bridge, str(net.cidr), say=say):
+                say(f"the machines on {self.bridge} reach out through this host (spec.local.nat)")
         records = self.host.boot_many(specs, rootfs)
         return {n.name: {**records[n.name], "role": n.role, "address": str(n.address)} for n in self.nodes}
 
@@ -110,7 +116,12 @@ class LocalProvider:
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
             list(pool.map(lambda n: self.host.destroy(self.cluster, n), names))
         bridge_removed = self.host.remove_bridge_if_unused(self.bridge)
-        return {"destroyed": names, "bridgeRemoved": bridge_removed}
+        nat_removed = []
+        if bridge_removed:   # the rules go with the bridge, whatever spec.local.nat says now
+            from ccp.providers import local_nat
+
+            nat_removed = local_nat.remove(self.bridge)
+        return {"destroyed": names, "bridgeRemoved": bridge_removed, "natRulesRemoved": len(nat_removed)}
 
     def close(self) -> None:
         pass

@@ -56,17 +56,17 @@ class LightkubeObjects(LightkubePort):
 
         res = _resource(ref.api_version, ref.kind)
         try:
-            self.client.delete(res, ref.name, namespace=ref.namespace) if ref.namespace else self.client.delete(res, ref.name)
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise KubernetesError(f"cannot delete {ref}: {exc.status.message}", "check the kubeconfig's permissions") from None
+            self._call(lambda: self.client.delete(res, ref.name, namespace=ref.namespace) if ref.namespace
+                       else self.client.delete(res, ref.name), f"delete {ref}", raise_404=True)
+        except ApiError:
+            pass   # 404: already gone
 
     def workload(self, ref: ObjectRef) -> WorkloadState:
         from lightkube.core.exceptions import ApiError
 
         res = _resource(ref.api_version, ref.kind)
         try:
-            obj = self.client.get(res, ref.name, namespace=ref.namespace)
+            obj = self._call(lambda: self.client.get(res, ref.name, namespace=ref.namespace), f"get {ref}", raise_404=True)
         except ApiError as exc:
             return WorkloadState(False, f"missing ({exc.status.reason})")
         return workload_state(ref.kind, obj.to_dict() if hasattr(obj, "to_dict") else obj)
@@ -85,18 +85,20 @@ class LightkubeObjects(LightkubePort):
         from lightkube.resources.core_v1 import Secret
 
         try:
-            return _decoded(self.client.get(Secret, name, namespace=namespace).data)
+            return _decoded(self._call(lambda: self.client.get(Secret, name, namespace=namespace),
+                                       f"get Secret {namespace}/{name}", raise_404=True).data)
         except ApiError:
-            return None
+            return None   # 404
 
     def get_data(self, namespace, name) -> dict | None:
         from lightkube.core.exceptions import ApiError
         from lightkube.resources.core_v1 import ConfigMap
 
         try:
-            return dict(self.client.get(ConfigMap, name, namespace=namespace).data or {})
+            return dict(self._call(lambda: self.client.get(ConfigMap, name, namespace=namespace),
+                                   f"get ConfigMap {namespace}/{name}", raise_404=True).data or {})
         except ApiError:
-            return None
+            return None   # 404
 
 
 def _decoded(data: dict | None) -> dict:

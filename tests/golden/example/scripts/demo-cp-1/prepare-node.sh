@@ -65,11 +65,14 @@ fi
 
 # -- packages: containerd and the Kubernetes tools pinned to 1.37.1
 repo_file=/etc/apt/sources.list.d/ccp-kubernetes.list
-keyring=/etc/apt/keyrings/ccp-kubernetes.gpg
+# apt reads an armored key named *.asc itself (apt >= 1.4): no gpg needed on the node
+keyring=/etc/apt/keyrings/ccp-kubernetes.asc
 repo_line="deb [signed-by=$keyring] https://pkgs.k8s.io/core:/stable:/v1.37/deb/ /"
 if [ ! -s "$keyring" ] || [ "$(cat "$repo_file" 2>/dev/null)" != "$repo_line" ]; then
   install -d -m 0755 /etc/apt/keyrings
-  curl -fsSL "https://pkgs.k8s.io/core:/stable:/v1.37/deb/Release.key" | gpg --dearmor --yes -o "$keyring"
+  curl -fsSL "https://pkgs.k8s.io/core:/stable:/v1.37/deb/Release.key" -o "$keyring.new"   # on its own line: set -e stops here when it fails
+  mv "$keyring.new" "$keyring"
+  chmod 0644 "$keyring"
   echo "$repo_line" > "$repo_file"
   apt-get update -qq
   say apt-repository changed
@@ -116,5 +119,5 @@ systemctl enable --now containerd >/dev/null 2>&1
 systemctl enable kubelet >/dev/null 2>&1
 
 install -d -m 0755 "$(dirname "/etc/ccp/prepared")"
-echo "6454034b123765bd" > "/etc/ccp/prepared"
-say prepared "demo-cp-1 (script 6454034b123765bd)"
+echo "777273a7cb91d82c" > "/etc/ccp/prepared"
+say prepared "demo-cp-1 (script 777273a7cb91d82c)"
