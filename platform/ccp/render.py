@@ -186,10 +186,10 @@ def render_all(loaded: Loaded) -> Rendered:
 
     # Scheduled etcd snapshots on every control plane (spec.backup.schedule)
     if spec.backup.schedule:
-        from ccp.remote.etcd import CERTS
+        from ccp.remote.etcd import CERTS, ETCD, RUNNING
 
         extra = {"schedule": spec.backup.schedule, "keep": spec.backup.keep, "backup_dir": NODE_BACKUP_DIR,
-                 "etcd_certs": CERTS, "spread": "5min"}
+                 "etcd_certs": CERTS, "etcd_exec": ETCD, "etcd_running": RUNNING, "spread": "5min"}
         for node in cps:
             render("scripts/etcd-backup.sh.j2", f"scripts/{node.name}/etcd-backup.sh", node=node, **extra)
             for unit in ("service", "timer"):

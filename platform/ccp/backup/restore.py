@@ -11,7 +11,7 @@ they stopped):
   restore/snapshot  the snapshot uploaded to each control plane (0600, checked by sha256 there), then
                     `etcdutl snapshot restore` from the node's own etcd image into a new data
                     directory with the cluster's members as one new cluster, and swapped in; the old
-                    data is kept as /var/lib/etcd.before-restore-<id>
+                    data is kept as /var/lib/etcd/ccp-before-restore-<id>
   restore/start     the manifests put back (etcd first), the API awaited through the VIP, the
                     uploaded snapshot removed from the nodes (it holds the cluster's Secrets)
 
@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccp.errors import ConfigError, PreflightError
+from ccp.remote.etcd import RUNNING
 
 WORK = "/var/lib/ccp/restore"
+ETCD_DATA = "/var/lib/etcd"   # kubeadm's etcd data directory (its member/ is what a restore replaces)
 PARKED = "/etc/kubernetes/ccp-restore-parked"
 MANIFESTS = "/etc/kubernetes/manifests"
 PARK_ORDER = ("kube-apiserver.yaml", "etcd.yaml")     # the API first, so nothing writes while etcd stops
@@ -92,18 +94,31 @@ def restore_argv(name: str, peers: dict[str, str], rid: str, snapshot: str, data
 def park_script() -> str:
     moves = "; ".join(f"[ ! -f {MANIFESTS}/{m} ] || mv {MANIFESTS}/{m} {PARKED}/{m}" for m in PARK_ORDER)
     return (f"set -e; mkdir -p {PARKED}; {moves}; for _ in $(seq 1 120); do "
-            "[ -z \"$(crictl ps --name '^(etcd|kube-apiserver)$' -q)\" ] && exit 0; sleep 1; done; "
+            f"[ -z \"$({RUNNING} etcd kube-apiserver)\" ] && exit 0; sleep 1; done; "
             "echo 'etcd or the API server still runs 120 s after their manifests were moved' >&2; exit 1")
 
 
+def old_data_dir(rid: str) -> str:
+    """Where a restore keeps each control plane's etcd data from before it."""
+    return f"{ETCD_DATA}/ccp-before-restore-{rid}"
+
+
 def node_restore_script(name: str, peers: dict[str, str], rid: str, image: str) -> str:
-    data = f"/var/lib/etcd.restored-{rid}"
+    """Restore into a directory inside /var/lib/etcd and swap its member/ in. The data directory itself is
+    never renamed: it is often a mount point of its own (a dedicated etcd disk; the local machines' bind
+    mount), and renaming it failed on real nodes with "Device or resource busy". The old member/ stays
+    beside the new one as ccp-before-restore-<id> (etcd notes the extra entry and ignores it), on the same
+    filesystem, so nothing large is copied and nothing is deleted."""
+    data = f"{ETCD_DATA}/ccp-restored-{rid}"
     argv = " ".join(shlex.quote(a) for a in restore_argv(name, peers, rid, f"{WORK}/snapshot.db", data))
-    return (f"set -e; [ -f {WORK}/restored-{rid} ] && exit 0; rm -rf {data}; "
+    old = old_data_dir(rid)
+    return (f"set -e; [ -f {WORK}/restored-{rid} ] && exit 0; mkdir -p {ETCD_DATA}; chmod 0700 {ETCD_DATA}; rm -rf {data}; "
             f"ctr -n k8s.io run --rm --net-host --mount type=bind,src=/var/lib,dst=/var/lib,options=rbind:rw "
             f"{shlex.quote(image)} ccp-etcd-restore-{rid} {argv}; "
-            f"old=/var/lib/etcd.before-restore-{rid}; [ ! -e \"$old\" ] || old=\"$old-$(date +%s)\"; "
-            f"[ ! -d /var/lib/etcd ] || mv /var/lib/etcd \"$old\"; mv {data} /var/lib/etcd; "
+            # an earlier attempt that moved the original aside left a restored copy in member/: only that goes
+            f"if [ -d {old}/member ]; then rm -rf {ETCD_DATA}/member; "
+            f"elif [ -d {ETCD_DATA}/member ]; then mkdir -p {old}; mv {ETCD_DATA}/member {old}/member; fi; "
+            f"mv {data}/member {ETCD_DATA}/member; rmdir {data}; "
             f"touch {WORK}/restored-{rid}")
 
 

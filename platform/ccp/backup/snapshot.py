@@ -34,7 +34,7 @@ def backup(ctx, *, say=lambda text: None, keep: int | None = None) -> Path:
         status = json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise RemoteError(f"{first}: the etcd snapshot failed or could not be verified (exit {r.exit_status})",
-                          "check that etcd runs on it (crictl ps --name etcd) and that /var/lib/etcd has room",
+                          "check that etcd runs on it (crictl ps --name etcd, or ctr -n k8s.io tasks ls) and that /var/lib/etcd has room",
                           (r.stderr or r.stdout).splitlines()[-5:]) from None
     r = ssh.call(ssh.run(t, FETCH, sudo=True, check=True, timeout=1800, quiet=True))
     digest, _, data = r.stdout.strip().partition("\n")

@@ -36,4 +36,4 @@ def restore(ctx: typer.Context, config: Path = CONFIG_OPTION,
     finally:
         cctx.close()
     ui.err().print(f"[green]restored[/] etcd from {source}; the data from before is kept on each control plane in "
-                   f"/var/lib/etcd.before-restore-{snap.rid} (delete it once the cluster is as you want)")
+                   f"{r.old_data_dir(snap.rid)} (delete it once the cluster is as you want)")

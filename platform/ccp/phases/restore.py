@@ -104,7 +104,7 @@ class RestoreSnapshot(_Restore):
             await ssh.run(t, r.node_restore_script(t.name, peers, self.snap.rid, image), sudo=True, timeout=900)
             ctx.reporter.item(t.name, "restored")
         _fan(ctx, one, "restoring etcd", [t for t in cps if t.name in todo])
-        return {"restored": sorted(todo), "oldData": f"/var/lib/etcd.before-restore-{self.snap.rid}"}
+        return {"restored": sorted(todo), "oldData": r.old_data_dir(self.snap.rid)}
 
 
 class RestoreStart(_Restore):
