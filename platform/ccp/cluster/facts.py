@@ -55,7 +55,9 @@ async def holding(ssh, targets, marker: str) -> dict[str, bool]:
 
 def initialized(ctx: ClusterContext, exclude=()) -> list[str]:
     """The control planes (in inventory order) that hold admin.conf: members of a running cluster."""
-    cps = [n for n in by_role(ctx, inventory.ROLE_CP) if n not in exclude]
+    recorded = ctx.outputs.get("provision", {}).get("nodes", {})
+    # a machine not made yet (a scale-out's, before provision) holds nothing: it is not asked
+    cps = [n for n in by_role(ctx, inventory.ROLE_CP) if n not in exclude and (not recorded or n in recorded)]
     ssh = ctx.ssh()
     members = ssh.call(holding(ssh, ctx.targets(cps), "/etc/kubernetes/admin.conf"))
     return [n for n in cps if members.get(n)]

@@ -40,3 +40,15 @@ def before_provisioning(ctx: ClusterContext, verb: str, names: list[str]) -> lis
     if ctx.provisioned():
         return None
     return [Action(verb, f"{len(names)} host{'s' if len(names) != 1 else ''}", "after provisioning", len(names))]
+
+
+def new_machines(ctx: ClusterContext, names: list[str], verb: str, target: str) -> tuple[list[str], list[Action]]:
+    """(the named hosts whose machines exist: probe these; an action for each of the others). A scale-out's
+    new machines exist only once provision has run: `ccp plan` says what will happen to them instead of
+    failing to reach them (found on real nodes: "cannot probe" for a worker about to be created).
+    ``target`` names one host in the phase's own action form, e.g. "host {}" or "node {}"."""
+    recorded = ctx.outputs.get("provision", {}).get("nodes", {})
+    later = [n for n in names if n not in recorded]
+    return [n for n in names if n in recorded], [Action(verb, target.format(n), "a new machine: once it exists")
+                                                 for n in later]
+

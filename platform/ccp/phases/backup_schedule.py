@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 
-from ccp.cluster.hostwork import before_provisioning, remote_digests, rendered, sha256
+from ccp.cluster.hostwork import before_provisioning, new_machines, remote_digests, rendered, sha256
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
@@ -39,6 +39,7 @@ class BackupSchedule(Phase):
         early = before_provisioning(ctx, "schedule backups on", names) if schedule else None
         if early is not None or not ctx.provisioned():
             return early or []
+        names, later = new_machines(ctx, names, "install", "backup timer on {}") if schedule else (names, [])
         ssh = ctx.ssh()
 
         async def probe(t):
@@ -51,7 +52,7 @@ class BackupSchedule(Phase):
 
         fan = ssh.call(ssh.each(ctx.targets(names), probe))
         fan.raise_if_failed("probing the backup timers")
-        actions = []
+        actions = later
         for name, found in fan.results.items():
             if found == "remove":
                 actions.append(Action("remove", f"backup timer on {name}", "spec.backup.schedule is unset (snapshots stay)"))

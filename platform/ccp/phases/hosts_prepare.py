@@ -11,7 +11,7 @@ from ccp import render as rendering
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.cluster.hostwork import REMOTE_DIR, before_provisioning, rendered
+from ccp.cluster.hostwork import REMOTE_DIR, before_provisioning, new_machines, rendered
 
 BUNDLE_DIR = rendering.NODE_PACKAGES_DIR
 IMAGES_DIR = rendering.NODE_IMAGES_DIR   # the prepare script imports these into containerd
@@ -35,6 +35,7 @@ class PrepareHosts(Phase):
         early = before_provisioning(ctx, "prepare", names)
         if early is not None:
             return early
+        names, later = new_machines(ctx, names, "prepare", "host {}")
         ssh = ctx.ssh()
 
         async def probe(t):
@@ -44,7 +45,7 @@ class PrepareHosts(Phase):
 
         fan = ssh.call(ssh.each(ctx.targets(names), probe))
         fan.raise_if_failed("probing the hosts")
-        return [Action("prepare", f"host {name}", why) for name, why in fan.results.items() if why]
+        return [Action("prepare", f"host {name}", why) for name, why in fan.results.items() if why] + later
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         ssh = ctx.ssh()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from ccp.cluster.facts import acting_first, api_endpoint, by_role, holding, initialized, wait_api
-from ccp.cluster.hostwork import before_provisioning, rendered
+from ccp.cluster.hostwork import before_provisioning, new_machines, rendered
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
@@ -134,11 +134,12 @@ class _Join(Phase):
             # Every control plane but the one the cluster runs through: the first one too, when it was
             # replaced and another holds the cluster now (before init, none does, and the first is init's).
             names = [n for n in by_role(ctx, self.role) if n != acting_first(ctx)]
+        names, later = new_machines(ctx, names, "join", "node {}")
         if not names:
-            return []
+            return later
         members = ssh.call(holding(ssh, ctx.targets(names), "/etc/kubernetes/kubelet.conf"))
-        actions = [Action("join", f"node {n}", "as a control plane" if self.control_plane else "as a worker")
-                   for n in names if not members[n]]
+        actions = later + [Action("join", f"node {n}", "as a control plane" if self.control_plane else "as a worker")
+                           for n in names if not members[n]]
         if self.control_plane:
             actions += _unready_api_servers(ctx, ssh, [acting_first(ctx)] + [n for n in names if members[n]])
         return actions

@@ -4,7 +4,7 @@ compared by hash on the host; only changed ones are uploaded, and only their ser
 
 from __future__ import annotations
 
-from ccp.cluster.hostwork import REMOTE_DIR, before_provisioning, remote_digests, rendered, sha256
+from ccp.cluster.hostwork import REMOTE_DIR, before_provisioning, new_machines, remote_digests, rendered, sha256
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
@@ -44,6 +44,7 @@ class LoadBalancer(Phase):
         early = before_provisioning(ctx, "configure", names)
         if early is not None:
             return early
+        names, later = new_machines(ctx, names, "configure", "host {}")
         ssh = ctx.ssh()
 
         async def probe(t):
@@ -56,7 +57,7 @@ class LoadBalancer(Phase):
 
         fan = ssh.call(ssh.each(ctx.targets(names), probe))
         fan.raise_if_failed("probing the load balancers")
-        actions = []
+        actions = later
         for name, (changed, down) in fan.results.items():
             if changed or down:
                 why = ", ".join([f"{s} config changed" for s in changed] + [f"{s} not running" for s in down])
