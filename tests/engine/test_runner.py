@@ -140,3 +140,25 @@ def test_torn_journal_line_is_ignored(tmp_path):
     with open(state / "journal.jsonl", "a") as f:
         f.write('{"ts": 1, "run": "x", "event": "done", "pha')
     assert set(Journal(state).records()) == {"a", "b", "c"}
+
+
+def test_a_failed_attempt_keeps_what_the_last_good_one_recorded(tmp_path):
+    """Found on real nodes: a provision refused on a changed address made later runs forget the cluster's
+    machines (a scale-in would then not have drained the nodes it removed). The last outputs stay known."""
+    from ccp.engine.journal import Journal
+    from ccp.engine.runner import recall_outputs
+
+    j = Journal(tmp_path / "state")
+    j.append("done", phase="provision", fingerprint="a", outputs={"nodes": {"n1": {"address": "10.0.0.1"}}})
+    j.append("started", phase="provision", fingerprint="b")
+    j.append("failed", phase="provision", fingerprint="b", error="address changed")
+    rec = j.records()["provision"]
+    assert rec.status == "failed" and rec.outputs == {"nodes": {"n1": {"address": "10.0.0.1"}}}
+
+    class Ctx:
+        outputs: dict = {}
+    ctx = Ctx()
+    recall_outputs(ctx, j.records())
+    assert ctx.outputs["provision"]["nodes"]["n1"]["address"] == "10.0.0.1"
+    j.reset(["provision"], "destroyed")
+    assert "provision" not in j.records(), "a reset still forgets"

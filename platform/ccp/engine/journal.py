@@ -111,8 +111,13 @@ class Journal:
             if "phase" not in e or e["event"] not in ("started", "done", "failed", "skipped"):
                 continue
             prev = recs.get(e["phase"])
+            outputs = e.get("outputs")
+            if outputs is None and prev is not None and e["event"] in ("started", "failed"):
+                # A later attempt that failed does not unmake what the last good one recorded (the machines
+                # of a provision refused on a changed address are still there, and still the cluster's).
+                outputs = prev.outputs
             rec = PhaseRecord(phase=e["phase"], status=e["event"], fingerprint=e.get("fingerprint", ""),
-                              inputs=e.get("inputs"), outputs=e.get("outputs"), error=e.get("error", ""),
+                              inputs=e.get("inputs"), outputs=outputs, error=e.get("error", ""),
                               duration=e.get("duration"), ts=e["ts"], run=e["run"])
             if rec.status == "skipped" and prev is not None and prev.status == "done":
                 continue  # skipping a done phase does not undo it

@@ -65,9 +65,10 @@ def select(workflow: list[Phase], until: str | None = None, skip: list[str] | tu
 
 
 def recall_outputs(ctx: Context, records: dict[str, PhaseRecord]) -> None:
-    """What earlier runs recorded (machine addresses, say) is what later phases build on."""
+    """What earlier runs recorded (machine addresses, say) is what later phases build on: the last outputs a
+    phase recorded, kept through later attempts that failed (Journal.records carries them)."""
     for r in records.values():
-        if r.outputs and r.status == "done":
+        if r.outputs and r.status != "skipped":
             ctx.outputs.setdefault(r.phase, r.outputs)
 
 
