@@ -237,6 +237,24 @@ def test_boot_again_changes_nothing(lab):
     assert lab.host.status(CLUSTER, spec.name) == "running"
 
 
+def test_a_changed_address_or_a_taken_one_boots_nothing(lab):
+    """Found on real nodes: growing the control planes shifted a worker's address, and while that worker was refused
+    a new machine booted on its address. Every conflict is found before anything boots."""
+    import dataclasses
+
+    from ccp.errors import InfrastructureError
+
+    key = lab.specs[0].authorized_key
+    moved = dataclasses.replace(lab.specs[1], address=f"{SUBNET}.99/24")
+    squatter = _spec(CLUSTER, "ccpmt-worker-03", SUBNET, 1, BRIDGE, key)   # index 1: the address of NAMES[0]
+    assert [c.split()[0] for c in lab.host.conflicts([moved, squatter])] == [moved.name, squatter.name]
+    with pytest.raises(InfrastructureError) as info:
+        lab.host.boot_many([lab.specs[0], moved, squatter], lab.rootfs)
+    assert "nothing was booted" in info.value.message and len(info.value.details) == 2
+    assert lab.host.status(CLUSTER, squatter.name) == "absent"
+    assert lab.host.conflicts(lab.specs) == []
+
+
 def test_stop_then_boot_keeps_the_machine(lab):
     from ccp.providers.local_machines import ssh_answers
 

@@ -39,7 +39,8 @@ class BackupSchedule(Phase):
         early = before_provisioning(ctx, "schedule backups on", names) if schedule else None
         if early is not None or not ctx.provisioned():
             return early or []
-        names, later = new_machines(ctx, names, "install", "backup timer on {}") if schedule else (names, [])
+        names, later = new_machines(ctx, names, "install", "backup timer on {}")
+        later = later if schedule else []   # a machine not made yet has no timer to remove
         ssh = ctx.ssh()
 
         async def probe(t):

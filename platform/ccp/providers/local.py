@@ -50,7 +50,35 @@ class LocalProvider:
     def _status(self) -> dict[str, str]:
         return {n.name: self.host.status(self.cluster, n.name) for n in self.nodes}
 
+    def _specs(self):
+        from ccp.providers.local_machines import MachineSpec
+
+        cfg = self.ctx.config
+        net = cfg.spec.nodes.network
+        key = cfg.spec.ssh.public_key_path(self.ctx.loaded.base_dir).read_text().strip()
+        return [MachineSpec(cluster=self.cluster, name=n.name, role=n.role, address=f"{n.address}/{net.cidr.prefixlen}",
+                            gateway=str(net.gateway), dns=tuple(str(d) for d in net.dns), ssh_user=cfg.spec.ssh.user,
+                            authorized_key=key, bridge=self.bridge) for n in self.nodes]
+
+    def _orphans(self) -> list[str]:
+        """Machines of this cluster that cluster.yaml does not list and no provision ever recorded: left by a run
+        that failed while making them (they never joined). Unknown only with a state directory that recorded the
+        cluster: without one, a machine of the cluster may be a node, and it is left alone."""
+        recorded = self.ctx.outputs.get("provision", {}).get("nodes")
+        if not recorded:
+            return []
+        listed = {n.name for n in self.nodes}
+        return sorted(n for n in self.host.machines(self.cluster) if n not in listed and n not in recorded)
+
     def plan(self) -> list[Action]:
+        from ccp.errors import InfrastructureError
+
+        found = self.host.conflicts(self._specs())
+        if found:
+            raise InfrastructureError(f"{len(found)} local machine(s) cannot be booted as cluster.yaml says: {found[0]}",
+                                      "put the old node counts or addresses back (addresses follow the order load "
+                                      "balancers, control planes, workers: a larger count moves the ones after it), "
+                                      "or remove those nodes and add them again", found)
         verbs = {"absent": ("create", "new machine"), "stopped": ("start", "machine is stopped")}
         status = self._status()
         actions = [Action(verbs[state][0], f"machine {name}", verbs[state][1])
@@ -60,17 +88,17 @@ class LocalProvider:
             # never recorded them (lost, or a fresh CCP_STATE_DIR) takes them over, host keys read from their disks.
             actions += [Action("adopt", f"machine {name}", f"it exists, owned by cluster {self.cluster}, and this "
                                "state directory has no record of it") for name, state in status.items() if state == "running"]
+        actions += [Action("remove", f"machine {n}", "not in cluster.yaml and never recorded: left by a run that failed "
+                           "while making it") for n in self._orphans()]
         return actions
 
     def apply(self, actions: list[Action]) -> dict[str, dict]:
-        from ccp.providers.local_machines import MachineSpec
-
         cfg = self.ctx.config
         net = cfg.spec.nodes.network
-        key = cfg.spec.ssh.public_key_path(self.ctx.loaded.base_dir).read_text().strip()
-        specs = [MachineSpec(cluster=self.cluster, name=n.name, role=n.role, address=f"{n.address}/{net.cidr.prefixlen}",
-                             gateway=str(net.gateway), dns=tuple(str(d) for d in net.dns), ssh_user=cfg.spec.ssh.user,
-                             authorized_key=key, bridge=self.bridge) for n in self.nodes]
+        for a in actions:
+            if a.verb == "remove":
+                self.host.destroy(self.cluster, a.target.removeprefix("machine "))
+        specs = self._specs()
         rootfs = self.host.rootfs(PACKAGES)
         if self.host.ensure_bridge(self.bridge, f"{net.gateway}/{net.cidr.prefixlen}") and self.ctx.reporter is not None:
             self.ctx.reporter.note(f"created the host bridge {self.bridge} ({net.gateway}/{net.cidr.prefixlen})")

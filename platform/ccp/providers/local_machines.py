@@ -157,8 +157,36 @@ class LocalHost(MachineTeardown):
 
     # -- boot
 
+    def conflicts(self, specs: list[MachineSpec]) -> list[str]:
+        """What stops these machines from being booted as specified: an existing one with another address or
+        bridge, or an address another machine holds on the same bridge. Checked for all before any boots
+        (found on real nodes: growing the control planes shifted the workers' addresses, and a new control
+        plane booted on a worker's address while the check refused the worker)."""
+        records = {r["name"]: r for r in self._records()}
+        holders = {(r.get("bridge"), r.get("address")): r["name"] for r in records.values()}
+        found = []
+        for spec in specs:
+            address = str(ipaddress.ip_interface(spec.address).ip)
+            rec = records.get(spec.name)
+            if rec is not None and rec.get("cluster") == spec.cluster:
+                differ = [f"{k} {rec.get(k)} (cluster.yaml: {v})" for k, v in
+                          {"address": address, "bridge": spec.bridge}.items() if rec.get(k) != v]
+                if differ:
+                    found.append(f"{spec.name} exists with {', '.join(differ)}")
+            holder = holders.get((spec.bridge, address))
+            if holder is not None and holder != spec.name:
+                found.append(f"{spec.name} would take {address}, which machine {holder} holds")
+        return found
+
     def boot_many(self, specs: list[MachineSpec], rootfs: Path) -> dict[str, dict]:
         from concurrent.futures import ThreadPoolExecutor
+
+        found = self.conflicts(specs)
+        if found:
+            raise InfrastructureError(f"{len(found)} local machine(s) cannot be booted as cluster.yaml says ({found[0]}): "
+                                      "nothing was booted", "put the old node counts or addresses back (addresses follow the order "
+                                      "load balancers, control planes, workers: a larger count moves the ones after it), "
+                                      "or remove those nodes and add them again", found)
 
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(specs)))) as pool:
             futures = {s.name: pool.submit(self.boot, s, rootfs) for s in specs}
