@@ -31,7 +31,7 @@ def install(
     loaded = load_config(config)
     cctx, journal, log_file = cluster_context(ctx, loaded, "install")
     cctx.ignore_preflight = split_names(ignore_preflight)
-    cctx.cache["merge-kubeconfig"] = merge_kubeconfig
+    cctx.merge_kubeconfig = merge_kubeconfig
     skip = sorted(split_names(skip_phases))
     last = journal.last_run()
     if resume and last is None:

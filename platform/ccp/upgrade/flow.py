@@ -4,8 +4,6 @@ materials, the validation gate, and cluster.yaml's version written only when eve
 
 from __future__ import annotations
 
-import dataclasses
-
 from ccp.errors import ConfigError, PreflightError
 
 
@@ -39,18 +37,11 @@ def preflight(ctx, kube_path, current: str, target: str, say) -> list[str]:
     return [f"may block a drain: {b}" for b in tight_budgets(LightkubeNodes(kube_path).pdbs())]
 
 
-def with_version(ctx, target: str):
-    """The same context with the target version: the add-ons then render from its bill of materials."""
-    cfg = ctx.config.model_copy(deep=True)
-    cfg.spec.kubernetes.version = target
-    return dataclasses.replace(ctx, loaded=dataclasses.replace(ctx.loaded, config=cfg))
-
-
 def addons_and_validate(ctx, target: str, kind: str) -> None:
     from ccp import workflows
 
     phase = workflows.upgrade_phases()[kind]
-    tctx = with_version(ctx, target)
+    tctx = ctx.at_version(target)
     phase.apply(tctx, phase.plan(tctx))
 
 
