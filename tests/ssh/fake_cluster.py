@@ -82,6 +82,7 @@ class FakeCluster:
         self.snapshot = b""
         self.damage_snapshot = False
         self.upgrade_fail: dict[str, str] = {}
+        self.upgraded_file: Path | None = None        # `upgraded` kept there too, for a ccp in a process of its own
         self.host_keys = {n: asyncssh.generate_private_key("ssh-ed25519") for n in names}
         self._servers = []
 
@@ -237,6 +238,8 @@ class FakeCluster:
             if self.upgrade_fail.get(node) == step:
                 return 1, "", f"[upgrade] {step} failed on {node}"
             self.upgraded.setdefault(node, []).append(step)
+            if self.upgraded_file is not None:
+                self.upgraded_file.write_text(json.dumps(self.upgraded))
             return 0, f"ccp: {step}: done", ""
         if "etcdctl" in s and "snapshot save" in s:
             self.snapshot = b"etcd-snapshot-bytes:" + node.encode()

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from ccp.cli.apps import app
-from ccp.cli.common import CONFIG_OPTION, cluster_run, kubeconfig_for, load_config
+from ccp.cli.common import CONFIG_OPTION, cluster_run, kubeconfig_for, load_config, proceed
 
 
 @app.command("upgrade")
@@ -18,8 +18,33 @@ def upgrade(ctx: typer.Context, config: Path = CONFIG_OPTION,
 
     Journaled node by node: a stopped upgrade resumes where it stopped. cluster.yaml's version is
     changed only when everything finished."""
-    from ccp.upgrade import command
+    from ccp import plan_view, ui, workflows
+    from ccp.engine import runner
+    from ccp.errors import CcpError
+    from ccp.upgrade import flow, plan
 
     loaded = load_config(config)
+    current = loaded.config.spec.kubernetes.version
+    if flow.check_inputs(loaded, to) == "noop":
+        ui.out().print(f"the cluster is at {to} already: nothing to do")
+        return
     with cluster_run(ctx, loaded, "upgrade") as (cctx, journal):
-        command.execute(lambda: kubeconfig_for(ctx, None, loaded), cctx, journal, loaded, to, dry_run=dry_run, yes=yes or resume)
+        steps = plan.plan(loaded.config, current, to)
+        try:
+            kubeconfig_for(ctx, None, loaded)   # which cluster, said out loud; one without a kubeconfig is not upgraded
+            warnings = flow.pdb_warnings(cctx)
+        except CcpError as exc:
+            if not dry_run:
+                raise
+            warnings = [f"PodDisruptionBudgets not checked: {exc.message}"]   # a dry run shows the plan all the same
+        plan_view.print_upgrade_plan(steps, current, to, warnings)
+        done = {k for k, r in journal.records().items() if r.status == "done"} & {s.key for s in steps}
+        if done:
+            ui.out().print(f"{len(done)} steps are done from an earlier run; they are skipped")
+        if not proceed(dry_run=dry_run, yes=yes or resume, question=f"Upgrade the cluster to {to}?",
+                       refused=("ccp upgrade needs confirmation", "review `ccp upgrade --dry-run`, then rerun with --yes")):
+            return
+        runner.run(workflows.upgrade(to, steps), cctx, journal, command="upgrade",
+                   resume_hint=f"ccp upgrade --config {config} --to {to} --resume")
+    todo = flow.write_version(loaded.path, to)
+    ui.out().print(f"[green]upgraded to {to}[/]" + (f"; now {todo}" if todo else f"; {loaded.path} says {to} now"))
