@@ -1,15 +1,22 @@
 """ccp upgrade's node-by-node orchestration against the recording SSH fake nodes (FakeCluster), with its
 Kubernetes side faked (tests.ssh.upgrade_fakes): control planes one at a time with `apply` first, a
-canary, then batches, every step a phase of the common engine. A failure and a Ctrl-C between nodes
-both resume at the node where they stopped, redoing nothing."""
+canary, then batches, every step a phase of the common engine. A failure, a Ctrl-C inside ccp and a
+SIGINT sent to a ccp process of its own all resume at the node where they stopped, redoing nothing,
+with the same journal and timing table as an install."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import yaml
 
-from tests.conftest import run_ccp
+from tests.conftest import ROOT, run_ccp
 from tests.ssh import upgrade_fakes
 from tests.ssh.upgrade_fakes import FROM, TARGET
 
@@ -33,6 +40,13 @@ def events(tmp_path) -> list[dict]:
 
 def started(tmp_path, phase: str) -> int:
     return sum(1 for e in events(tmp_path) if e.get("phase") == phase and e["event"] == "started")
+
+
+def timing_header(text: str) -> list[str]:
+    """The timing table's title and column heads, as Reporter.finished prints them."""
+    lines = text.splitlines()
+    i = lines.index("phase timings")
+    return [lines[i], " ".join(lines[i + 1].split())]
 
 
 def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_path, monkeypatch):
@@ -77,6 +91,46 @@ def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_
     drained = [n for n, on in port.cordons if on]
     assert set(drained) >= set(cps + workers) and all((n, False) in port.cordons for n in cps + workers)
     assert f'version: "{TARGET}"' in cfg.read_text()
+
+
+def test_sigint_between_two_nodes_then_resume_prints_the_install_timing_table(cluster, tmp_path):
+    """A real Ctrl-C: SIGINT to a ccp process while it upgrades the second control plane (slow on purpose),
+    then `ccp upgrade --resume` in a new process."""
+    fc, cfg, install = installed(cluster, tmp_path)
+    cps, workers = fc.names_by_prefix("cp"), fc.names_by_prefix("worker")
+    fc.upgrade_delay = {cps[1]: 5.0}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")])}
+    argv = [sys.executable, "-m", "tests.ssh.upgrade_child", str(tmp_path), "upgrade", "--config", str(cfg), "--to", TARGET]
+
+    child = subprocess.Popen([*argv, "--yes"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 60
+    while not (tmp_path / ".ccp" / "fk" / "journal.jsonl").exists() or not started(tmp_path, f"upgrade/{TARGET}/control-plane/{cps[1]}"):
+        assert child.poll() is None and time.monotonic() < end, child.communicate()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, out + err
+    assert f"interrupted in phase upgrade/{TARGET}/control-plane/{cps[1]}: nothing was rolled back" in err
+    assert f"continue with `ccp upgrade --config {cfg} --to {TARGET} --resume`" in err
+    assert re.search(rf"upgrade/{TARGET}/control-plane/{cps[1]}[\s│]+upgrade[\s│]+interrupted", err), err
+    assert fc.upgraded[cps[0]] == ["kubeadm", "upgrade plan", "upgrade apply", "kubelet"]
+    assert not any(fc.upgraded.get(n) for n in workers)
+    first_cp = len(fc.of(cps[0]))
+
+    fc.upgrade_delay = {}
+    resumed = subprocess.run([*argv, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"upgraded to {TARGET}" in resumed.stdout
+    for phase in ("preflight/-", "backup/-", f"control-plane/{cps[0]}"):
+        assert re.search(rf"upgrade/{TARGET}/{phase}\s+already done", resumed.stderr), resumed.stderr
+    assert f"upgrade/{TARGET}/control-plane/{cps[1]}" in resumed.stderr and "resuming: the previous run was interrupted" in resumed.stderr
+    assert len(fc.of(cps[0])) == first_cp, "nothing was sent to the control plane finished before the Ctrl-C"
+    assert fc.upgraded[cps[0]] == ["kubeadm", "upgrade plan", "upgrade apply", "kubelet"]
+    # its package step may have run twice: the fake finishes a command whose client was interrupted
+    assert [step for step in fc.upgraded[cps[1]] if step != "kubeadm"] == ["upgrade node", "kubelet"]
+    assert all(fc.upgraded[n] == ["kubeadm", "upgrade node", "kubelet"] for n in cps[2:] + workers)
+    assert timing_header(resumed.stderr) == timing_header(err) == timing_header(install.err)
+    assert upgrade_fakes.calls(tmp_path) == [f"addons {TARGET}", f"validate {TARGET}"]
 
 
 def test_backup_saves_a_verified_snapshot_and_the_pki_privately(cluster, tmp_path):
