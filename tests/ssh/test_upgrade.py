@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT, run_ccp
@@ -131,6 +132,29 @@ def test_sigint_between_two_nodes_then_resume_prints_the_install_timing_table(cl
     assert all(fc.upgraded[n] == ["kubeadm", "upgrade node", "kubelet"] for n in cps[2:] + workers)
     assert timing_header(resumed.stderr) == timing_header(err) == timing_header(install.err)
     assert upgrade_fakes.calls(tmp_path) == [f"addons {TARGET}", f"validate {TARGET}"]
+
+
+def test_ctrl_c_typed_at_a_terminal_ends_the_upgrade_with_its_spinner_running(cluster, tmp_path):
+    """The same interruption where a person sees it: a pseudo-terminal, where rich draws its live spinner
+    (a pipe never does), and Ctrl-C typed into it."""
+    pexpect = pytest.importorskip("pexpect")
+    fc, cfg, _ = installed(cluster, tmp_path)
+    cps = fc.names_by_prefix("cp")
+    fc.upgrade_delay = {cps[1]: 5.0}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]), "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(sys.executable, ["-m", "tests.ssh.upgrade_child", str(tmp_path), "upgrade", "--config", str(cfg),
+                                           "--to", TARGET, "--yes"], cwd=str(tmp_path), env=env, timeout=60,
+                          encoding="utf-8", codec_errors="replace", dimensions=(50, 200))
+    child.expect(f"control-plane/{cps[1]}")   # its phase started: the spinner runs while the node is slow
+    time.sleep(0.5)
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+    assert child.exitstatus == 130, screen
+    assert f"interrupted in phase upgrade/{TARGET}/control-plane/{cps[1]}" in screen and "--resume" in screen
+    assert "phase timings" in screen and "Traceback" not in screen
 
 
 def test_backup_saves_a_verified_snapshot_and_the_pki_privately(cluster, tmp_path):
