@@ -2,7 +2,7 @@
 Kubernetes side faked (tests.ssh.upgrade_fakes): control planes one at a time with `apply` first, a
 canary, then batches, every step a phase of the common engine. A failure, a Ctrl-C inside ccp and a
 SIGINT sent to a ccp process of its own all resume at the node where they stopped, redoing nothing,
-with the same journal and timing table as an install."""
+with the same journal and timing table as an install; Ctrl-C typed at a terminal ends it as cleanly."""
 
 from __future__ import annotations
 
