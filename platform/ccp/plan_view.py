@@ -1,4 +1,5 @@
-"""How `ccp plan` and `ccp install` show a plan: the nodes, then actions grouped by layer."""
+"""How `ccp plan` and `ccp install` show a plan: the nodes, then actions grouped by layer; and how
+`ccp upgrade` shows its steps."""
 
 from __future__ import annotations
 
@@ -91,3 +92,20 @@ def print_machines(nodes: dict | None) -> None:
     for name, n in nodes.items():
         table.add_row(name, n.get("role", ""), n.get("address", ""), *(str(n.get(k) or "") for k in extra))
     ui.out().print(table)
+
+
+def print_upgrade_plan(steps, current: str, target: str, warnings: list[str]) -> None:
+    """`ccp upgrade`'s plan: one row per step (ccp.upgrade.plan.Step), then what may get in its way."""
+    from rich.table import Table
+
+    from ccp import ui
+
+    table = Table(title=f"upgrade {current} -> {target}", title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("#", "step", "nodes", "what"):
+        table.add_column(col, justify="right" if col == "#" else "left")
+    for i, s in enumerate(steps, 1):
+        nodes = ", ".join(s.nodes[:4]) + (f" (+{len(s.nodes) - 4})" if len(s.nodes) > 4 else "")
+        table.add_row(str(i), s.kind, nodes, ui.escape(s.detail))
+    ui.out().print(table)
+    for w in warnings:
+        ui.out().print(f"[yellow]warning:[/] {ui.escape(w)}")

@@ -1,5 +1,5 @@
 """The order of phases — defined here and nowhere else, and the only module that imports phases: a
-command (and `ccp upgrade`) that runs a phase gets it from here.
+command that runs a phase gets it from here.
 
 New capabilities add their phases to these lists.
 """
@@ -47,13 +47,18 @@ def restore(snapshot) -> list[Phase]:
     return [RestoreVerify(snapshot), RestoreStop(snapshot), RestoreSnapshot(snapshot), RestoreStart(snapshot)]
 
 
-def upgrade_phases() -> dict[str, Phase]:
-    """The install phases `ccp upgrade` runs again at the target version once the nodes are upgraded, by
-    the kind of its step (the order of its steps is ccp.upgrade.plan's: nodes are not phases)."""
+def upgrade(target: str, steps) -> list[Phase]:
+    """`ccp upgrade`: a phase for each step of its plan (ccp.upgrade.plan: the order and the batches) —
+    preflight, backup, each control plane, the worker batches — then the install's add-ons and validate
+    phases again, at the target version."""
     from ccp.phases.addons import Addons
+    from ccp.phases.upgrade import AtTarget, UpgradeBackup, UpgradeNodes, UpgradePreflight
     from ccp.phases.validate import Validate
 
-    return {"addons": Addons(), "validate": Validate()}
+    made = {"preflight": lambda s: UpgradePreflight(s, target), "backup": lambda s: UpgradeBackup(s, target),
+            "control-plane": lambda s: UpgradeNodes(s, target), "workers": lambda s: UpgradeNodes(s, target),
+            "addons": lambda s: AtTarget(Addons(), s, target), "validate": lambda s: AtTarget(Validate(), s, target)}
+    return [made[s.kind](s) for s in steps]
 
 
 def certs_renew() -> list[Phase]:

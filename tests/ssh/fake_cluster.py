@@ -82,6 +82,8 @@ class FakeCluster:
         self.snapshot = b""
         self.damage_snapshot = False
         self.upgrade_fail: dict[str, str] = {}
+        self.upgrade_delay: dict[str, float] = {}     # node -> seconds its `bash -s kubeadm` takes (time to signal ccp)
+        self.upgraded_file: Path | None = None        # `upgraded` kept there too, for a ccp in a process of its own
         self.host_keys = {n: asyncssh.generate_private_key("ssh-ed25519") for n in names}
         self._servers = []
 
@@ -234,9 +236,13 @@ class FakeCluster:
             return 0, "This node has joined the cluster", ""
         if s in ("bash -s kubeadm", "bash -s kubelet") or s.startswith("kubeadm upgrade "):
             step = s.split()[-1] if s.startswith("bash") else " ".join(s.split()[1:3])
+            if step == "kubeadm" and node in self.upgrade_delay:
+                await asyncio.sleep(self.upgrade_delay[node])
             if self.upgrade_fail.get(node) == step:
                 return 1, "", f"[upgrade] {step} failed on {node}"
             self.upgraded.setdefault(node, []).append(step)
+            if self.upgraded_file is not None:
+                self.upgraded_file.write_text(json.dumps(self.upgraded))
             return 0, f"ccp: {step}: done", ""
         if "etcdctl" in s and "snapshot save" in s:
             self.snapshot = b"etcd-snapshot-bytes:" + node.encode()

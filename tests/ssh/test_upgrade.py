@@ -1,112 +1,160 @@
-"""ccp upgrade's node-by-node orchestration against the recording SSH fake nodes (FakeCluster) and
-UpgradePortFake (cordon, drain and node readiness in memory, named a fake because it is one):
-control planes one at a time with `apply` first, a canary, then batches; a failure and a Ctrl-C
-between nodes both resume at the node where they stopped, redoing nothing."""
+"""ccp upgrade's node-by-node orchestration against the recording SSH fake nodes (FakeCluster), with its
+Kubernetes side faked (tests.ssh.upgrade_fakes): control planes one at a time with `apply` first, a
+canary, then batches, every step a phase of the common engine. A failure, a Ctrl-C inside ccp and a
+SIGINT sent to a ccp process of its own all resume at the node where they stopped, redoing nothing,
+with the same journal and timing table as an install; Ctrl-C typed at a terminal ends it as cleanly."""
 
 from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 
-from ccp.errors import Interrupted, RemoteError
-from tests.conftest import run_ccp
-
-TARGET = "1.37.1"
-
-
-class UpgradePortFake:
-    def __init__(self, fc):
-        self.fc, self.cordons, self.stop_after = fc, [], None
-
-    def cordon(self, node, unschedulable):
-        self.cordons.append((node, unschedulable))
-
-    def pods_on(self, node):
-        return [{"metadata": {"name": f"app-{node}", "namespace": "shop", "ownerReferences": [{"kind": "ReplicaSet"}]},
-                 "status": {"phase": "Running"}}]
-
-    def pdbs(self):
-        return []
-
-    def evict(self, ns, name):
-        return None
-
-    def pod_exists(self, ns, name):
-        return False
-
-    def node_state(self, node):
-        if node == self.stop_after:
-            raise KeyboardInterrupt
-        done = self.fc.upgraded.get(node, [])
-        return True, f"v{TARGET}" if "kubelet" in done else "v1.36.2"
+from tests.conftest import ROOT, run_ccp
+from tests.ssh import upgrade_fakes
+from tests.ssh.upgrade_fakes import FROM, TARGET
 
 
-def context(cfg, tmp_path):
-    from ccp import ui
-    from ccp.config.load import load
-    from ccp.context import ClusterContext
-    from ccp.engine.journal import Journal
-    from ccp.engine.runner import recall_outputs
-
-    state = tmp_path / ".ccp" / "fk"
-    ctx = ClusterContext(state_dir=state, reporter=ui.Reporter(), loaded=load(cfg))
-    journal = Journal(state)
-    recall_outputs(ctx, journal.records())
-    return ctx, journal
-
-
-def upgrade(fc, cfg, tmp_path, port, calls):
-    from ccp.upgrade import plan, run
-
-    ctx, journal = context(cfg, tmp_path)
-    try:
-        steps = plan.plan(ctx.config, ctx.config.spec.kubernetes.version, TARGET)
-        handlers = {k: (lambda s, k=k: calls.append(k)) for k in ("preflight", "backup", "addons", "validate")}
-        return run.run(ctx, journal, steps, TARGET, port, handlers=handlers, sleep=lambda s: None)
-    finally:
-        ctx.close()
-
-
-def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_path):
+def installed(cluster, tmp_path, **upgrade):
+    """A fake cluster at FROM, installed up to its kubeconfig; -> (fc, cfg, the install's output)."""
     fc, cfg = cluster()
+    fc.upgraded_file = tmp_path / "upgraded.json"
     data = yaml.safe_load(cfg.read_text())
-    data["spec"]["kubernetes"]["version"] = "1.36.2"
-    data["spec"]["upgrade"] = {"maxUnavailable": 2}
+    data["spec"]["kubernetes"]["version"] = FROM
+    data["spec"]["upgrade"] = upgrade
     cfg.write_text(yaml.safe_dump(data))
-    assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0, r.text
+    return fc, cfg, r
+
+
+def events(tmp_path) -> list[dict]:
+    return [json.loads(line) for line in (tmp_path / ".ccp" / "fk" / "journal.jsonl").read_text().splitlines()]
+
+
+def started(tmp_path, phase: str) -> int:
+    return sum(1 for e in events(tmp_path) if e.get("phase") == phase and e["event"] == "started")
+
+
+def timing_header(text: str) -> list[str]:
+    """The timing table's title and column heads, as Reporter.finished prints them."""
+    lines = text.splitlines()
+    i = lines.index("phase timings")
+    return [lines[i], " ".join(lines[i + 1].split())]
+
+
+def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_path, monkeypatch):
+    fc, cfg, _ = installed(cluster, tmp_path, maxUnavailable=2)
+    port = upgrade_fakes.install(monkeypatch.setattr, tmp_path)
     cps, workers = fc.names_by_prefix("cp"), fc.names_by_prefix("worker")
-    port, calls = UpgradePortFake(fc), []
+    args = ("upgrade", "--config", cfg, "--to", TARGET, "--yes")
 
     fc.upgrade_fail = {workers[1]: "upgrade node"}          # the second batch fails on its first node
-    with pytest.raises(RemoteError) as info:
-        upgrade(fc, cfg, tmp_path, port, calls)
-    assert workers[1] in info.value.message, (info.value.details, fc.unknown)
-    assert calls == ["preflight", "backup"]
+    r = run_ccp(*args)
+    assert r.code == 5 and f"{workers[1]}: kubeadm upgrade node failed" in r.err, (r.text, fc.unknown)
+    assert f"continue with `ccp upgrade --config {cfg} --to {TARGET} --resume`" in r.err
     assert fc.upgraded[cps[0]] == ["kubeadm", "upgrade plan", "upgrade apply", "kubelet"]
     assert all(fc.upgraded[c] == ["kubeadm", "upgrade node", "kubelet"] for c in cps[1:])
     # control planes strictly one after another, the canary before any batch
     order = [r.node for r in fc.records if r.script == "bash -s kubelet"]
     assert order[:4] == cps + [workers[0]]
+    assert upgrade_fakes.calls(tmp_path) == []
     before = {n: list(v) for n, v in fc.upgraded.items()}
 
     fc.upgrade_fail = {}
     port.stop_after = workers[1]                           # Ctrl-C while waiting for the retried worker
-    with pytest.raises(Interrupted) as info:
-        upgrade(fc, cfg, tmp_path, port, calls)
-    assert "--resume" in info.value.resolution
+    r = run_ccp(*args, "--resume")
+    assert r.code == 130 and "--resume" in r.err, r.text
+    assert f"interrupted in phase upgrade/{TARGET}/workers/{workers[1]}" in r.err
     for n in cps + workers[:1]:
         assert fc.upgraded[n] == before[n], f"{n} was upgraded twice"
-    assert calls == ["preflight", "backup"], "preflight and backup are not repeated on resume"
 
     port.stop_after = None
-    upgrade(fc, cfg, tmp_path, port, calls)
-    assert calls == ["preflight", "backup", "addons", "validate"]
+    r = run_ccp(*args, "--resume")
+    assert r.code == 0 and f"upgraded to {TARGET}" in r.out, r.text
+    assert upgrade_fakes.calls(tmp_path) == [f"addons {TARGET}", f"validate {TARGET}"], "at the target's bill of materials"
     assert all(fc.upgraded[n][-1] == "kubelet" for n in cps + workers)
     assert all(fc.upgraded[n] == before[n] for n in cps + workers[:1]), "nothing done before was redone"
     # workers[2] shared the failed batch with workers[1] but finished then: journaled on its own, never redone
     assert fc.upgraded[workers[2]] == ["kubeadm", "upgrade node", "kubelet"]
+    assert started(tmp_path, f"upgrade/{TARGET}/preflight/-") == 1, "the preflight is not repeated on resume"
+    assert started(tmp_path, f"upgrade/{TARGET}/backup/-") == 1
+    assert len(list((tmp_path / ".ccp" / "fk" / "backups").iterdir())) == 1
+    for kind in ("addons", "validate"):   # journaled like every phase
+        assert [e["event"] for e in events(tmp_path) if e.get("phase") == f"upgrade/{TARGET}/{kind}/-"] == ["started", "done"]
     drained = [n for n, on in port.cordons if on]
     assert set(drained) >= set(cps + workers) and all((n, False) in port.cordons for n in cps + workers)
+    assert f'version: "{TARGET}"' in cfg.read_text()
+
+
+def test_sigint_between_two_nodes_then_resume_prints_the_install_timing_table(cluster, tmp_path):
+    """A real Ctrl-C: SIGINT to a ccp process while it upgrades the second control plane (slow on purpose),
+    then `ccp upgrade --resume` in a new process."""
+    fc, cfg, install = installed(cluster, tmp_path)
+    cps, workers = fc.names_by_prefix("cp"), fc.names_by_prefix("worker")
+    fc.upgrade_delay = {cps[1]: 5.0}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")])}
+    argv = [sys.executable, "-m", "tests.ssh.upgrade_child", str(tmp_path), "upgrade", "--config", str(cfg), "--to", TARGET]
+
+    child = subprocess.Popen([*argv, "--yes"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 60
+    while not (tmp_path / ".ccp" / "fk" / "journal.jsonl").exists() or not started(tmp_path, f"upgrade/{TARGET}/control-plane/{cps[1]}"):
+        assert child.poll() is None and time.monotonic() < end, child.communicate()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, out + err
+    assert f"interrupted in phase upgrade/{TARGET}/control-plane/{cps[1]}: nothing was rolled back" in err
+    assert f"continue with `ccp upgrade --config {cfg} --to {TARGET} --resume`" in err
+    assert re.search(rf"upgrade/{TARGET}/control-plane/{cps[1]}[\s│]+upgrade[\s│]+interrupted", err), err
+    assert fc.upgraded[cps[0]] == ["kubeadm", "upgrade plan", "upgrade apply", "kubelet"]
+    assert not any(fc.upgraded.get(n) for n in workers)
+    first_cp = len(fc.of(cps[0]))
+
+    fc.upgrade_delay = {}
+    resumed = subprocess.run([*argv, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"upgraded to {TARGET}" in resumed.stdout
+    for phase in ("preflight/-", "backup/-", f"control-plane/{cps[0]}"):
+        assert re.search(rf"upgrade/{TARGET}/{phase}\s+already done", resumed.stderr), resumed.stderr
+    assert f"upgrade/{TARGET}/control-plane/{cps[1]}" in resumed.stderr and "resuming: the previous run was interrupted" in resumed.stderr
+    assert len(fc.of(cps[0])) == first_cp, "nothing was sent to the control plane finished before the Ctrl-C"
+    assert fc.upgraded[cps[0]] == ["kubeadm", "upgrade plan", "upgrade apply", "kubelet"]
+    # its package step may have run twice: the fake finishes a command whose client was interrupted
+    assert [step for step in fc.upgraded[cps[1]] if step != "kubeadm"] == ["upgrade node", "kubelet"]
+    assert all(fc.upgraded[n] == ["kubeadm", "upgrade node", "kubelet"] for n in cps[2:] + workers)
+    assert timing_header(resumed.stderr) == timing_header(err) == timing_header(install.err)
+    assert upgrade_fakes.calls(tmp_path) == [f"addons {TARGET}", f"validate {TARGET}"]
+
+
+def test_ctrl_c_typed_at_a_terminal_ends_the_upgrade_with_its_spinner_running(cluster, tmp_path):
+    """The same interruption where a person sees it: a pseudo-terminal, where rich draws its live spinner
+    (a pipe never does), and Ctrl-C typed into it."""
+    pexpect = pytest.importorskip("pexpect")
+    fc, cfg, _ = installed(cluster, tmp_path)
+    cps = fc.names_by_prefix("cp")
+    fc.upgrade_delay = {cps[1]: 5.0}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]), "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(sys.executable, ["-m", "tests.ssh.upgrade_child", str(tmp_path), "upgrade", "--config", str(cfg),
+                                           "--to", TARGET, "--yes"], cwd=str(tmp_path), env=env, timeout=60,
+                          encoding="utf-8", codec_errors="replace", dimensions=(50, 200))
+    child.expect(f"control-plane/{cps[1]}")   # its phase started: the spinner runs while the node is slow
+    time.sleep(0.5)
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+    assert child.exitstatus == 130, screen
+    assert f"interrupted in phase upgrade/{TARGET}/control-plane/{cps[1]}" in screen and "--resume" in screen
+    assert "phase timings" in screen and "Traceback" not in screen
 
 
 def test_backup_saves_a_verified_snapshot_and_the_pki_privately(cluster, tmp_path):

@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "platform" / "ccp"
 # only the package's __init__: its version). House rule 11's "config → engine → remote/providers →
 # cluster facts → phases → workflows → cli", refined to where each module has to sit:
 #   base → config → engine → remote → render → providers → context → cluster facts → day-2 → phases
-#   → workflows (with upgrade) → cli
+#   → workflows → cli
 LAYERS = [
     # Leaves: the error families, secret scrubbing, the files shipped inside the package.
     ("base", ["ccp", "ccp.errors", "ccp.redact", "ccp.resources"]),
@@ -56,12 +56,12 @@ LAYERS = [
     # Kubernetes clients of a run; and the helpers the host phases share.
     ("cluster facts", ["ccp.cluster"]),
     # Day-2 capabilities, each a core under its command: they read cluster facts (backup: the acting
-    # control plane; diagnose: the endpoint), and phases reuse them (validation, restore, the bundle).
-    ("day-2", ["ccp.backup", "ccp.bundle", "ccp.diagnose", "ccp.validation", "ccp.appliance"]),
+    # control plane; diagnose: the endpoint), and phases reuse them (validation, restore, the bundle, the
+    # upgrade's preflight and nodes: its phases are in phases/upgrade.py, their order in workflows.py).
+    ("day-2", ["ccp.backup", "ccp.bundle", "ccp.diagnose", "ccp.validation", "ccp.appliance", "ccp.upgrade"]),
     ("phases", ["ccp.phases"]),
-    # The phase orders. `ccp upgrade` is a workflow of its own (its step order in upgrade/plan.py) and
-    # takes the install phases it runs again from workflows.py, never from the phases themselves.
-    ("workflows", ["ccp.workflows", "ccp.upgrade"]),
+    # The phase orders, `ccp upgrade`'s among them.
+    ("workflows", ["ccp.workflows"]),
     # The command line, and `python -m ccp`: nothing else imports it.
     ("cli", ["ccp.cli", "ccp.__main__"]),
 ]
@@ -215,11 +215,11 @@ def test_a_planted_cycle_is_reported_even_within_one_layer():
 
 def test_a_phase_importing_another_phase_and_the_cli_imported_from_below_are_reported():
     assert planted(ccp__phases__planted="from ccp.phases.cni import Cni\n",
-                   ccp__upgrade__planted="from ccp.phases import validate\n",
+                   ccp__cli__planted="from ccp.phases import validate\n",
                    ccp__diagnose__planted="from ccp.cli.common import load_config\n") == [
+        "ccp.cli.planted:1 imports ccp.phases.validate: only ccp.workflows imports phases (shared helpers go below them)",
         "ccp.diagnose.planted:1 imports ccp.cli.common: up a layer (day-2 -> cli)",
         "ccp.phases.planted:1 imports ccp.phases.cni: only ccp.workflows imports phases (shared helpers go below them)",
-        "ccp.upgrade.planted:1 imports ccp.phases.validate: only ccp.workflows imports phases (shared helpers go below them)",
     ]
 
 

@@ -139,12 +139,9 @@ def test_the_node_script_passes_bash_n_and_shellcheck(tmp_path):
     import subprocess
 
     from ccp.config.load import load
-    from ccp.upgrade.run import node_script
+    from ccp.upgrade.nodes import node_script
 
-    class Ctx:
-        config = load(_at(tmp_path)).config
-
-    text = node_script(Ctx, "1.37.1")
+    text = node_script(load(_at(tmp_path)).config, "1.37.1")
     assert 'want="1.37.1"' in text and "core:/stable:/v1.37/deb/" in text
     f = tmp_path / "upgrade-node.sh"
     f.write_text(text)
@@ -185,3 +182,15 @@ def test_the_version_is_written_back_keeping_comments(tmp_path):
     assert 'version: "1.38.0"' in after and "# quoted; `ccp version` lists the supported minors" in after
     assert [a for a, b in zip(after.splitlines(), before.splitlines()) if a != b] == [
         l for l in after.splitlines() if "1.38.0" in l]
+
+
+def test_an_air_gapped_cluster_is_refused_before_the_plan_is_shown(tmp_path):
+    from tests.conftest import run_ccp
+
+    data = example_data()
+    data["spec"]["kubernetes"]["version"] = "1.36.2"
+    data["spec"]["kubernetes"]["packageBundle"] = str(tmp_path / "debs")
+    cfg = write_config(tmp_path / "c.yaml", data)
+    r = run_ccp("upgrade", "--config", cfg, "--to", "1.37.1", "--dry-run")
+    assert r.code == 2 and "an air-gapped cluster" in r.err and "packageRepository" in r.err, r.text
+    assert "upgrade 1.36.2 -> 1.37.1" not in r.out

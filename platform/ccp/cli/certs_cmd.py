@@ -19,12 +19,8 @@ def check(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION, k
     from ccp.cli.diagnose_common import open_targets
     from ccp.diagnose import report, runner
 
-    cctx, _, kube_path = open_targets(ctx, config, kubeconfig, {"certs"})
-    try:
+    with open_targets(ctx, config, kubeconfig, {"certs"}) as (cctx, _, kube_path):
         rep = runner.run(ctx=cctx, kube=None, kubeconfig=kube_path, only={"certs"})
-    finally:
-        if cctx is not None:
-            cctx.close()
     rows = [f for f in rep.findings if f.section == "certs"]
     if output is Output.json:
         print_json({"certificates": [{"where": c.where, "subject": c.subject, "notAfter": c.not_after.isoformat(),

@@ -15,32 +15,18 @@ def renew(ctx: typer.Context, config: Path = CONFIG_OPTION,
     """Renew every kubeadm certificate, one control plane at a time, waiting for the API through the VIP after each.
 
     Also for a cluster whose certificates expired while it was off. Rewrites <state>/kubeconfig at the end."""
-    import sys
-
     from ccp import ui, workflows
-    from ccp.cli.common import cluster_context, load_config
+    from ccp.cli.common import cluster_run, load_config, proceed
     from ccp.diagnose import renew as core
-    from ccp.engine import runner
-    from ccp.errors import ConfigError
 
     loaded = load_config(config)
-    cctx, journal, log_file = cluster_context(ctx, loaded, "certs-renew")
-    runner.recall_outputs(cctx, journal.records())   # the machines' addresses the install recorded
-    if not yes:
-        if not sys.stdin.isatty():
-            raise ConfigError("ccp certs renew restarts the control planes' static pods and needs confirmation", "rerun with --yes")
-        if not typer.confirm("Renew the certificates and restart each control plane's static pods in turn?"):
-            ui.err().print("nothing changed")
-            return
-    try:
+    if not proceed(yes=yes, question="Renew the certificates and restart each control plane's static pods in turn?",
+                   refused=("ccp certs renew restarts the control planes' static pods and needs confirmation", "rerun with --yes")):
+        return
+    with cluster_run(ctx, loaded, "certs-renew") as (cctx, _):
         done = core.renew(cctx, timeout=timeout, say=lambda text: ui.err().print(f"  {ui.escape(text)}"))
         for phase in workflows.certs_renew():
             phase.apply(cctx, [])
-    except Exception as exc:
-        exc.log_file = log_file
-        raise
-    finally:
-        cctx.close()
     for d in done:
         ui.out().print(f"[green]✓[/] {d['node']}: renewed, API back through the VIP ({d['seconds']}s)")
     ui.out().print(f"certificates renewed on {len(done)} control planes; {cctx.state_dir / 'kubeconfig'} rewritten")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from pathlib import Path
 
@@ -55,6 +56,49 @@ def cluster_context(ctx: typer.Context, loaded, command: str, *, with_log: bool 
     log, log_file = (ui.open_log(state_dir, command, journal.run_id, ctx.obj.debug) if with_log else (None, None))
     cctx = ClusterContext(state_dir=state_dir, log=log, reporter=ui.Reporter(log), loaded=loaded)
     return cctx, journal, log_file
+
+
+@contextlib.contextmanager
+def cluster_run(ctx: typer.Context, loaded, command: str, *, with_log: bool = True):
+    """``with cluster_run(...) as (cctx, journal):`` the context of one command on one cluster, knowing what
+    earlier runs recorded (the machines' addresses). An error raised in the block carries the run log's
+    path (the CLI prints it under the error), and the sessions the command opened (SSH, vSphere) are
+    closed however the block ends."""
+    from ccp.engine.runner import recall_outputs
+
+    cctx, journal, log_file = cluster_context(ctx, loaded, command, with_log=with_log)
+    try:
+        recall_outputs(cctx, journal.records())
+        yield cctx, journal
+    except Exception as exc:
+        if log_file is not None:
+            exc.log_file = log_file
+        raise
+    finally:
+        cctx.close()
+
+
+def proceed(*, yes: bool, question: str, refused: tuple[str, str], declined: str = "nothing changed",
+            dry_run: bool = False) -> bool:
+    """After a plan was shown: whether to carry it out. Not in a dry run (said so); yes with --yes; else
+    the user's answer (``declined`` is said on a no). ``refused``: the ConfigError's message and
+    resolution when there is no terminal to ask on (a script without --yes)."""
+    import sys
+
+    from ccp import ui
+    from ccp.errors import ConfigError
+
+    if dry_run:
+        ui.out().print("dry run: nothing was changed")
+        return False
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError(*refused)
+    if typer.confirm(question):
+        return True
+    ui.err().print(declined)
+    return False
 
 
 def print_json(data) -> None:
@@ -120,24 +164,14 @@ def describe_kubeconfig(path: Path) -> tuple[str, str]:
         return "(unreadable)", "?"
 
 
-def show_and_confirm(planned, loaded, cctx, *, yes: bool, question: str, what: str) -> bool:
+def show_and_confirm(planned, cctx, *, yes: bool, question: str, what: str) -> bool:
     """Print a workflow's plan (raising the first probe error), then ask unless ``yes``.
     False when the user said no; a ConfigError when there is no terminal to ask on."""
-    import sys
-
-    from ccp import plan_view, ui
-    from ccp.config import inventory
-    from ccp.errors import ConfigError
+    from ccp import plan_view
 
     for p in planned:
         if p.probe_exc is not None:
             raise p.probe_exc
-    plan_view.print_plan(planned, plan_view.inventory_rows(inventory.build(loaded.config)), cctx.state_dir)
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise ConfigError(f"{what} needs confirmation", "review the plan above, then rerun with --yes")
-    if typer.confirm(question):
-        return True
-    ui.err().print("nothing changed: the plan was not applied")
-    return False
+    plan_view.print_plan(planned, plan_view.inventory_rows(cctx.nodes), cctx.state_dir)
+    return proceed(yes=yes, question=question, declined="nothing changed: the plan was not applied",
+                   refused=(f"{what} needs confirmation", "review the plan above, then rerun with --yes"))

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
 from ccp.cli.apps import app
-from ccp.cli.common import CONFIG_OPTION, cluster_context, load_config
+from ccp.cli.common import CONFIG_OPTION, cluster_run, load_config, proceed
 
 
 @app.command("destroy")
@@ -19,11 +18,9 @@ def destroy(
     Shows what it will remove and asks first."""
     from ccp import ui, workflows
     from ccp.engine import runner
-    from ccp.errors import ConfigError
 
     loaded = load_config(config, defer_secrets=True)
-    cctx, journal, log_file = cluster_context(ctx, loaded, "destroy")
-    try:
+    with cluster_run(ctx, loaded, "destroy") as (cctx, journal):
         (planned,) = runner.plan(workflows.destroy(), cctx, journal)
         if planned.probe_exc is not None:   # cannot see what to destroy: say why, exactly as the probe did
             raise planned.probe_exc
@@ -37,20 +34,11 @@ def destroy(
             return
         for a in planned.actions:
             ui.out().print(f"  [red]-[/] {ui.escape(a.describe())}")
-        if not yes:
-            if not sys.stdin.isatty():
-                raise ConfigError("ccp destroy needs confirmation", "rerun with --yes")
-            if not typer.confirm(f"Destroy these {len(planned.actions)} machines?"):
-                ui.err().print("nothing changed: no machine was destroyed")
-                return
-        try:
-            runner.run(workflows.destroy(), cctx, journal, command="destroy",
-                       resume_hint=f"ccp destroy --config {config}")
-        except Exception as exc:
-            exc.log_file = log_file
-            raise
-    finally:
-        cctx.close()
+        if not proceed(yes=yes, question=f"Destroy these {len(planned.actions)} machines?",
+                       refused=("ccp destroy needs confirmation", "rerun with --yes"),
+                       declined="nothing changed: no machine was destroyed"):
+            return
+        runner.run(workflows.destroy(), cctx, journal, command="destroy", resume_hint=f"ccp destroy --config {config}")
     journal.reset(workflows.on_machines(), "ccp destroy removed the machines")
     gone = cctx.outputs.get("destroy/machines", {}).get("destroyed", [])
     ui.err().print(f"[green]destroyed {len(gone)} machines[/] of cluster {loaded.config.metadata.name}")

@@ -25,13 +25,9 @@ def diagnose(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION
     from ccp.diagnose import report, runner
 
     chosen = runner.check_sections(split_names(only))
-    cctx, kube, kube_path = open_targets(ctx, config, kubeconfig, chosen)
     say = (lambda text: None) if output is Output.json else (lambda text: ui.err().print(f"  [dim]{ui.escape(text)}[/]"))
-    try:
+    with open_targets(ctx, config, kubeconfig, chosen) as (cctx, kube, kube_path):
         rep = runner.run(ctx=cctx, kube=kube, kubeconfig=kube_path, only=chosen, bundle=bundle is not None, say=say)
-    finally:
-        if cctx is not None:
-            cctx.close()
     if output is Output.json:
         print_json({"findings": [f.to_dict() for f in rep.findings], "seconds": rep.seconds})
     else:

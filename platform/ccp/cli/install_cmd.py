@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
 from ccp.cli.apps import app
-from ccp.cli.common import CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, cluster_context, load_config, split_names
+from ccp.cli.common import CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, cluster_run, load_config, proceed, split_names
 
 
 @app.command("install")
@@ -24,41 +23,31 @@ def install(
     """Build the cluster, phase by phase. Safe to rerun: finished phases are skipped, an interrupted
     one continues. `ccp phases` shows where a run stands."""
     from ccp import plan_view, workflows
-    from ccp.config import inventory
     from ccp.engine import runner
     from ccp.errors import ConfigError
 
     loaded = load_config(config)
-    cctx, journal, log_file = cluster_context(ctx, loaded, "install")
-    cctx.ignore_preflight = split_names(ignore_preflight)
-    cctx.cache["merge-kubeconfig"] = merge_kubeconfig
-    skip = sorted(split_names(skip_phases))
-    last = journal.last_run()
-    if resume and last is None:
-        raise ConfigError(f"there is no earlier install to resume in {cctx.state_dir}",
-                          f"run `ccp install --config {config}` (without --resume)")
-    if last and last.get("event") == "run-started":
-        cctx.reporter.console.print(f"[yellow]the previous run ({last['run']}) did not finish; continuing it[/]")
-    flow = workflows.install()
-    try:
+    with cluster_run(ctx, loaded, "install") as (cctx, journal):
+        cctx.ignore_preflight = split_names(ignore_preflight)
+        cctx.merge_kubeconfig = merge_kubeconfig
+        skip = sorted(split_names(skip_phases))
+        last = journal.last_run()
+        if resume and last is None:
+            raise ConfigError(f"there is no earlier install to resume in {cctx.state_dir}",
+                              f"run `ccp install --config {config}` (without --resume)")
+        if last and last.get("event") == "run-started":
+            cctx.reporter.console.print(f"[yellow]the previous run ({last['run']}) did not finish; continuing it[/]")
+        flow = workflows.install()
         planned = runner.plan(flow, cctx, journal, until=until, skip=skip)
         changes = [p for p in planned if (p.changes or p.probe_error) and p.phase.layer != "prepare" and not p.phase.always]
         if changes and not (yes or resume):
-            plan_view.print_plan(planned, plan_view.inventory_rows(inventory.build(loaded.config)), cctx.state_dir)
-            if not sys.stdin.isatty():
-                raise ConfigError("ccp install changes infrastructure and needs confirmation",
-                                  "review `ccp plan`, then rerun with --yes")
-            if not typer.confirm("Apply this plan?"):
-                cctx.reporter.console.print("nothing changed: the plan was not applied")
+            plan_view.print_plan(planned, plan_view.inventory_rows(cctx.nodes), cctx.state_dir)
+            if not proceed(yes=False, question="Apply this plan?", declined="nothing changed: the plan was not applied",
+                           refused=("ccp install changes infrastructure and needs confirmation",
+                                    "review `ccp plan`, then rerun with --yes")):
                 return
-        hint = f"ccp install --config {config} --resume"
-        try:
-            runner.run(flow, cctx, journal, command="install", until=until, skip=skip, resume_hint=hint)
-        except Exception as exc:
-            exc.log_file = log_file  # the CLI prints where the evidence is
-            raise
-    finally:
-        cctx.close()
+        runner.run(flow, cctx, journal, command="install", until=until, skip=skip,
+                   resume_hint=f"ccp install --config {config} --resume")
     plan_view.print_machines(cctx.outputs.get("provision", {}).get("nodes"))
     cctx.reporter.console.print(f"[green]install finished[/] — state and logs in {cctx.state_dir}")
 

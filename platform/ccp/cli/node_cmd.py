@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from ccp.cli.apps import node_app
-from ccp.cli.common import CONFIG_OPTION, cluster_context, load_config, show_and_confirm
+from ccp.cli.common import CONFIG_OPTION, cluster_run, load_config, show_and_confirm
 
 
 @node_app.command("replace")
@@ -19,20 +19,15 @@ def replace(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", 
     from ccp.engine import runner
 
     loaded = load_config(config)
-    cctx, journal, log_file = cluster_context(ctx, loaded, "node-replace")
-    try:
+    with cluster_run(ctx, loaded, "node-replace") as (cctx, journal):
         planned = runner.plan(workflows.replace(name), cctx, journal)
         ui.err().print(f"then the install workflow creates, prepares and joins {name} (and changes nothing else)")
-        if not show_and_confirm(planned, loaded, cctx, yes=yes, question=f"Replace {name}?", what=f"replacing {name}"):
+        if not show_and_confirm(planned, cctx, yes=yes, question=f"Replace {name}?", what=f"replacing {name}"):
             return
-        try:
-            runner.run(workflows.replace(name), cctx, journal, command="node-replace",
-                       resume_hint=f"ccp node replace {name} --config {config} --yes")
-            runner.run(workflows.install(), cctx, journal, command="install", until=until,
-                       resume_hint=f"ccp install --config {config} --resume")
-        except Exception as exc:
-            exc.log_file = log_file
-            raise
-    finally:
-        cctx.close()
+        # Two runs, each with its own way to continue: once the machine is new, replacing it again would
+        # destroy the new one, so a failure from there on is continued by the install.
+        runner.run(workflows.replace(name), cctx, journal, command="node-replace",
+                   resume_hint=f"ccp node replace {name} --config {config} --yes")
+        runner.run(workflows.install(), cctx, journal, command="install", until=until,
+                   resume_hint=f"ccp install --config {config} --resume")
     ui.err().print(f"[green]{name} replaced[/] — state and logs in {cctx.state_dir}")

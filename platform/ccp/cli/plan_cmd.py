@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from ccp.cli.apps import app
-from ccp.cli.common import CONFIG_OPTION, OUTPUT_OPTION, Output, cluster_context, load_config, print_json
+from ccp.cli.common import CONFIG_OPTION, OUTPUT_OPTION, Output, cluster_run, load_config, print_json
 
 
 @app.command("plan")
@@ -20,19 +20,15 @@ def plan(ctx: typer.Context, config: Path = CONFIG_OPTION, output: Output = OUTP
     A phase that cannot be probed (vCenter or the nodes unreachable from here) makes the plan incomplete:
     that is an error (exit code of its family), since the install would stop there."""
     from ccp import workflows
-    from ccp.config import inventory
     from ccp.engine import runner
     from ccp.errors import CcpError
     from ccp.plan_view import inventory_rows, plan_data, print_plan
 
     try:
         loaded = load_config(config, quiet=output is Output.json)
-        cctx, journal, _ = cluster_context(ctx, loaded, "plan", with_log=False)
-        try:
+        with cluster_run(ctx, loaded, "plan", with_log=False) as (cctx, journal):   # the probes may open SSH and vSphere sessions
             planned = runner.plan(workflows.install(), cctx, journal)
-        finally:
-            cctx.close()   # the probes may have opened SSH and vSphere sessions
-        nodes = inventory.build(loaded.config)
+        nodes = cctx.nodes
         if output is Output.json:
             print_json(plan_data(planned, nodes))
         else:

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from ccp.cli.apps import app
-from ccp.cli.common import (CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, OUTPUT_OPTION, Output, cluster_context,
+from ccp.cli.common import (CONFIG_OPTION, IGNORE_PREFLIGHT_OPTION, OUTPUT_OPTION, Output, cluster_run,
                             load_config, print_json, split_names)
 
 
@@ -22,12 +22,9 @@ def preflight(ctx: typer.Context, config: Path = CONFIG_OPTION, ignore_preflight
     loaded = load_config(config, quiet=output is Output.json)
     if loaded.config.spec.provisioner == "static":
         raise ConfigError("provisioner: static has no vCenter to check", "nothing to do; the hosts phases check the machines")
-    cctx, _, _ = cluster_context(ctx, loaded, "preflight", with_log=False)
-    cctx.ignore_preflight = split_names(ignore_preflight)
-    try:
+    with cluster_run(ctx, loaded, "preflight", with_log=False) as (cctx, _):
+        cctx.ignore_preflight = split_names(ignore_preflight)
         results = local_checks(cctx) if loaded.config.spec.provisioner == "local" else check_vsphere(cctx)
-    finally:
-        cctx.close()
     if output is Output.json:
         print_json({"checks": [r.__dict__ for r in results], "ok": not any(r.status == "fail" for r in results)})
     else:

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from ccp.cli.apps import app
-from ccp.cli.common import CONFIG_OPTION, cluster_context, load_config, show_and_confirm
+from ccp.cli.common import CONFIG_OPTION, cluster_run, load_config, show_and_confirm
 
 
 @app.command("restore")
@@ -21,19 +21,12 @@ def restore(ctx: typer.Context, config: Path = CONFIG_OPTION,
     snap = r.find(source)
     r.verify(snap)   # before anything is asked or touched
     loaded = load_config(config)
-    cctx, journal, log_file = cluster_context(ctx, loaded, "restore")
-    hint = f"ccp restore --config {config} --from {source} --yes"
-    try:
+    with cluster_run(ctx, loaded, "restore") as (cctx, journal):
         planned = runner.plan(workflows.restore(snap), cctx, journal)
-        if not show_and_confirm(planned, loaded, cctx, yes=yes, what="ccp restore replaces the cluster's whole state and",
+        if not show_and_confirm(planned, cctx, yes=yes, what="ccp restore replaces the cluster's whole state and",
                                 question=f"Restore etcd from {source}? Every change made since it was taken is lost"):
             return
-        try:
-            runner.run(workflows.restore(snap), cctx, journal, command="restore", resume_hint=hint)
-        except Exception as exc:
-            exc.log_file = log_file
-            raise
-    finally:
-        cctx.close()
+        runner.run(workflows.restore(snap), cctx, journal, command="restore",
+                   resume_hint=f"ccp restore --config {config} --from {source} --yes")
     ui.err().print(f"[green]restored[/] etcd from {source}; the data from before is kept on each control plane in "
                    f"{r.old_data_dir(snap.rid)} (delete it once the cluster is as you want)")

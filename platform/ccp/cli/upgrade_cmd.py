@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ccp.cli.apps import app
-from ccp.cli.common import CONFIG_OPTION, cluster_context, kubeconfig_for, load_config
+from ccp.cli.common import CONFIG_OPTION, cluster_run, kubeconfig_for, load_config, proceed
 
 
 @app.command("upgrade")
@@ -19,33 +18,33 @@ def upgrade(ctx: typer.Context, config: Path = CONFIG_OPTION,
 
     Journaled node by node: a stopped upgrade resumes where it stopped. cluster.yaml's version is
     changed only when everything finished."""
-    from ccp.upgrade import command
+    from ccp import plan_view, ui, workflows
+    from ccp.engine import runner
+    from ccp.errors import CcpError
+    from ccp.upgrade import flow, plan
 
     loaded = load_config(config)
-    cctx, journal, log_file = cluster_context(ctx, loaded, "upgrade")
-    try:
-        command.execute(lambda: kubeconfig_for(ctx, None, loaded), cctx, journal, loaded, to, dry_run=dry_run, yes=yes or resume)
-    except Exception as exc:
-        exc.log_file = log_file
-        raise
-    finally:
-        cctx.close()
-
-
-@app.command("backup")
-def backup(ctx: typer.Context, config: Path = CONFIG_OPTION,
-           keep: Optional[int] = typer.Option(None, "--keep", min=1, metavar="N",
-                                              help="Keep the newest N backups in <state>/backups (default: spec.backup.keep, 7).")) -> None:
-    """Save an etcd snapshot (verified) and the PKI of the first control plane under <state>/backups/ (0600), keeping the newest N."""
-    from ccp import ui
-    from ccp.engine.runner import recall_outputs
-    from ccp.backup.snapshot import backup as take
-
-    loaded = load_config(config)
-    cctx, journal, _ = cluster_context(ctx, loaded, "backup")
-    recall_outputs(cctx, journal.records())
-    try:
-        where = take(cctx, say=lambda text: ui.err().print(f"  {ui.escape(text)}"), keep=keep)
-    finally:
-        cctx.close()
-    ui.out().print(f"backup saved in {where}")
+    current = loaded.config.spec.kubernetes.version
+    if flow.check_inputs(loaded, to) == "noop":
+        ui.out().print(f"the cluster is at {to} already: nothing to do")
+        return
+    with cluster_run(ctx, loaded, "upgrade") as (cctx, journal):
+        steps = plan.plan(loaded.config, current, to)
+        try:
+            kubeconfig_for(ctx, None, loaded)   # which cluster, said out loud; one without a kubeconfig is not upgraded
+            warnings = flow.pdb_warnings(cctx)
+        except CcpError as exc:
+            if not dry_run:
+                raise
+            warnings = [f"PodDisruptionBudgets not checked: {exc.message}"]   # a dry run shows the plan all the same
+        plan_view.print_upgrade_plan(steps, current, to, warnings)
+        done = {k for k, r in journal.records().items() if r.status == "done"} & {s.key for s in steps}
+        if done:
+            ui.out().print(f"{len(done)} steps are done from an earlier run; they are skipped")
+        if not proceed(dry_run=dry_run, yes=yes or resume, question=f"Upgrade the cluster to {to}?",
+                       refused=("ccp upgrade needs confirmation", "review `ccp upgrade --dry-run`, then rerun with --yes")):
+            return
+        runner.run(workflows.upgrade(to, steps), cctx, journal, command="upgrade",
+                   resume_hint=f"ccp upgrade --config {config} --to {to} --resume")
+    todo = flow.write_version(loaded.path, to)
+    ui.out().print(f"[green]upgraded to {to}[/]" + (f"; now {todo}" if todo else f"; {loaded.path} says {to} now"))

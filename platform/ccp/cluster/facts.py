@@ -18,7 +18,7 @@ from ccp.errors import KubernetesError
 
 
 def by_role(ctx: ClusterContext, role: str) -> list[str]:
-    return [n.name for n in inventory.build(ctx.config) if n.role == role]
+    return [n.name for n in ctx.nodes if n.role == role]
 
 
 def api_endpoint(ctx: ClusterContext) -> str:
@@ -40,7 +40,7 @@ def bundle_path(ctx: ClusterContext) -> Path | None:
 def gone(ctx: ClusterContext) -> dict[str, dict]:
     """Machines the last provision recorded that cluster.yaml no longer lists: {name: recorded facts}."""
     former = ctx.outputs.get("provision", {}).get("nodes", {}) or {}
-    current = {n.name for n in inventory.build(ctx.config)}
+    current = {n.name for n in ctx.nodes}
     return {name: rec for name, rec in sorted(former.items()) if name not in current}
 
 
@@ -85,11 +85,11 @@ async def wait_api(ssh, t, endpoint: str, attempts: int = 300, pause: float = 1.
 
 def objects_port(ctx: ClusterContext):
     """One Kubernetes client per run, on the cluster's own kubeconfig (the cni and add-ons phases share it)."""
-    if "kube" not in ctx.cache:
+    if ctx.sessions.objects is None:
         from ccp.remote.kube_objects import LightkubeObjects
 
-        ctx.cache["kube"] = LightkubeObjects(kubeconfig_path(ctx))
-    return ctx.cache["kube"]
+        ctx.sessions.objects = LightkubeObjects(kubeconfig_path(ctx))
+    return ctx.sessions.objects
 
 
 def nodes_port(ctx: ClusterContext):
@@ -97,8 +97,8 @@ def nodes_port(ctx: ClusterContext):
     path = kubeconfig_path(ctx)
     if not path.exists():
         return None
-    if "nodes-port" not in ctx.cache:
+    if ctx.sessions.nodes is None:
         from ccp.remote.kube_nodes import LightkubeNodes
 
-        ctx.cache["nodes-port"] = LightkubeNodes(path)
-    return ctx.cache["nodes-port"]
+        ctx.sessions.nodes = LightkubeNodes(path)
+    return ctx.sessions.nodes

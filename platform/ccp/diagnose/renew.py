@@ -36,7 +36,7 @@ def renew(ctx, *, pause: int = 20, timeout: int = 300, say=lambda text: None) ->
 
     ssh = ctx.ssh()
     endpoint = api_endpoint(ctx)
-    control_planes = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP]
+    control_planes = [n.name for n in ctx.nodes if n.role == inventory.ROLE_CP]
     done = []
     for t in ctx.targets(control_planes):
         t0 = time.monotonic()

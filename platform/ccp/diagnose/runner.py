@@ -91,24 +91,22 @@ def _timed(fn, *args):
 
 
 def _vsphere(ctx):
-    from ccp.config import inventory
     from ccp.diagnose import vsphere
 
-    return vsphere.findings(ctx.vsphere(), inventory.build(ctx.config)), {}, {}
+    return vsphere.findings(ctx.vsphere(), ctx.nodes), {}, {}
 
 
 def _machines(ctx):
-    from ccp.config import inventory
     from ccp.diagnose import machines
 
-    return machines.findings(ctx.config, inventory.build(ctx.config)), {}, {}
+    return machines.findings(ctx.config, ctx.nodes), {}, {}
 
 
 def _hosts(ctx, want_facts: bool, want_pki: bool):
     from ccp.config import inventory
 
     ssh = ctx.ssh()
-    nodes = {n.name: n for n in inventory.build(ctx.config)}
+    nodes = {n.name: n for n in ctx.nodes}
     control_planes = {n.name for n in nodes.values() if n.role == inventory.ROLE_CP}
 
     async def collect(t):

@@ -41,6 +41,15 @@ class Context:
     log: Any = None                                    # a logging.Logger
     reporter: Any = None                               # ccp.ui.Reporter or a test double
     outputs: dict[str, dict] = field(default_factory=dict)  # phase name -> outputs journaled by it
+    journal: Any = None                                # the run's Journal, set by the runner (record_part)
+
+    def record_part(self, name: str, outputs: dict) -> None:
+        """One part of the running phase is finished for good (a node of a batch): journaled at once as
+        done under a name of its own, so the phase, stopped later by a failure or Ctrl-C, resumes with
+        only the parts not done: its plan finds this one in ``outputs`` (the runner recalls them)."""
+        self.outputs[name] = outputs
+        if self.journal is not None:
+            self.journal.append("done", phase=name, outputs=outputs)
 
 
 class Phase:

@@ -121,6 +121,7 @@ def run(workflow: list[Phase], ctx: Context, journal: Journal, *, command: str,
     selected, skipped = select(workflow, until, skip)
     reporter = ctx.reporter
     journal.lock(command)
+    ctx.journal = journal   # where a phase records its parts (Context.record_part)
     results: list[PhaseResult] = []
     journal.append("run-started", command=command, until=until, skip=sorted(skipped))
     try:

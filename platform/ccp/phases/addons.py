@@ -12,26 +12,16 @@ from ccp.engine.phase import Action, Phase
 TIMEOUT = 900
 
 
-def _rendered(ctx: ClusterContext):
-    if "addons" not in ctx.cache:
-        from ccp.config.versions import bom_of
-
-        cfg = ctx.config
-        bom = bom_of(cfg)
-        ctx.cache["addons"] = [framework.render(a, cfg, bom) for a in framework.enabled_addons(cfg)]
-    return ctx.cache["addons"]
-
-
 class Addons(Phase):
     name = "addons"
     layer = "add-ons"
     summary = "apply the enabled add-ons (storage, ingress, ...) and wait until they are ready"
 
     def inputs(self, ctx: ClusterContext) -> dict:
-        return {r.addon.name: r.digest for r in _rendered(ctx)}
+        return {r.addon.name: r.digest for r in ctx.rendered_addons}
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
-        rendered = _rendered(ctx)
+        rendered = ctx.rendered_addons
         if not kubeconfig_path(ctx).exists():
             return [Action("apply", f"add-on {r.addon.name}", "once the kubeconfig is written") for r in rendered]
         from ccp.addons_apply import API_OF, marker_name
@@ -57,7 +47,7 @@ class Addons(Phase):
         bom = bom_of(cfg)
         todo = {a.target.removeprefix("add-on ") for a in actions}
         done = {}
-        for r in _rendered(ctx):
+        for r in ctx.rendered_addons:
             if r.addon.name not in todo:
                 continue
             kube = objects_port(ctx)

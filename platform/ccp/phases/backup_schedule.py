@@ -21,7 +21,7 @@ FILES = [("scripts/{n}/etcd-backup.sh", "/usr/local/sbin/ccp-etcd-backup", 0o700
 
 
 def control_planes(ctx: ClusterContext) -> list[str]:
-    return [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP]
+    return [n.name for n in ctx.nodes if n.role == inventory.ROLE_CP]
 
 
 class BackupSchedule(Phase):

@@ -36,7 +36,7 @@ class Cni(Phase):
         namespace, name = DAEMONSETS[cni]
         applied = kube.annotation("DaemonSet", namespace, name, HASH)
         want = sha256(self._manifest(ctx))
-        names = [n.name for n in inventory.build(ctx.config) if n.role != inventory.ROLE_LB]
+        names = [n.name for n in ctx.nodes if n.role != inventory.ROLE_LB]
         not_ready = [n for n in kube.nodes() if n.name in names and not n.ready]
         actions = []
         if applied != want:
@@ -58,7 +58,7 @@ class Cni(Phase):
         applied = []
         if any(a.verb == "apply" for a in actions):
             applied = kube.apply_yaml(text, {**MANAGED_BY, "ccp.io/addon": "cni"}, {HASH: sha256(text)})
-        names = [n.name for n in inventory.build(ctx.config) if n.role != inventory.ROLE_LB]
+        names = [n.name for n in ctx.nodes if n.role != inventory.ROLE_LB]
         wait_nodes_ready(kube, names, READY_TIMEOUT, progress=ctx.reporter.progress)
         # A node is Ready as soon as a CNI config exists; the network works only once its pods run.
         wait_daemonset(kube, cni, READY_TIMEOUT, progress=ctx.reporter.progress)

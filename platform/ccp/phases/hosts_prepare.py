@@ -18,7 +18,7 @@ IMAGES_DIR = rendering.NODE_IMAGES_DIR   # the prepare script imports these into
 
 
 def k8s_nodes(ctx: ClusterContext) -> list[str]:
-    return [n.name for n in inventory.build(ctx.config) if n.role != inventory.ROLE_LB]
+    return [n.name for n in ctx.nodes if n.role != inventory.ROLE_LB]
 
 
 class PrepareHosts(Phase):
@@ -76,7 +76,7 @@ def _control_plane_only(dest: str) -> bool:
 
 
 def by_role(ctx: ClusterContext, role: str) -> list[str]:
-    return [n.name for n in inventory.build(ctx.config) if n.role == role]
+    return [n.name for n in ctx.nodes if n.role == role]
 
 
 def _bundle(ctx: ClusterContext) -> dict[str, bytes]:

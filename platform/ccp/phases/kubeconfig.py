@@ -55,17 +55,17 @@ class Kubeconfig(Phase):
     summary = "write <state>/kubeconfig pointing at the VIP (and merge it into ~/.kube/config if asked)"
 
     def inputs(self, ctx: ClusterContext) -> dict:
-        return {"endpoint": endpoint(ctx), "merge": ctx.cache.get("merge-kubeconfig", False)}
+        return {"endpoint": endpoint(ctx), "merge": ctx.merge_kubeconfig}
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
-        first = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP][0]
+        first = [n.name for n in ctx.nodes if n.role == inventory.ROLE_CP][0]
         early = before_provisioning(ctx, "fetch admin.conf from", [first])
         if early is not None:
             return early
         path = kubeconfig_path(ctx)
         try:
             doc = yaml.safe_load(path.read_text())
-            if doc["clusters"][0]["cluster"]["server"] == endpoint(ctx) and not ctx.cache.get("merge-kubeconfig"):
+            if doc["clusters"][0]["cluster"]["server"] == endpoint(ctx) and not ctx.merge_kubeconfig:
                 return []
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             pass
@@ -89,7 +89,7 @@ class Kubeconfig(Phase):
         ensure_dir(path.parent)
         atomic_write(path, yaml.safe_dump(ours, sort_keys=False))
         merged = None
-        if ctx.cache.get("merge-kubeconfig"):
+        if ctx.merge_kubeconfig:
             target = Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0]).expanduser()
             merge(target, ours)
             merged = str(target)

@@ -17,7 +17,7 @@ FILES = {  # service -> (rendered file, path on the host, mode)
 
 
 def vip_holders(ctx: ClusterContext) -> tuple[list[str], bool]:
-    nodes = inventory.build(ctx.config)
+    nodes = ctx.nodes
     lbs = [n.name for n in nodes if n.role == inventory.ROLE_LB]
     return (lbs, True) if lbs else ([n.name for n in nodes if n.role == inventory.ROLE_CP], False)
 

@@ -149,7 +149,7 @@ class RemoveNodes(Phase):
 
 def check_replaceable(ctx: ClusterContext, name: str) -> dict:
     """The node's recorded facts; a ConfigError for a node that is not there or cannot be replaced safely."""
-    nodes = inventory.build(ctx.config)
+    nodes = ctx.nodes
     node = next((n for n in nodes if n.name == name), None)
     if node is None:
         raise ConfigError(f"there is no node {name} in this cluster",

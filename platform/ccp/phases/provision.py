@@ -4,7 +4,6 @@ static hosts as listed — and record each one's address and identity for the la
 from __future__ import annotations
 
 from ccp.cluster import facts
-from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 
@@ -18,7 +17,7 @@ class Provision(Phase):
         spec = ctx.spec_dump()["spec"]
         return {"provisioner": spec["provisioner"], "vsphere": spec.get("vsphere"),
                 "nodes": [{"name": n.name, "role": n.role, "address": str(n.address), "cpus": n.cpus,
-                           "memoryMiB": n.memoryMiB, "diskGiB": n.diskGiB} for n in inventory.build(ctx.config)]}
+                           "memoryMiB": n.memoryMiB, "diskGiB": n.diskGiB} for n in ctx.nodes]}
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         actions = ctx.provider().plan()
@@ -49,8 +48,8 @@ def _pin_reported_keys(ctx: ClusterContext, nodes: dict[str, dict]) -> dict[str,
     from asyncssh import import_public_key
 
     changed = pin_known(ctx.state_dir / "known_hosts", keys)
-    if "ssh" in ctx.cache:   # a session made earlier in this run must trust the new pins too
-        ctx.cache["ssh"].hostkeys.keys.update(changed)
+    if ctx.sessions.ssh is not None:   # a session made earlier in this run must trust the new pins too
+        ctx.sessions.ssh.hostkeys.keys.update(changed)
     return {label: import_public_key(key).get_fingerprint("sha256") for label, key in sorted(changed.items())}
 
 

@@ -14,14 +14,6 @@ from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 
 
-def _rendered(ctx: ClusterContext):
-    from ccp import render
-
-    if "rendered" not in ctx.cache:
-        ctx.cache["rendered"] = render.render_all(ctx.loaded)
-    return ctx.cache["rendered"]
-
-
 def summarize(changes) -> list[Action]:
     """One action per (verb, top-level directory): 500 workers make one line, not 2000."""
     counts = Counter((c.action, c.path.split("/", 1)[0]) for c in changes if c.action != "keep")
@@ -51,13 +43,13 @@ class Render(Phase):
     def plan(self, ctx: ClusterContext) -> list[Action]:
         from ccp import render
 
-        ctx.cache["render-changes"] = render.diff(_rendered(ctx), ctx.rendered_dir)
-        return summarize(ctx.cache["render-changes"])
+        ctx.render_changes = render.diff(ctx.rendered, ctx.rendered_dir)
+        return summarize(ctx.render_changes)
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         from ccp import render
 
-        rendered = _rendered(ctx)
-        changes = render.write(rendered, ctx.rendered_dir, ctx.cache.get("render-changes"))
+        rendered = ctx.rendered
+        changes = render.write(rendered, ctx.rendered_dir, ctx.render_changes)
         return {"dir": str(ctx.rendered_dir), "files": len(rendered.files),
                 "changed": sum(1 for c in changes if c.action != "keep")}

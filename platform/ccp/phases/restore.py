@@ -10,7 +10,7 @@ from ccp.engine.phase import Action, Phase
 
 
 def control_planes(ctx: ClusterContext):
-    names = [n.name for n in inventory.build(ctx.config) if n.role == inventory.ROLE_CP]
+    names = [n.name for n in ctx.nodes if n.role == inventory.ROLE_CP]
     return ctx.targets(names)
 
 

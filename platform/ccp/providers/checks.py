@@ -26,13 +26,12 @@ def check_vsphere(ctx) -> list:
 def local_checks(ctx) -> list:
     """provisioner: local — the host can run this cluster's machines (root, tools, kernel, memory,
     addresses, inotify). A check named in --ignore-preflight is reported as ignored, never as passed."""
-    from ccp.config import inventory
     from ccp.providers.local import bridge_name
     from ccp.providers.local_machines import LocalHost
     from ccp.providers.vsphere_preflight import CheckResult
 
     cfg = ctx.config
-    nodes = inventory.build(cfg)
+    nodes = ctx.nodes
     need = sum(LOCAL_MEMORY_MIB.get(n.role, 512) for n in nodes)
     net = cfg.spec.nodes.network
     host = LocalHost(Path(cfg.spec.local.machinesDir), Path(cfg.spec.local.rootfsCache))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-from ccp.config import inventory
 from ccp.engine.phase import Action
 
 # The node root filesystem: what a VM template would hold (containerd and its tools included; nginx and
@@ -40,7 +39,7 @@ class LocalProvider:
         self.ctx = ctx
         cfg = ctx.config
         self.cluster = cfg.metadata.name
-        self.nodes = inventory.build(cfg)
+        self.nodes = ctx.nodes
         self.bridge = bridge_name(cfg)
         say = (lambda msg: ctx.reporter.progress(msg)) if ctx.reporter is not None else (lambda msg: None)
         self.host = LocalHost(Path(cfg.spec.local.machinesDir), Path(cfg.spec.local.rootfsCache), say=say)

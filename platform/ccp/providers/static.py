@@ -3,7 +3,6 @@ or destroyed; later phases reach the hosts at the addresses listed in spec.hosts
 
 from __future__ import annotations
 
-from ccp.config import inventory
 from ccp.engine.phase import Action
 
 
@@ -12,7 +11,7 @@ class StaticProvider:
 
     def __init__(self, ctx):
         self.ctx = ctx
-        self.nodes = inventory.build(ctx.config)
+        self.nodes = ctx.nodes
 
     def plan(self) -> list[Action]:
         recorded = self.ctx.outputs.get("provision", {}).get("nodes", {})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 
-from ccp.config import inventory
 from ccp.engine.phase import Action
 from ccp.errors import InfrastructureError, InternalError, PreflightError
 from ccp.providers import vsphere_session as vs_session
@@ -25,7 +24,7 @@ class VsphereInventory:
         self.ctx = ctx
         self.cfg = ctx.config
         self.vs = ctx.config.spec.vsphere
-        self.nodes = inventory.build(ctx.config)
+        self.nodes = ctx.nodes
         self._session = None
         self._placement = None
 

@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-from ccp.config import inventory
 from ccp.engine.phase import Action
 from ccp.errors import CcpError, InfrastructureError
 from ccp.providers.terraform import Terraform, mirror_cli_config
@@ -21,7 +20,7 @@ class TerraformProvider:
     def __init__(self, ctx):
         self.ctx = ctx
         self.cfg = ctx.config
-        self.nodes = inventory.build(ctx.config)
+        self.nodes = ctx.nodes
         self.dir = ctx.state_dir / "terraform"
         opts = ctx.config.spec.terraform
         cli_config = None

@@ -1,12 +1,33 @@
-"""What `ccp upgrade` does around the plan: the preflight (the diagnose checks, skew, one API server
-version, PodDisruptionBudgets listed up front), the backup, the add-ons from the new bill of
-materials, the validation gate, and cluster.yaml's version written only when everything finished."""
+"""What `ccp upgrade` checks and writes around its phases: the inputs (skew, hosts, a package repository)
+before the plan is shown, the PodDisruptionBudgets that may block a drain, the preflight (the diagnose
+checks, one API server version), and cluster.yaml's version, written only when everything finished."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from ccp.errors import ConfigError, PreflightError
+
+
+def check_inputs(loaded, target: str) -> str:
+    """-> "noop", "patch" or "minor"; a ConfigError for a target or a cluster ccp cannot upgrade, before
+    anything is shown or changed."""
+    from ccp.upgrade import skew
+    from ccp.upgrade.nodes import node_script
+
+    kind = skew.check(loaded.config.spec.kubernetes.version, target)
+    if loaded.config.spec.provisioner == "static" and not loaded.config.spec.hosts:
+        raise ConfigError("no hosts to upgrade", "check spec.hosts")
+    if kind != "noop":
+        node_script(loaded.config, target)   # an air-gapped cluster has no repository for the nodes' packages
+    return kind
+
+
+def pdb_warnings(ctx) -> list[str]:
+    """The PodDisruptionBudgets that allow no disruption now: a drain would wait on them."""
+    from ccp.cluster.facts import nodes_port
+    from ccp.remote.drain import tight_budgets
+
+    port = nodes_port(ctx)
+    return [f"may block a drain: {b}" for b in tight_budgets(port.pdbs())] if port is not None else []
 
 
 def apiserver_versions(snapshot) -> set[str]:
@@ -15,13 +36,14 @@ def apiserver_versions(snapshot) -> set[str]:
             for c in (p.get("spec") or {}).get("containers") or [] if ":" in c.get("image", "")}
 
 
-def preflight(ctx, kube_path, current: str, target: str, say) -> list[str]:
+def preflight(ctx, target: str, say) -> list[str]:
     """-> warnings to show; raises PreflightError with every failing check at once."""
+    from ccp.cluster.facts import kubeconfig_path
     from ccp.diagnose import runner
     from ccp.diagnose.port import LightkubeDiagnose
-    from ccp.remote.drain import tight_budgets
-    from ccp.remote.kube_nodes import LightkubeNodes
 
+    current = ctx.config.spec.kubernetes.version   # cluster.yaml changes only once the upgrade finished
+    kube_path = kubeconfig_path(ctx)
     kube = LightkubeDiagnose(kube_path)
     rep = runner.run(ctx=ctx, kube=kube, kubeconfig=kube_path, only={"hosts", "kubernetes", "certs"}, say=say)
     failed = [f"{f.section}/{f.check}: {f.what}" + "".join(f"\n    {e}" for e in f.evidence[:3]) for f in rep.findings
@@ -36,22 +58,7 @@ def preflight(ctx, kube_path, current: str, target: str, say) -> list[str]:
     if failed:
         raise PreflightError(f"the upgrade to {target} cannot start: {len(failed)} check(s) failed",
                              "fix each one (`ccp diagnose --config F` says more), then run ccp upgrade again", failed)
-    return [f"may block a drain: {b}" for b in tight_budgets(LightkubeNodes(kube_path).pdbs())]
-
-
-def with_version(ctx, target: str):
-    """The same context with the target version: the add-ons then render from its bill of materials."""
-    cfg = ctx.config.model_copy(deep=True)
-    cfg.spec.kubernetes.version = target
-    return dataclasses.replace(ctx, loaded=dataclasses.replace(ctx.loaded, config=cfg))
-
-
-def addons_and_validate(ctx, target: str, kind: str) -> None:
-    from ccp import workflows
-
-    phase = workflows.upgrade_phases()[kind]
-    tctx = with_version(ctx, target)
-    phase.apply(tctx, phase.plan(tctx))
+    return pdb_warnings(ctx)
 
 
 def write_version(path, target: str) -> str | None:
@@ -75,12 +82,3 @@ def write_version(path, target: str) -> str | None:
         return None
     except Exception:  # read-only, templated or unusual files: say exactly what to change instead
         return todo
-
-
-def check_inputs(loaded, target: str) -> str:
-    from ccp.upgrade import skew
-
-    kind = skew.check(loaded.config.spec.kubernetes.version, target)
-    if loaded.config.spec.provisioner == "static" and not loaded.config.spec.hosts:
-        raise ConfigError("no hosts to upgrade", "check spec.hosts")
-    return kind

@@ -1,0 +1,106 @@
+"""The phases of `ccp upgrade`, one per step of its plan (ccp.upgrade.plan says the order and the
+batches, workflows.upgrade makes the list): preflight, backup, each control plane, each worker batch,
+then the install's add-ons and validate phases again at the target version (AtTarget).
+
+Every phase is named after its step, upgrade/<target>/<kind>/<first node or ->, so a resumed upgrade
+finds its journal; a phase the engine resumes probes what is left: the nodes of a batch are journaled
+one by one (upgrade/<target>/node/<name>) the moment each is Ready at the target."""
+
+from __future__ import annotations
+
+from ccp.cluster import facts
+from ccp.context import ClusterContext
+from ccp.engine.phase import Action, Phase
+from ccp.errors import KubernetesError
+
+
+def node_key(target: str, node: str) -> str:
+    return f"upgrade/{target}/node/{node}"
+
+
+class _Step(Phase):
+    layer = "upgrade"
+
+    def __init__(self, step, target: str):
+        self.name, self.kind, self.nodes, self.detail, self.target = step.key, step.kind, step.nodes, step.detail, target
+        self.summary = f"{step.kind} {', '.join(step.nodes)}".strip()
+
+    def inputs(self, ctx: ClusterContext) -> dict:
+        return {"target": self.target, "nodes": self.nodes}
+
+    def passed(self, ctx: ClusterContext) -> bool:
+        """Done once in this upgrade (what it recorded is recalled from the journal): the preflight and
+        the backup are about the cluster before it changed, and are not repeated on a resume, when
+        half of the cluster may be upgraded already."""
+        return bool(ctx.outputs.get(self.name))
+
+
+class UpgradePreflight(_Step):
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        return [] if self.passed(ctx) else [Action("check", "the cluster", self.detail)]
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        from ccp import ui
+        from ccp.upgrade import flow
+
+        warnings = flow.preflight(ctx, self.target, say=ctx.reporter.progress)
+        for w in warnings:
+            ui.warn(w)
+        return {"target": self.target, "warnings": warnings}
+
+
+class UpgradeBackup(_Step):
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        return [] if self.passed(ctx) else [Action("write", "etcd snapshot and PKI", self.detail)]
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        from ccp.backup.snapshot import backup
+
+        return {"backup": str(backup(ctx, say=ctx.reporter.note))}
+
+
+class UpgradeNodes(_Step):
+    """A control plane, or a batch of workers (the canary first)."""
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        done = set((ctx.outputs.get(self.name) or {}).get("nodes", []))
+        return [Action("upgrade", f"node {n}", self.detail) for n in self.nodes
+                if n not in done and not ctx.outputs.get(node_key(self.target, n))]
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        from ccp.upgrade import nodes
+
+        todo = [a.target.removeprefix("node ") for a in actions]
+        port = facts.nodes_port(ctx)
+        if todo and port is None:
+            raise KubernetesError(f"cluster {ctx.config.metadata.name} has no kubeconfig ({facts.kubeconfig_path(ctx)})",
+                                  "the install writes it (its kubeconfig phase): finish it first")
+        nodes.upgrade(ctx, self.kind, todo, self.target, port, say=ctx.reporter.progress,
+                      node_done=lambda n: ctx.record_part(node_key(self.target, n), {"version": self.target}))
+        return {"nodes": self.nodes}
+
+
+class AtTarget(Phase):
+    """An install phase run again at the target version, under the upgrade's name for its step: the
+    add-ons from the target's bill of materials (a changed add-on is applied, a current one left
+    alone), then the validation gate. Journaled like every other phase."""
+
+    def __init__(self, phase: Phase, step, target: str):
+        self.phase, self.name, self.target = phase, step.key, target
+        self.layer, self.summary, self.always = phase.layer, phase.summary, phase.always
+        self._at: tuple[ClusterContext, ClusterContext] | None = None
+
+    def _ctx(self, ctx: ClusterContext) -> ClusterContext:
+        """One context at the target for this run: its rendered add-ons are computed once, plan to apply."""
+        if self._at is None or self._at[0] is not ctx:
+            self._at = (ctx, ctx.at_version(self.target))
+        return self._at[1]
+
+    def inputs(self, ctx: ClusterContext) -> dict:
+        return {"target": self.target, **self.phase.inputs(self._ctx(ctx))}
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        return self.phase.plan(self._ctx(ctx))
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        return self.phase.apply(self._ctx(ctx), actions)
