@@ -1,11 +1,36 @@
-"""Option values are coerced without pydantic (bench/cli_startup.py measures the start), and that
-changes nothing a user sees: the values and their errors are typer's own."""
+"""The read commands start without the heavy libraries (bench/cli_startup.py measures the time), and
+what makes that so changes nothing a user sees: option values, their errors, the printed lines."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import typer
+
+HEAVY = ("pydantic", "jinja2", "lightkube", "asyncssh", "pyVmomi", "ruamel", "rich", "httpx")
+LOADED = """
+import contextlib, io, json, sys
+from ccp.cli import run
+with contextlib.redirect_stdout(io.StringIO()):
+    code = run(sys.argv[1:])
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.stdin.read())))
+print(json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+@pytest.mark.parametrize("args", [["version"], ["version", "-o", "json"], ["--help"], ["phases", "--help"],
+                                  ["addons", "list"], ["addons", "list", "-o", "json"]])
+def test_read_commands_load_no_heavy_library(args):
+    r = subprocess.run([sys.executable, "-c", LOADED, *args], input=json.dumps(HEAVY), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"code": 0, "heavy": []}
 
 
 def _params(root=None):
@@ -75,3 +100,16 @@ def test_a_bad_option_value_reads_as_before():
 
     r = run_ccp("version", "--output", "yaml")
     assert r.code == 2 and "'yaml' is not one of 'text', 'json'" in r.err
+
+
+@pytest.mark.parametrize("text", ["ccp 0.1.0 (Python 3.11.7)", "Kubernetes: 1.37, 1.36 (default 1.37.1)", "a  ", "",
+                                  "x" * 300, "wide 漢字", "a :smile: b", "a [bold]b[/]", "tab\there", "http://h:1/x"])
+def test_a_plain_line_is_what_rich_prints(text):
+    from ccp import ui
+
+    rich, plain = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(rich):
+        ui.out().print(ui.escape(text))
+    with contextlib.redirect_stdout(plain):
+        ui.line(text)
+    assert plain.getvalue() == rich.getvalue()

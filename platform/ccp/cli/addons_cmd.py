@@ -22,7 +22,10 @@ def list_addons(config: Optional[Path] = typer.Option(None, "--config", "-c", he
         print_json(rows)
         return
     for r in rows:
-        mark = "" if r["enabled"] is None else ("[green]enabled[/]  " if r["enabled"] else "[dim]disabled[/] ")
+        if r["enabled"] is None:   # plain lines: without --config the listing need not load rich
+            ui.line(f"{r['addon']:<14} {r['namespace']:<20} {r['description']}")
+            continue
+        mark = "[green]enabled[/]  " if r["enabled"] else "[dim]disabled[/] "
         ui.out().print(f"{mark}{r['addon']:<14} {r['namespace']:<20} {ui.escape(r['description'])}")
 
 

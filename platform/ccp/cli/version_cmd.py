@@ -20,5 +20,5 @@ def version(output: Output = OUTPUT_OPTION) -> None:
         return
     from ccp import ui
 
-    ui.out().print(f"ccp {__version__} (Python {data['python']})")
-    ui.out().print(f"Kubernetes: {', '.join(minors)} (default {data['kubernetes']['default']})")
+    ui.line(f"ccp {__version__} (Python {data['python']})")
+    ui.line(f"Kubernetes: {', '.join(minors)} (default {data['kubernetes']['default']})")
