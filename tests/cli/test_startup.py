@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import typer
+import yaml
 
 HEAVY = ("pydantic", "jinja2", "lightkube", "asyncssh", "pyVmomi", "ruamel", "rich", "httpx")
 LOADED = """
@@ -113,3 +114,12 @@ def test_a_plain_line_is_what_rich_prints(text):
     with contextlib.redirect_stdout(plain):
         ui.line(text)
     assert plain.getvalue() == rich.getvalue()
+
+
+def test_libyaml_reads_the_bom_and_addons_as_the_python_loader_does():
+    from ccp import resources
+    from ccp.config import versions
+
+    files = [versions._BOM_FILE, *sorted(resources.addons_dir().glob("*/addon.yaml"))]
+    for f in files:
+        assert yaml.load(f.read_text(), Loader=yaml.CSafeLoader) == yaml.safe_load(f.read_text()), f

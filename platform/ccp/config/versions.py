@@ -57,7 +57,8 @@ class Bom:
 def _raw() -> dict:
     import yaml
 
-    return yaml.safe_load(_BOM_FILE.read_text())
+    # libyaml's loader when present: the pure-Python one is most of `ccp version`'s own time
+    return yaml.load(_BOM_FILE.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def supported_minors() -> list[str]:
