@@ -253,3 +253,20 @@ def test_the_static_pod_restart_script_for_real_and_after_an_interrupted_run(tmp
     (man / "etcd.yaml").rename(parked / "etcd.yaml")
     assert subprocess.run(["sh", "-c", script], timeout=30).returncode == 0
     assert sorted(p.name for p in man.iterdir()) == ["etcd.yaml", "kube-apiserver.yaml"] and not parked.exists()
+
+
+def test_one_walk_over_the_pods_serves_the_checks_and_the_bundle():
+    from ccp.diagnose import kubernetes
+    from ccp.diagnose.base import sample, sample_sorted
+
+    snap = sick_cluster()
+    snap.pods += [pod(f"p{i:03}", phase="Pending", ready=False) for i in range(40, 0, -1)]
+    tri = kubernetes.triage(snap)
+    assert [p["metadata"]["name"] for p in tri.control_plane] == ["kube-apiserver-cp-1"]
+    assert [reason for _, reason, _ in tri.problems][:4] == ["CrashLoopBackOff", "ImagePullBackOff", "Unschedulable", "Crashing"]
+    assert kubernetes.findings(snap, tri) == kubernetes.findings(snap)
+    pending = next(f for f in kubernetes.pods(snap) if f.what == "40 pods Pending")
+    assert pending.evidence[0].startswith("default/p001") and pending.evidence[-1] == "... and 30 more"
+    for items in ([], ["b", "a"], [f"x{i % 7}" for i in range(30)], list("zyxwvutsrqponm")):
+        assert sample_sorted(items) == sample(sorted(items))
+    assert [p["metadata"]["name"] for p in runner._log_worthy(tri)][:3] == ["kube-apiserver-cp-1", "web-1", "web-2"]

@@ -139,25 +139,24 @@ def _hosts(ctx, want_facts: bool, want_pki: bool):
 
 def _kubernetes(kube, bundle: bool):
     snap = kube.snapshot()
-    by = kubernetes.findings(snap)
+    tri = kubernetes.triage(snap)   # one walk over the pods for the checks and the bundle's logs
+    by = kubernetes.findings(snap, tri)
     files = {}
     if bundle:
         files = {"kubernetes/nodes.json": as_json(snap.nodes), "kubernetes/pods.json": as_json(snap.pods),
                  "kubernetes/pvcs.json": as_json(snap.pvcs), "kubernetes/events.json": as_json(snap.events),
                  "kubernetes/addon-markers.json": as_json(snap.markers), "kubernetes/readyz.txt": snap.readyz}
-        for pod in _log_worthy(snap):
+        for pod in _log_worthy(tri):
             ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
             for c in (pod.get("spec") or {}).get("containers") or []:
                 files[f"logs/{ns}/{name}/{c['name']}.log"] = kube.log(ns, name, c["name"])
     return by["kubernetes"] + by["addons"], files, {}
 
 
-def _log_worthy(snap, limit: int = 50) -> list[dict]:
+def _log_worthy(tri, limit: int = 50) -> list[dict]:
     """Failing pods and the control-plane components, at most ``limit`` (a bundle must stay attachable)."""
-    failing = [p for p in snap.pods if kubernetes.pod_problem(p)]
-    control = [p for p in snap.pods if (p["metadata"].get("labels") or {}).get("tier") == "control-plane"]
     seen, out = set(), []
-    for p in control + failing:
+    for p in tri.control_plane + [pod for pod, _, _ in tri.problems]:
         key = (p["metadata"].get("namespace"), p["metadata"]["name"])
         if key not in seen:
             seen.add(key)
