@@ -64,6 +64,7 @@ def environment():
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        auto_reload=False,   # the shipped templates do not change under a running ccp: no stat() per file rendered
     )
     env.filters["b64encode"] = lambda s: base64.b64encode(str(s).encode()).decode()
     env.policies["json.dumps_kwargs"] = {"sort_keys": False}
@@ -241,11 +242,9 @@ def _parse_check(dest: str, text: str) -> None:
     """Parse what was just rendered; a failure is a ccp bug and says which file."""
     try:
         if dest.endswith((".yaml", "user-data", "meta-data", "network-config")):
-            import yaml
+            from ccp import yaml_check   # loads it as the safe loader would, building fewer objects
 
-            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            docs = list(yaml.load_all(text, Loader=loader))
-            if not any(docs):
+            if not yaml_check.any_document(text):
                 raise ValueError("empty document")
         elif dest.endswith(".tf"):
             try:
