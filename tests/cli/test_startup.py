@@ -125,3 +125,11 @@ def test_libyaml_reads_the_bom_and_addons_as_the_python_loader_does():
     files = [versions._BOM_FILE, *sorted(resources.addons_dir().glob("*/addon.yaml"))]
     for f in files:
         assert yaml.load(f.read_text(), Loader=yaml.CSafeLoader) == yaml.safe_load(f.read_text()), f
+
+
+def test_command_modules_do_not_defer_their_annotations():
+    """typer evaluates string annotations of every command at each start (see ccp.cli's docstring)."""
+    cli = Path(__file__).resolve().parents[2] / "platform" / "ccp" / "cli"
+    deferred = [p.name for p in [cli / "__init__.py", *sorted(cli.glob("*_cmd.py"))]
+                if "from __future__ import annotations" in p.read_text().splitlines()]
+    assert deferred == []

@@ -1,10 +1,10 @@
 """The `ccp` command line. Thin: each command parses options, calls one core function, prints.
 
 Nothing heavy is imported here (no pydantic, jinja2, pyvmomi, asyncssh, lightkube): command bodies
-import what they need, so `ccp --help` starts fast.
+import what they need, so `ccp --help` starts fast. This module and the command modules (*_cmd.py) do
+without `from __future__ import annotations`: typer reads every command's signature at each start, and
+string annotations would make it compile and evaluate each one (about half of that time).
 """
-
-from __future__ import annotations
 
 import os
 import sys

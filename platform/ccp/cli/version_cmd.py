@@ -1,5 +1,3 @@
-from __future__ import annotations
-
 import platform as _platform
 
 from ccp import __version__
