@@ -5,7 +5,6 @@ object, and list the images they need. Applying, pruning and waiting live in add
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -48,7 +47,7 @@ class RenderedAddon:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(yaml.safe_dump_all(self.objects, sort_keys=True).encode()).hexdigest()[:16]
+        return _sha256(yaml.safe_dump_all(self.objects, sort_keys=True), 16)
 
     def text(self) -> str:
         head = f"# add-on {self.addon.name}: {self.addon.description}\n"
@@ -98,6 +97,14 @@ def order(addons: dict[str, Addon], names: list[str] | None = None) -> list[Addo
     return [addons[n] for n in done if not names or n in names]
 
 
+def _sha256(text: str, digits: int) -> str:
+    """The first hex digits of the text's SHA-256. hashlib is imported here: loading OpenSSL is a good
+    part of what `ccp addons list` would otherwise spend."""
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:digits]
+
+
 def _env():
     import jinja2
 
@@ -105,7 +112,7 @@ def _env():
                              keep_trailing_newline=True, autoescape=False)
     env.filters["b64encode"] = lambda s: __import__("base64").b64encode(str(s).encode()).decode()
     # a Job is immutable: name it after what it does, so a change makes a new Job (and prunes the old)
-    env.filters["short_hash"] = lambda s: hashlib.sha256(str(s).encode()).hexdigest()[:8]
+    env.filters["short_hash"] = lambda s: _sha256(str(s), 8)
     env.filters["es_duration"] = es_duration
     return env
 
@@ -148,7 +155,7 @@ def render(addon: Addon, cfg, bom, *, with_secrets: bool = False, existing=None)
         objects.extend(docs)
     for obj in objects:
         _label(obj, addon.name)
-    digest = hashlib.sha256(yaml.safe_dump_all(objects, sort_keys=True).encode()).hexdigest()[:16]
+    digest = _sha256(yaml.safe_dump_all(objects, sort_keys=True), 16)
     for obj in objects:
         obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = digest
     out = RenderedAddon(addon, objects)

@@ -7,12 +7,15 @@ rich honours NO_COLOR by itself.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ccp import redact
+
+if TYPE_CHECKING:
+    import logging   # imported where a log is made: a read command that prints a line needs none
 
 
 class ScrubbingStream:
@@ -121,6 +124,8 @@ class Reporter:
     """Progress for a workflow run: a line per phase, a spinner while one works, a table at the end."""
 
     def __init__(self, log: logging.Logger | None = None):
+        import logging
+
         self.console = err()
         self.log = log or logging.getLogger("ccp")
         self._status = None
@@ -205,7 +210,7 @@ def print_checks(results, console) -> None:
     console.print(table)
 
 
-class _ScrubFilter(logging.Filter):
+class _ScrubFilter:   # logging takes any object with this filter method
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact.scrub(record.getMessage())
         record.args = ()
@@ -214,6 +219,7 @@ class _ScrubFilter(logging.Filter):
 
 def open_log(state_dir: Path, command: str, run_id: str, debug: bool = False) -> tuple[logging.Logger, Path]:
     """A log file per run under <state>/logs/, mode 0600, secrets masked."""
+    import logging
     import os
 
     from ccp.engine.files import ensure_dir
