@@ -30,7 +30,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "platform" / "ccp"
 #   → workflows → cli
 LAYERS = [
     # Leaves: the error families, secret scrubbing, the files shipped inside the package.
-    ("base", ["ccp", "ccp.errors", "ccp.redact", "ccp.resources"]),
+    ("base", ["ccp", "ccp.errors", "ccp.redact", "ccp.resources", "ccp.yaml_check"]),
     # cluster.yaml: model, loading, bill of materials, inventory. Knows nothing of how it is used.
     ("config", ["ccp.config"]),
     # The generic phase engine (knows nothing of Kubernetes), the console and progress reporter a run
