@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, field_validator
 
 from ccp.config.model_build import Kubeadm, Kubelet, KubeProxy, LocalMachines, _beside_config, _path  # noqa: F401
+from ccp.config.model_security import Security
 from ccp.config.secrets import FromEnv, FromFile, Secret, SecretValue, Strict  # noqa: F401  (part of the contract)
 
 # ---------------------------------------------------------------- helpers
@@ -324,6 +325,8 @@ class Spec(Strict):
     upgrade: Upgrade = Field(default_factory=Upgrade)
     backup: Backup = Field(default_factory=Backup)
     offline: Offline = Field(default_factory=Offline)
+    security: Security = Field(default_factory=Security, description="Secrets encrypted at rest, an audit log and "
+                               "Pod Security admission: on by default, set up by a fresh install.")
     registryMirror: str | None = Field(None, description="Pull every add-on and CNI image from this registry (host[:port][/path]) instead.")
 
 

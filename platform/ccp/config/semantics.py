@@ -124,6 +124,14 @@ def check(cfg: ClusterConfig) -> list[Problem]:
     if spec.vsphere and spec.vsphere.insecure and (spec.vsphere.caFile or spec.vsphere.thumbprint):
         add(("vsphere", "insecure"), "insecure: true contradicts caFile/thumbprint",
             "drop insecure to verify with the CA file or thumbprint, or drop those to skip verification")
+    # The audit log must not fill the control planes' disks (ccp sizes them on vSphere).
+    audit = spec.security.audit
+    disk_mb = spec.nodes.controlPlane.diskGiB * 1024
+    if audit.enabled and spec.provisioner in ("terraform", "native") and audit.budget_mb > disk_mb // 4:
+        add(("security", "audit", "maxSizeMB"),
+            f"the audit log may take {audit.budget_mb} MB (maxSizeMB x (maxBackups + 1)), more than a quarter of a "
+            f"control plane's {spec.nodes.controlPlane.diskGiB} GiB disk",
+            "lower maxSizeMB or maxBackups, or give the control planes a larger disk (nodes.controlPlane.diskGiB)")
     return out
 
 
