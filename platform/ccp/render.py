@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from ccp import __version__, resources
+from ccp import __version__, render_security, resources
 from ccp.config import inventory
 from ccp.config.inventory import ROLE_CP, ROLE_LB, ROLE_WORKER
 from ccp.config.load import Loaded
@@ -153,10 +153,14 @@ def render_all(loaded: Loaded) -> Rendered:
     # (the first control plane gets a join file too: replaced, it joins the cluster the others hold)
     for i, node in enumerate(cps):
         if i == 0:
-            render("kubeadm/init.yaml.j2", f"kubeadm/{node.name}/init.yaml", node=node, cert_sans=sans)
+            render("kubeadm/init.yaml.j2", f"kubeadm/{node.name}/init.yaml", node=node, cert_sans=sans,
+                   api_server=render_security.api_server(spec.security))
         render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
     for node in inventory.by_role(nodes, ROLE_WORKER):
         render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
+
+    # spec.security: the API server's encryption, audit and admission files, uploaded to every control plane
+    render_security.render(render, spec.security)
 
     # Node scripts: host preparation on Kubernetes nodes, NGINX/keepalived set-up where the VIP lives
     k8s = spec.kubernetes

@@ -43,7 +43,7 @@ LAYERS = [
     # the Kubernetes API — the add-ons phase and `ccp addons apply` share it). Below the providers,
     # because they render Terraform and cloud-init; above remote for the etcdctl flags the scheduled
     # backup script is rendered with.
-    ("render", ["ccp.render", "ccp.addons", "ccp.addon_secrets", "ccp.addons_apply"]),
+    ("render", ["ccp.render", "ccp.render_security", "ccp.addons", "ccp.addon_secrets", "ccp.addons_apply"]),
     # Where machines come from (vSphere through Terraform or pyvmomi, static hosts, local machines).
     # Handed the run's context, never importing it nor anything above: what they need of the journal
     # (the machines the last provision recorded) they read from the context they are given.

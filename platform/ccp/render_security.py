@@ -1,0 +1,90 @@
+"""spec.security as the API server gets it: three files for /etc/kubernetes/ccp on every control plane (the
+encryption configuration, the audit policy, the Pod Security admission configuration) and the kubeadm
+ClusterConfiguration's apiServer extraArgs and extraVolumes that point kube-apiserver at them.
+
+The encryption configuration is rendered with ${CCP_ENCRYPTION_KEY} in place of the key: the key is
+filled in only in the copy uploaded to the control planes (ccp.cluster.security), never on this
+machine's disk outside <state>/secrets.
+"""
+
+from __future__ import annotations
+
+NODE_DIR = "/etc/kubernetes/ccp"
+ENCRYPTION_CONFIG = f"{NODE_DIR}/encryption-config.yaml"
+AUDIT_POLICY = f"{NODE_DIR}/audit-policy.yaml"
+ADMISSION_CONFIG = f"{NODE_DIR}/admission-config.yaml"
+AUDIT_LOG_DIR = "/var/log/kubernetes/audit"
+AUDIT_LOG = f"{AUDIT_LOG_DIR}/audit.log"
+KEY_PLACEHOLDER = "${CCP_ENCRYPTION_KEY}"
+KEY_NAME = "ccp-1"                       # in every stored value's prefix: k8s:enc:<provider>:v1:ccp-1:
+ALWAYS_EXEMPT = ("kube-system",)         # the control plane's own pods, kube-proxy, the CNI, vSphere CPI
+
+# rendered file (under <state>/rendered) -> where it goes on a control plane, by the setting that turns it on
+FILES = {"encryption": ("security/encryption-config.yaml", ENCRYPTION_CONFIG),
+         "audit": ("security/audit-policy.yaml", AUDIT_POLICY),
+         "podSecurity": ("security/admission-config.yaml", ADMISSION_CONFIG)}
+
+
+def enabled(security) -> list[str]:
+    """The settings that are on, in FILES order."""
+    return [name for name in FILES if getattr(security, name).enabled]
+
+
+def files(security) -> dict[str, str]:
+    """Rendered path -> path on a control plane, for the settings that are on."""
+    return dict(FILES[name] for name in enabled(security))
+
+
+def exempt_namespaces(security) -> list[str]:
+    return list(ALWAYS_EXEMPT) + [n for n in security.podSecurity.exemptNamespaces if n not in ALWAYS_EXEMPT]
+
+
+def render(render_file, security) -> None:
+    """Render the files of the settings that are on, through render.render_all's ``render``."""
+    on = enabled(security)
+    if "encryption" in on:
+        render_file("security/encryption-config.yaml.j2", FILES["encryption"][0], node_path=ENCRYPTION_CONFIG,
+                    encryption=security.encryption, key_name=KEY_NAME)
+    if "audit" in on:
+        render_file("security/audit-policy.yaml.j2", FILES["audit"][0], node_path=AUDIT_POLICY,
+                    audit=security.audit, audit_log=AUDIT_LOG)
+    if "podSecurity" in on:
+        render_file("security/admission-config.yaml.j2", FILES["podSecurity"][0], node_path=ADMISSION_CONFIG,
+                    pod_security=security.podSecurity, exempt_namespaces=exempt_namespaces(security))
+
+
+def api_server(security) -> dict[str, list[dict]]:
+    """kubeadm v1beta4 apiServer extraArgs ({name, value}) and extraVolumes (hostPath mounts) for the settings that
+    are on. The static pod sees /etc/kubernetes/ccp read-only and writes its audit log to the host."""
+    on = enabled(security)
+    args: list[dict] = []
+    volumes: list[dict] = []
+    if "encryption" in on:
+        args.append({"name": "encryption-provider-config", "value": ENCRYPTION_CONFIG})
+    if "audit" in on:
+        a = security.audit
+        args += [{"name": "audit-policy-file", "value": AUDIT_POLICY},
+                 {"name": "audit-log-path", "value": AUDIT_LOG},
+                 {"name": "audit-log-maxage", "value": str(a.maxAgeDays)},
+                 {"name": "audit-log-maxbackup", "value": str(a.maxBackups)},
+                 {"name": "audit-log-maxsize", "value": str(a.maxSizeMB)},
+                 {"name": "audit-log-compress", "value": "true"}]
+    if "podSecurity" in on:
+        args.append({"name": "admission-control-config-file", "value": ADMISSION_CONFIG})
+    if on:
+        volumes.append({"name": "ccp-security", "hostPath": NODE_DIR, "mountPath": NODE_DIR, "readOnly": True,
+                        "pathType": "Directory"})
+    if "audit" in on:
+        volumes.append({"name": "audit-log", "hostPath": AUDIT_LOG_DIR, "mountPath": AUDIT_LOG_DIR, "readOnly": False,
+                        "pathType": "DirectoryOrCreate"})
+    return {"args": args, "volumes": volumes}
+
+
+def fill_key(text: str, key: str) -> str:
+    """The encryption configuration as uploaded: the placeholder replaced by the key (in memory only)."""
+    if KEY_PLACEHOLDER not in text:
+        from ccp.errors import InternalError
+
+        raise InternalError("the rendered encryption configuration has no key placeholder",
+                            "this is a ccp bug; run the render phase again, then report it")
+    return text.replace(KEY_PLACEHOLDER, key)
