@@ -58,6 +58,8 @@ class FakeCluster:
         self.fail = fail or {}
         self.join_seconds = join_seconds
         self.files: dict[str, dict[str, str]] = {n: {} for n in names}
+        self.modes: dict[str, dict[str, str]] = {n: {} for n in names}   # octal mode each upload was given
+        self.apiserver_files: set[str] = set()   # files the cluster's kube-apiserver flags name (kubeadm-config)
         self.prepared: dict[str, str] = {}
         self.lb_ok: set[str] = set()
         self.initialized = False
@@ -128,8 +130,10 @@ class FakeCluster:
         if s.startswith("cat /etc/ccp/prepared"):
             return 0, self.prepared.get(node, ""), ""
         if "mv -f /tmp/ccp-" in s:   # an upload put into place (ssh._place)
+            modes = {src: mode for mode, src in re.findall(r"chmod (\d+) (/tmp/ccp-\w+/\d+)", s)}
             for src, dest in re.findall(r"mv -f (/tmp/ccp-\w+/\d+) (\S+)", s):
                 files[dest.strip("'")] = (self.root / node / src.lstrip("/")).read_text()
+                self.modes[node][dest.strip("'")] = modes.get(src, "")
             return 0, "", ""
         if s.startswith("rm -rf /tmp/ccp-"):
             return 0, "", ""
@@ -142,6 +146,9 @@ class FakeCluster:
         if s.startswith("sha256sum "):
             lines = [f"{hashlib.sha256(files[p].encode()).hexdigest()}  {p}" for p in shlex.split(s.split(" 2>")[0])[1:] if p in files]
             return 0, "\n".join(lines), ""
+        if s.startswith("cat /etc/kubernetes/ccp/"):
+            path = s.split()[1]
+            return (0, files[path], "") if path in files else (1, "", f"cat: {path}: No such file or directory")
         if s.startswith("systemctl is-enabled ccp-etcd-backup.timer"):
             return (0, "enabled", "") if node in self.backup_timers else (1, "disabled", "")
         if s.startswith("systemd-analyze calendar "):
@@ -207,6 +214,10 @@ class FakeCluster:
             assert "--certificate-key" not in s, "kubeadm: can not mix '--config' with arguments [certificate-key]"
             assert s.startswith("umask 077;") and "/run/ccp/" in s
             assert secrets.get("CCP_CERTIFICATE_KEY") == CERT_KEY
+            self.apiserver_files = self._named_files(files["/etc/ccp/kubeadm/init.yaml"])
+            missing = self.apiserver_files - set(files)
+            if missing:   # the static pod would crash-loop: kubeadm init would time out waiting for the API
+                return 1, "", f"[wait-control-plane] kube-apiserver did not start: missing {sorted(missing)}"
             self.initialized = True
             self.members.add(node)
             self.etcd.add(node)
@@ -229,6 +240,9 @@ class FakeCluster:
             if node in self.fail:
                 return 1, "", f"error execution phase preflight: {self.fail[node]}"
             assert secrets["CCP_BOOTSTRAP_TOKEN"] == TOKEN
+            missing = self.apiserver_files - set(files) if secrets.get("CCP_CERTIFICATE_KEY") else set()
+            if missing:   # a joining control plane's API server runs with the cluster's flags
+                return 1, "", f"error execution phase wait-control-plane: kube-apiserver: missing {sorted(missing)}"
             self.members.add(node)
             if secrets.get("CCP_CERTIFICATE_KEY"):   # a control plane: etcd member, and kubeadm writes admin.conf
                 self.etcd.add(node)
@@ -270,6 +284,8 @@ class FakeCluster:
             self.etcd.discard(gone[0])
             return 0, f"Member {wanted} removed from cluster", ""
         if s.startswith("kubeadm reset -f"):
+            for path in [p for p in files if p.startswith("/etc/kubernetes/ccp/") and "/etc/kubernetes/ccp" in s]:
+                files.pop(path)
             self.prepared.pop(node, None)
             self.admin_conf.discard(node)
             self.members.discard(node)
@@ -291,6 +307,13 @@ class FakeCluster:
         return 127, "", f"fake node does not know: {s}"
 
     # -------------------------------------------------- helpers for tests
+    @staticmethod
+    def _named_files(init_yaml: str) -> set[str]:
+        """The files kube-apiserver's extra flags in a rendered init.yaml name (spec.security's)."""
+        docs = {d["kind"]: d for d in yaml.safe_load_all(init_yaml) if d}
+        args = docs["ClusterConfiguration"].get("apiServer", {}).get("extraArgs", [])
+        return {a["value"] for a in args if a["value"].startswith("/etc/kubernetes/ccp/")}
+
     @staticmethod
     def member_id(node: str) -> int:
         return int(hashlib.sha256(node.encode()).hexdigest()[:15], 16)

@@ -13,6 +13,7 @@ import time
 
 from ccp.cluster.facts import acting_first, api_endpoint, by_role, holding, initialized, wait_api
 from ccp.cluster.hostwork import before_provisioning, new_machines, rendered
+from ccp.cluster.security import control_plane_files, init_actions
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
@@ -53,17 +54,18 @@ class KubeadmInit(Phase):
     summary = "kubeadm init on the first control plane, API endpoint on the VIP"
 
     def inputs(self, ctx: ClusterContext) -> dict:
-        return {"first": by_role(ctx, inventory.ROLE_CP)[0], "kubernetes": ctx.spec_dump()["spec"]["kubernetes"]}
+        spec = ctx.spec_dump()["spec"]
+        return {"first": by_role(ctx, inventory.ROLE_CP)[0], "kubernetes": spec["kubernetes"], "security": spec["security"]}
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         first = by_role(ctx, inventory.ROLE_CP)[0]
         early = before_provisioning(ctx, "kubeadm init on", [first])
         if early is not None:
-            return early
+            return [*init_actions(ctx, first), *early]
         ssh = ctx.ssh()
         members = initialized(ctx)
         if not members:   # never init when any control plane holds the cluster (a replaced first one joins it)
-            return [Action("kubeadm init", f"on {first}", "no control plane yet")]
+            return [*init_actions(ctx, first), Action("kubeadm init", f"on {first}", "no control plane yet")]
         (t,) = ctx.targets(members[:1])
         answers = ssh.call(ssh.run(t, f"curl -ksf --max-time 5 https://{api_endpoint(ctx)}/readyz", check=False))
         return [] if answers.ok else [Action("wait for", f"the API at {api_endpoint(ctx)}",
@@ -78,9 +80,9 @@ class KubeadmInit(Phase):
             ssh.call(wait_api(ssh, t, api_endpoint(ctx)))
             return {"initialized": first, "hostKeysPinned": ctx.take_pins()}
 
-        async def init():
+        async def init():   # spec.security's files are in place before kubeadm starts the API server
             await ssh.upload(t, {f"{KUBEADM_DIR}/init.yaml": (rendered(ctx, f"kubeadm/{first}/init.yaml"), 0o600),
-                                 **patch_files(ctx)})
+                                 **patch_files(ctx), **await control_plane_files(ctx, ssh)})
             key = (await ssh.run(t, "kubeadm certs certificate-key", sudo=True, secret_output=True)).stdout.strip()
             ctx.reporter.item(first, "kubeadm init (a few minutes)")
             await ssh.run(t, INIT.format(cfg=f"{KUBEADM_DIR}/init.yaml", name="init"), sudo=True,
@@ -104,10 +106,10 @@ async def join_secrets(ssh, first, *, control_plane: bool) -> dict[str, str]:
     return secrets
 
 
-async def join(ctx: ClusterContext, ssh, t, secrets: dict[str, str]) -> None:
+async def join(ctx: ClusterContext, ssh, t, secrets: dict[str, str], security: dict | None = None) -> None:
     cfg = f"{KUBEADM_DIR}/join.yaml"
     patches = patch_files(ctx) if secrets.get("CCP_CERTIFICATE_KEY") else {}   # control planes only
-    await ssh.upload(t, {cfg: (rendered(ctx, f"kubeadm/{t.name}/join.yaml"), 0o600), **patches})
+    await ssh.upload(t, {cfg: (rendered(ctx, f"kubeadm/{t.name}/join.yaml"), 0o600), **patches, **(security or {})})
     ctx.reporter.item(t.name, "joining")
     await ssh.run(t, JOIN.format(cfg=cfg, name="join"), sudo=True, env_secrets=secrets)
     ctx.reporter.item(t.name, "done")
@@ -168,7 +170,7 @@ class JoinControlPlanes(_Join):
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         ssh = ctx.ssh()
         (first,) = ctx.targets([acting_first(ctx)])
-        joined, secrets, made = [], {}, 0.0
+        joined, secrets, made, security = [], {}, 0.0, None
         waits = [a.target.removeprefix("the API server on ") for a in actions if a.verb == "wait for"]
         for t in ctx.targets(waits):
             ssh.call(wait_api(ssh, t, "127.0.0.1:6443", attempts=180, after=f"{t.name} started again",
@@ -179,8 +181,10 @@ class JoinControlPlanes(_Join):
             # made anew well before their 30-minute token lifetime runs out.
             if time.monotonic() - made > SECRETS_REUSE:
                 secrets, made = ssh.call(join_secrets(ssh, first, control_plane=True)), time.monotonic()
+            if security is None:   # the running cluster's encryption configuration, the same for every join
+                security = ssh.call(control_plane_files(ctx, ssh, first))
             try:
-                ssh.call(join(ctx, ssh, t, secrets))
+                ssh.call(join(ctx, ssh, t, secrets, security))
             except RemoteError as exc:
                 exc.resolution = (f"{t.name} did not join; the control planes joined so far ({', '.join(joined) or 'none'}) "
                                   "are kept. Look at kubeadm's output above, then resume")

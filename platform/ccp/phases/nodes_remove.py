@@ -28,7 +28,7 @@ from ccp.remote.etcd import CERTS, ETCD
 
 MEMBERS = f"{ETCD} etcdctl {CERTS} member list -w json"
 HEALTH = f"{ETCD} etcdctl {CERTS} endpoint health --cluster -w json"
-RESET = "kubeadm reset -f --cleanup-tmp-dir; rm -rf /etc/cni/net.d /etc/ccp/prepared"
+RESET = "kubeadm reset -f --cleanup-tmp-dir; rm -rf /etc/cni/net.d /etc/ccp/prepared /etc/kubernetes/ccp"   # ccp: the encryption key
 
 
 def removal_order(leaving: dict[str, dict]) -> list[str]:
