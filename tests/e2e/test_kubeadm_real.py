@@ -146,3 +146,58 @@ def test_kubeadm_init_phases_from_the_rendered_config(kubeadm, kubeadm_files, tm
     flags = (root / "var" / "lib" / "kubelet" / "kubeadm-flags.env").read_text()
     cpi = cfg.spec.addons.storage.provider == "vsphere-csi"
     assert ("--cloud-provider=external" in flags) == cpi, flags
+
+
+def _apiserver_security(manifest: dict) -> tuple[dict[str, str], dict[str, tuple[str, bool]]]:
+    """(the kube-apiserver flags spec.security sets, {mount path: (host path, read-only)}) of a static pod."""
+    pod = manifest["spec"]
+    (container,) = pod["containers"]
+    flags = dict(a.removeprefix("--").split("=", 1) for a in container["command"][1:] if a.startswith("--"))
+    ours = {k: v for k, v in flags.items() if k.startswith(("encryption-provider", "audit-", "admission-control-config"))}
+    hosts = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"] if "hostPath" in v}
+    mounts = {m["mountPath"]: (hosts.get(m["name"]), bool(m.get("readOnly"))) for m in container["volumeMounts"]}
+    return ours, mounts
+
+
+@pytest.mark.parametrize("source", ["examples/cluster.yaml", "small", "examples/vcsim.yaml"])
+def test_kubeadm_writes_the_security_flags_and_mounts_into_the_api_servers_static_pod(kubeadm, kubeadm_files, tmp_path,
+                                                                                      source):
+    """What spec.security puts in the ClusterConfiguration, as the real kubeadm turns it into kube-apiserver's
+    static pod: every flag with its value, the files' directory mounted read-only, the audit log's read-write."""
+    from ccp import render_security
+
+    files = kubeadm_files[source]
+    (init_rel,) = [p for p in files if p.endswith("init.yaml")]
+    root = tmp_path / "root"
+    _run_phases(kubeadm, _filled(files[init_rel]), root)
+    manifest = yaml.safe_load((root / "etc" / "kubernetes" / "manifests" / "kube-apiserver.yaml").read_text())
+    flags, mounts = _apiserver_security(manifest)
+    assert flags == {"encryption-provider-config": render_security.ENCRYPTION_CONFIG,
+                     "audit-policy-file": render_security.AUDIT_POLICY,
+                     "audit-log-path": render_security.AUDIT_LOG,
+                     "audit-log-maxage": "30", "audit-log-maxbackup": "10", "audit-log-maxsize": "100",
+                     "audit-log-compress": "true",
+                     "admission-control-config-file": render_security.ADMISSION_CONFIG}
+    assert mounts[render_security.NODE_DIR] == (render_security.NODE_DIR, True)
+    assert mounts[render_security.AUDIT_LOG_DIR] == (render_security.AUDIT_LOG_DIR, False)
+    for path in (render_security.ENCRYPTION_CONFIG, render_security.AUDIT_POLICY, render_security.ADMISSION_CONFIG):
+        assert any(path.startswith(m + "/") for m in mounts), f"{path} is not inside a mount of the static pod"
+
+
+def test_kubeadm_with_security_off_writes_none_of_it(kubeadm, tmp_path):
+    from ccp import render
+    from ccp.config.load import load
+
+    data = small_config()
+    data["spec"]["security"] = {n: {"enabled": False} for n in ("encryption", "audit", "podSecurity")}
+    out = render.render_all(load(write_config(tmp_path / "c.yaml", data), defer_secrets=True))
+    (init_rel,) = [p for p in out.files if p.startswith("kubeadm/") and p.endswith("init.yaml")]
+    f = tmp_path / "init.yaml"
+    f.write_text(_filled(out.files[init_rel]))
+    r = subprocess.run([str(kubeadm), "config", "validate", "--config", str(f)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    root = tmp_path / "root"
+    _run_phases(kubeadm, _filled(out.files[init_rel]), root)
+    manifest = yaml.safe_load((root / "etc" / "kubernetes" / "manifests" / "kube-apiserver.yaml").read_text())
+    flags, mounts = _apiserver_security(manifest)
+    assert flags == {} and "/etc/kubernetes/ccp" not in mounts
