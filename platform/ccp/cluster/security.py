@@ -83,7 +83,7 @@ def init_actions(ctx: ClusterContext, node: str) -> list[Action]:
     on = render_security.enabled(ctx.config.spec.security)
     actions = []
     if "encryption" in on and stored_key(ctx) is None:
-        actions.append(Action("generate", "the cluster's encryption key", f"kept in {key_path(ctx)} (0600)"))
+        actions.append(Action("generate", "the cluster's encryption key", f"kept in {key_path(ctx)}, mode 0600"))
     if on:
         actions.append(Action("upload", f"{', '.join(WHAT[n] for n in on)} to {node}",
                               f"kube-apiserver reads them from {render_security.NODE_DIR}"))
