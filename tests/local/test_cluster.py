@@ -2,7 +2,8 @@
 as systemd-nspawn machines on this host from the lab's offline bundle, and then, for real: every node
 Ready, 3 etcd members, the API through the VIP, one control plane down and the API still answering, the
 VRRP master down and the VIP moving (failover time printed), `ccp validate` (DNS skipped for want of
-CoreDNS, said so), a rerun that changes nothing, SIGKILL during the control-plane joins and --resume,
+CoreDNS, said so), spec.security (a Secret encrypted in etcd, the audit log, a privileged pod refused: see
+test_security.py), a rerun that changes nothing, SIGKILL during the control-plane joins and --resume,
 and `ccp destroy` leaving nothing behind.
 
 The tests run in file order and share one cluster (module fixture): each builds on the one before.
@@ -27,6 +28,7 @@ import yaml
 
 from tests.conftest import EXAMPLES, ROOT
 from tests.local import TIMES
+from tests.local import test_security as security
 
 pytestmark = [pytest.mark.local, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -216,6 +218,18 @@ def test_validate_serves_every_check_it_can_and_says_what_it_skipped(cluster):
     assert results["api-endpoint"]["status"] == "pass", results
     assert results["service-and-policy"]["status"] == "pass", results
     assert results["dns"]["status"] == "skipped" and "coredns" in results["dns"]["detail"].lower()
+
+
+def test_secrets_are_encrypted_at_rest_in_etcd(cluster):
+    security.secrets_are_encrypted_in_etcd(cluster)
+
+
+def test_the_audit_log_records_a_request(cluster):
+    security.audit_log_records_requests(cluster)
+
+
+def test_a_privileged_pod_is_refused_while_the_add_ons_run(cluster):
+    security.privileged_pods_are_refused(cluster)
 
 
 def test_a_rerun_changes_nothing(cluster):
