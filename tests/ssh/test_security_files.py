@@ -93,3 +93,24 @@ def test_a_later_control_plane_gets_the_running_clusters_key_even_when_the_state
     reads = [x for x in fc.records if x.script == f"cat {FILES[0]}"]
     assert {x.node for x in reads} == {"fk-cp-1"} and len(reads) == 1, "read once, from the control plane ccp acts through"
     assert cluster_key not in r.text
+
+
+def test_encryption_turned_on_after_init_gives_joining_control_planes_no_key(cluster, tmp_path):
+    """The API servers' flags are fixed at init: a cluster installed without encryption does not start using a
+    key because a later join would bring one (turning it on for a running cluster is not done yet)."""
+    from tests.ssh.test_scale import shrink
+
+    fc, cfg = cluster()
+    full = yaml.safe_load(cfg.read_text())
+    data = dict(full, spec=dict(full["spec"], security={"encryption": {"enabled": False}}))
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    shrink(cfg, ["fk-cp-2", "fk-cp-3"])
+    assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
+    assert fc.apiserver_files == set(FILES[1:])
+
+    cfg.write_text(yaml.safe_dump(full, sort_keys=False))   # encryption on (the default), 1 -> 3 control planes
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0, r.text
+    for cp in ("fk-cp-2", "fk-cp-3"):
+        assert FILES[0] not in fc.files[cp] and {FILES[1], FILES[2]} <= set(fc.files[cp])
+    assert not (tmp_path / ".ccp" / "fk" / "secrets" / "encryption-key").exists()

@@ -92,12 +92,15 @@ def init_actions(ctx: ClusterContext, node: str) -> list[Action]:
 
 async def control_plane_files(ctx: ClusterContext, ssh, source=None) -> dict[str, tuple[str, int]]:
     """Path on the node -> (content, mode) for ssh.upload: the files of the settings that are on, 0600.
-    ``source``: a member of the running cluster (for joins); its encryption configuration is used when it
-    has one, so every control plane holds the same keys."""
+    ``source``: a member of the running cluster, for joins: a joining control plane gets its encryption
+    configuration, so every control plane holds the same keys, and none when it has none (a cluster
+    installed without encryption: its API servers' flags, fixed at init, name no such file)."""
     out = {dest: (rendered(ctx, rel), 0o600) for rel, dest in render_security.files(ctx.config.spec.security).items()}
-    running = await _running_encryption_config(ctx, ssh, source) if source is not None else None
-    if running is not None:
-        out[render_security.ENCRYPTION_CONFIG] = (running, 0o600)
+    if source is not None:
+        running = await _running_encryption_config(ctx, ssh, source)
+        out.pop(render_security.ENCRYPTION_CONFIG, None)
+        if running is not None:
+            out[render_security.ENCRYPTION_CONFIG] = (running, 0o600)
     elif render_security.ENCRYPTION_CONFIG in out:
         template = out[render_security.ENCRYPTION_CONFIG][0]
         out[render_security.ENCRYPTION_CONFIG] = (render_security.fill_key(template, ensure_key(ctx)), 0o600)
@@ -119,6 +122,8 @@ async def _running_encryption_config(ctx: ClusterContext, ssh, source) -> str | 
         redact.register(key)
     if keys and stored_key(ctx) is None and _is_key(keys[0]):
         _store(ctx, keys[0])    # a state directory without the key (lost, or new) gets the cluster's back
+        if ctx.reporter is not None:
+            ctx.reporter.note(f"the state directory had no encryption key: the running cluster's is kept in {key_path(ctx)}")
     elif keys and keys[0] != stored_key(ctx) and ctx.reporter is not None:
         ctx.reporter.note(f"the running cluster's encryption key is not the one in {key_path(ctx)}: the cluster's is "
                           "used for the joining control planes")
