@@ -1,6 +1,6 @@
 """Render every file a cluster needs: Terraform, cloud-init, kubeadm, NGINX, keepalived.
 
-Templates render with StrictUndefined and every result is parsed right away (YAML, HCL, JSON),
+Templates render through ccp.templating's environment (StrictUndefined, the add-ons use it too) and every result is parsed right away (YAML, HCL, JSON),
 so a template bug fails here, naming the file, not on a node an hour later. Secrets never reach
 a template: the vCenter password travels as TF_VAR_vsphere_password, join tokens are filled in on
 the node at join time.
@@ -8,13 +8,11 @@ the node at join time.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
 import zlib
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from ccp import __version__, render_security, resources
@@ -23,6 +21,7 @@ from ccp.config.inventory import ROLE_CP, ROLE_LB, ROLE_WORKER
 from ccp.config.load import Loaded
 from ccp.config.versions import bom_of
 from ccp.errors import ConfigError, InternalError
+from ccp.templating import environment
 
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 PREPARED_STAMP = "/etc/ccp/prepared"
@@ -51,24 +50,6 @@ NODE_IMAGES_DIR = "/var/lib/ccp/images"
 KUBEADM_PATCHES_DIR = "/etc/ccp/kubeadm/patches"   # kubernetes.kubeadm.patches, uploaded to every control plane
 JOIN_PHASES = ("preflight", "control-plane-prepare", "kubelet-start", "control-plane-join", "wait-control-plane")
 NODE_BACKUP_DIR = "/var/lib/ccp/backups"     # spec.backup.schedule: each control plane keeps its own snapshots here
-
-
-@cache
-def environment():
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.templates_dir())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-        auto_reload=False,   # the shipped templates do not change under a running ccp: no stat() per file rendered
-    )
-    env.filters["b64encode"] = lambda s: base64.b64encode(str(s).encode()).decode()
-    env.policies["json.dumps_kwargs"] = {"sort_keys": False}
-    return env
 
 
 def templates_digest() -> str:
@@ -201,7 +182,7 @@ def render_all(loaded: Loaded) -> Rendered:
                 render(f"systemd/ccp-etcd-backup.{unit}.j2", f"systemd/{node.name}/ccp-etcd-backup.{unit}", node=node, **extra)
 
     cni = spec.addons.cni.name
-    from ccp.addons import images_for
+    from ccp.addons.images import images_for
 
     render(f"cni/{cni}.yaml.j2", f"cni/{cni}.yaml", images=images_for(cfg, bom), pod_cidr=str(spec.kubernetes.podCIDR))
 

@@ -22,7 +22,7 @@ def addon_config(tmp_path):
 
 
 def _labelled(kubeconfig):
-    from ccp import addons_apply
+    from ccp.addons import apply as addons_apply
     from ccp.remote.kube_objects import LightkubeObjects
 
     port = LightkubeObjects(kubeconfig)
@@ -37,7 +37,7 @@ STABLE = {"ConfigMap", "Deployment", "DaemonSet", "StatefulSet", "ClusterRole", 
 
 def _versions(port, kubeconfig) -> dict[str, str]:
     """generation (spec changes) where the kind has one, else resourceVersion, of ccp's stable objects."""
-    from ccp import addons_apply
+    from ccp.addons import apply as addons_apply
     from ccp.remote.kube_objects import _resource
 
     out = {}
@@ -76,7 +76,8 @@ def test_addon_lifecycle_through_the_cli(real_cluster, addon_config):
         assert all(rows[a]["state"] in ("healthy", "unhealthy") for a in ("local-path", "ingress", "monitoring", "logging"))
 
         # an object the add-on no longer renders is pruned: only ccp's, only that one
-        from ccp import addons, addons_apply
+        from ccp import addons
+        from ccp.addons import apply as addons_apply
         from ccp.config import versions as bom
         from ccp.config.load import load
 

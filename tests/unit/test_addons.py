@@ -10,7 +10,8 @@ import shutil
 import pytest
 import yaml
 
-from ccp import addons, addons_apply
+from ccp import addons
+from ccp.addons import apply as addons_apply
 from ccp.config import versions
 from ccp.config.load import load
 from ccp.errors import AddonError

@@ -39,11 +39,12 @@ LAYERS = [
     # How ccp reaches things: SSH, the Kubernetes API (objects, nodes, the Eviction-API drain), etcdctl
     # inside etcd's container.
     ("remote", ["ccp.remote"]),
-    # What ccp makes from the config: rendered files and the add-ons (discover, render, and apply through
-    # the Kubernetes API — the add-ons phase and `ccp addons apply` share it). Below the providers,
+    # What ccp makes from the config: the one jinja environment (templating), rendered files and the
+    # add-ons package (discover, render, and apply through the Kubernetes API — the add-ons phase and
+    # `ccp addons apply` share it). Below the providers,
     # because they render Terraform and cloud-init; above remote for the etcdctl flags the scheduled
     # backup script is rendered with.
-    ("render", ["ccp.render", "ccp.render_security", "ccp.addons", "ccp.addon_secrets", "ccp.addons_apply"]),
+    ("render", ["ccp.templating", "ccp.render", "ccp.render_security", "ccp.addons"]),
     # Where machines come from (vSphere through Terraform or pyvmomi, static hosts, local machines).
     # Handed the run's context, never importing it nor anything above: what they need of the journal
     # (the machines the last provision recorded) they read from the context they are given.

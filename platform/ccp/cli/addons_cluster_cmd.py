@@ -14,7 +14,8 @@ def apply(ctx: typer.Context, config: Path = CONFIG_OPTION, kubeconfig: Optional
           timeout: int = typer.Option(600, "--timeout", help="Seconds to wait for each add-on.")) -> None:
     """Apply the enabled add-ons (server-side apply, field manager ccp), prune what they no longer
     render, and wait until their workloads are ready. Works on any cluster."""
-    from ccp import addons, addons_apply, ui
+    from ccp import addons, ui
+    from ccp.addons import apply as addons_apply
     from ccp.config.versions import bom_of
     from ccp.remote.kube_objects import LightkubeObjects
 
@@ -34,7 +35,8 @@ def apply(ctx: typer.Context, config: Path = CONFIG_OPTION, kubeconfig: Optional
 def status(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION,
            kubeconfig: Optional[Path] = KUBECONFIG_OPTION, output: Output = OUTPUT_OPTION) -> None:
     """Per add-on: installed or not, ccp version, up to date with cluster.yaml, workload health."""
-    from ccp import addons, addons_apply, ui
+    from ccp import addons, ui
+    from ccp.addons import apply as addons_apply
     from ccp.config.versions import bom_of
     from ccp.remote.kube_objects import LightkubeObjects
 
@@ -62,7 +64,8 @@ def delete(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION,
            kubeconfig: Optional[Path] = KUBECONFIG_OPTION, only: str = ONLY_OPTION,
            yes: bool = typer.Option(False, "--yes", "-y", help="Confirm the deletion (required: it removes workloads and their data).")) -> None:
     """Remove add-ons: every object labelled as theirs by ccp (namespaces last), nothing else."""
-    from ccp import addons, addons_apply, ui
+    from ccp import addons, ui
+    from ccp.addons import apply as addons_apply
     from ccp.errors import ConfigError
     from ccp.remote.kube_objects import LightkubeObjects
 

@@ -24,7 +24,7 @@ class Addons(Phase):
         rendered = ctx.rendered_addons
         if not kubeconfig_path(ctx).exists():
             return [Action("apply", f"add-on {r.addon.name}", "once the kubeconfig is written") for r in rendered]
-        from ccp.addons_apply import API_OF, marker_name
+        from ccp.addons.apply import API_OF, marker_name
         from ccp.remote.kube import ObjectRef
 
         kube = objects_port(ctx)
@@ -40,7 +40,7 @@ class Addons(Phase):
         return actions
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
-        from ccp.addons_apply import apply_one
+        from ccp.addons.apply import apply_one
         from ccp.config.versions import bom_of
 
         cfg = ctx.config

@@ -13,8 +13,9 @@ def node_script(cfg, target: str) -> str:
     """The script a node runs (twice: kubeadm, then the kubelet) to install the target's packages. A
     ConfigError for an air-gapped cluster, which has no repository to take them from: `ccp upgrade`
     checks that before it shows its plan."""
-    from ccp import __version__, render
+    from ccp import __version__
     from ccp.config.versions import bom_for
+    from ccp.templating import environment
 
     k8s = cfg.spec.kubernetes
     if k8s.packageBundle or cfg.spec.offline.bundle:
@@ -22,7 +23,7 @@ def node_script(cfg, target: str) -> str:
                           "(kubernetes.packageBundle or offline.bundle) has none",
                           "for the upgrade, replace them with spec.kubernetes.packageRepository: a mirror the nodes reach")
     repo = k8s.packageRepository or bom_for(target).package_repository
-    return render.environment().get_template("scripts/upgrade-node.sh.j2").render(
+    return environment().get_template("scripts/upgrade-node.sh.j2").render(
         ccp_version=__version__, kube_version=target, repository=repo)
 
 

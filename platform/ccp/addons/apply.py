@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 from ccp import __version__
-from ccp.addons import ADDON_LABEL, MANAGED_BY, Addon, RenderedAddon
+from ccp.addons.catalog import Addon
+from ccp.addons.manifests import ADDON_LABEL, MANAGED_BY, RenderedAddon
 from ccp.errors import AddonError
 from ccp.remote.kube import ObjectRef
 
