@@ -385,3 +385,11 @@ def test_from_config_knows_when_cluster_yaml_skips_coredns():
 
     assert from_config(load(ROOT / "examples" / "local.yaml", defer_secrets=True).config).coredns_skipped is True
     assert from_config(load(ROOT / "examples" / "cluster.yaml", defer_secrets=True).config).coredns_skipped is False
+
+
+def test_the_default_images_are_the_bill_of_materials():
+    """With no cluster.yaml, the pods run the images bom.yaml pins for ccp's default version (one source)."""
+    from ccp.config.versions import bom_for, default_version
+
+    images = bom_for(default_version()).images
+    assert (Options().image, Options().query_image) == (images["busybox"], images["elasticsearch"])

@@ -49,11 +49,20 @@ class ValidationPort(Protocol):
     def proxy_get(self, namespace: str, service: str, port: int, path: str) -> str: ...
 
 
+def bom_image(key: str) -> str:
+    """An image of the bill of materials for ccp's default Kubernetes version: what `ccp validate`
+    runs when no cluster.yaml says which version (and mirror) the cluster has. One source, so a
+    bump in bom.yaml reaches validation too."""
+    from ccp.config.versions import bom_for, default_version
+
+    return bom_for(default_version()).images[key]
+
+
 @dataclass
 class Options:
     storage_class: str | None = None
-    image: str = "docker.io/library/busybox:1.37.0"
-    query_image: str = "docker.elastic.co/elasticsearch/elasticsearch:9.4.1"
+    image: str = field(default_factory=lambda: bom_image("busybox"))
+    query_image: str = field(default_factory=lambda: bom_image("elasticsearch"))
     timeout: float = 300
     pvc_size: str = "1Gi"
     cross_node: bool = True
