@@ -1,9 +1,9 @@
 """Render every file a cluster needs: Terraform, cloud-init, kubeadm, NGINX, keepalived.
 
-Templates render through ccp.templating's environment (StrictUndefined, the add-ons use it too) and every result is parsed right away (YAML, HCL, JSON),
-so a template bug fails here, naming the file, not on a node an hour later. Secrets never reach
-a template: the vCenter password travels as TF_VAR_vsphere_password, join tokens are filled in on
-the node at join time.
+Templates render through ccp.templating's environment (StrictUndefined; the add-ons use it too)
+and every result is parsed right away (YAML, HCL, JSON), so a template bug fails here, naming the
+file, not on a node an hour later. Secrets never reach a template: the vCenter password travels as
+TF_VAR_vsphere_password, join tokens are filled in on the node at join time.
 """
 
 from __future__ import annotations
@@ -86,49 +86,76 @@ def router_id(cfg) -> int:
 
 
 def render_all(loaded: Loaded) -> Rendered:
+    """Every file, target by target, in the order they are listed, planned and written."""
     cfg = loaded.config
-    spec = cfg.spec
-    env = environment()
     nodes = inventory.build(cfg)
-    cps = inventory.by_role(nodes, ROLE_CP)
-    lbs = inventory.by_role(nodes, ROLE_LB)
-    lb_on_cps = not lbs
     bom = bom_of(cfg)
-    endpoint = inventory.api_endpoint(cfg)
-    common = {"ccp_version": __version__, "cluster": cfg.metadata.name, "bom": bom, "k8s": spec.kubernetes,
-              "image_repository": spec.registryMirror or bom.image_repository,
-              "lb": spec.loadBalancer, "cri_socket": CRI_SOCKET, "endpoint": endpoint,
-              "lb_on_control_planes": lb_on_cps,
-              "kubeadm": spec.kubernetes.kubeadm, "kubelet": spec.kubernetes.kubelet, "patches_dir": KUBEADM_PATCHES_DIR,
-              "join_skip_phases": [p for p in spec.kubernetes.kubeadm.skipPhases if p.split("/")[0] in JOIN_PHASES],
-              # the vSphere cloud provider (CPI) initialises nodes when vSphere CSI is the storage
-              "external_cloud": spec.vsphere is not None and spec.addons.storage.provider == "vsphere-csi"}
     out = Rendered()
+    render = _Renderer(out, _common(cfg, nodes, bom))
+    _cloud_init(render, loaded, nodes, bom)
+    _kubeadm(render, cfg, nodes)
+    # spec.security: the API server's encryption, audit and admission files, uploaded to every control plane
+    render_security.render(render, cfg.spec.security)
+    _node_preparation(out, render, cfg, nodes, bom)
+    _load_balancing(render, cfg, nodes)
+    _etcd_backups(render, cfg, nodes)
+    _cni(render, cfg, bom)
+    if cfg.spec.provisioner in ("terraform", "native"):
+        _terraform(out, render, cfg, nodes)
+    return out
 
-    def render(template: str, dest: str, **extra) -> str:
+
+def _common(cfg, nodes, bom) -> dict:
+    """What every template may use."""
+    spec = cfg.spec
+    return {"ccp_version": __version__, "cluster": cfg.metadata.name, "bom": bom, "k8s": spec.kubernetes,
+            "image_repository": spec.registryMirror or bom.image_repository,
+            "lb": spec.loadBalancer, "cri_socket": CRI_SOCKET, "endpoint": inventory.api_endpoint(cfg),
+            "lb_on_control_planes": not inventory.by_role(nodes, ROLE_LB),
+            "kubeadm": spec.kubernetes.kubeadm, "kubelet": spec.kubernetes.kubelet, "patches_dir": KUBEADM_PATCHES_DIR,
+            "join_skip_phases": [p for p in spec.kubernetes.kubeadm.skipPhases if p.split("/")[0] in JOIN_PHASES],
+            # the vSphere cloud provider (CPI) initialises nodes when vSphere CSI is the storage
+            "external_cloud": spec.vsphere is not None and spec.addons.storage.provider == "vsphere-csi"}
+
+
+class _Renderer:
+    """render(template, dest, **extra): renders with the common context, parses the result, adds it to
+    the tree and returns its text (a later template may embed it)."""
+
+    def __init__(self, out: Rendered, common: dict):
+        self.out, self.common, self.env = out, common, environment()
+
+    def __call__(self, template: str, dest: str, **extra) -> str:
         try:
-            text = env.get_template(template).render(**common, **extra)
+            text = self.env.get_template(template).render(**self.common, **extra)
         except Exception as exc:  # jinja2.UndefinedError, TemplateSyntaxError, ...
             raise InternalError(f"template {template} failed to render {dest}: {exc}",
                                 "this is a ccp bug; please report it with the output of --debug") from exc
         _parse_check(dest, text)
-        out.add(dest, text)
+        self.out.add(dest, text)
         return text
 
-    # cloud-init: every VM ccp creates (static hosts exist already)
-    network = spec.nodes.network
-    vms = [] if spec.provisioner in ("static", "local") else nodes   # local machines get no cloud-init
+
+def _cloud_init(render: _Renderer, loaded: Loaded, nodes, bom) -> None:
+    """Every VM ccp creates; static hosts exist already and local machines get no cloud-init."""
+    cfg = loaded.config
+    spec = cfg.spec
+    vms = [] if spec.provisioner in ("static", "local") else nodes
     ssh_key = _public_key(loaded) if vms else ""
     for node in vms:
         facts = {"cluster": cfg.metadata.name, "name": node.name, "role": node.role, "pool": node.pool,
                  "address": str(node.address), "kubernetes": bom.kubernetes}
         net_text = render("cloud-init/network-config.j2", f"cloud-init/{node.name}/network-config",
-                          node=node, network=network)
+                          node=node, network=spec.nodes.network)
         render("cloud-init/meta-data.j2", f"cloud-init/{node.name}/meta-data", node=node, network_config=net_text)
         render("cloud-init/user-data.j2", f"cloud-init/{node.name}/user-data", node=node,
                ssh_user=spec.ssh.user, ssh_public_key=ssh_key, node_facts=facts)
 
-    # kubeadm: init on the first control plane, join everywhere else
+
+def _kubeadm(render: _Renderer, cfg, nodes) -> None:
+    """init on the first control plane, join everywhere else."""
+    spec = cfg.spec
+    cps, lbs = inventory.by_role(nodes, ROLE_CP), inventory.by_role(nodes, ROLE_LB)
     sans = [str(spec.loadBalancer.vip)] + [str(n.address) for n in cps] + [n.name for n in cps] + \
         [str(n.address) for n in lbs] + ["localhost", "127.0.0.1"]
     # (the first control plane gets a join file too: replaced, it joins the cluster the others hold)
@@ -140,10 +167,10 @@ def render_all(loaded: Loaded) -> Rendered:
     for node in inventory.by_role(nodes, ROLE_WORKER):
         render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
 
-    # spec.security: the API server's encryption, audit and admission files, uploaded to every control plane
-    render_security.render(render, spec.security)
 
-    # Node scripts: host preparation on Kubernetes nodes, NGINX/keepalived set-up where the VIP lives
+def _node_preparation(out: Rendered, render: _Renderer, cfg, nodes, bom) -> None:
+    """Host preparation on every Kubernetes node (not the NGINX machines)."""
+    spec = cfg.spec
     k8s = spec.kubernetes
     offline = bool(spec.offline.bundle)   # its packages and images are uploaded by hosts/prepare
     source = ({"kind": "bundle", "path": NODE_PACKAGES_DIR} if k8s.packageBundle or offline else
@@ -156,11 +183,16 @@ def render_all(loaded: Loaded) -> Rendered:
                  import_images=offline, images_dir=NODE_IMAGES_DIR,
                  pause_image=bom.core_images(spec.registryMirror)["pause"])
 
-    # API load balancing: NGINX + keepalived on LB nodes, or keepalived alone on the control planes
+
+def _load_balancing(render: _Renderer, cfg, nodes) -> None:
+    """API load balancing: NGINX + keepalived on LB nodes, or keepalived alone on the control planes."""
+    spec = cfg.spec
+    network = spec.nodes.network
+    cps, lbs = inventory.by_role(nodes, ROLE_CP), inventory.by_role(nodes, ROLE_LB)
     vrrp_nodes = lbs or cps
     step = 10
     for i, node in enumerate(vrrp_nodes):
-        if not lb_on_cps:
+        if lbs:
             render("nginx/nginx.conf.j2", f"nginx/{node.name}/nginx.conf", node=node, control_planes=cps)
         render("keepalived/keepalived.conf.j2", f"keepalived/{node.name}/keepalived.conf", node=node,
                peers=vrrp_nodes, interface=network.interface, router_id=router_id(cfg),
@@ -168,27 +200,29 @@ def render_all(loaded: Loaded) -> Rendered:
                instance_name=f"{cfg.metadata.name.upper().replace('-', '_')}_API")
         render("keepalived/check_apiserver.sh.j2", f"keepalived/{node.name}/check_apiserver.sh", node=node)
         render("scripts/loadbalancer.sh.j2", f"scripts/{node.name}/loadbalancer.sh", node=node,
-               with_nginx=not lb_on_cps, vip=spec.loadBalancer.vip)
+               with_nginx=bool(lbs), vip=spec.loadBalancer.vip)
 
-    # Scheduled etcd snapshots on every control plane (spec.backup.schedule)
-    if spec.backup.schedule:
-        from ccp.remote.etcd import CERTS, ETCD, RUNNING
 
-        extra = {"schedule": spec.backup.schedule, "keep": spec.backup.keep, "backup_dir": NODE_BACKUP_DIR,
-                 "etcd_certs": CERTS, "etcd_exec": ETCD, "etcd_running": RUNNING, "spread": "5min"}
-        for node in cps:
-            render("scripts/etcd-backup.sh.j2", f"scripts/{node.name}/etcd-backup.sh", node=node, **extra)
-            for unit in ("service", "timer"):
-                render(f"systemd/ccp-etcd-backup.{unit}.j2", f"systemd/{node.name}/ccp-etcd-backup.{unit}", node=node, **extra)
+def _etcd_backups(render: _Renderer, cfg, nodes) -> None:
+    """Scheduled etcd snapshots on every control plane (spec.backup.schedule)."""
+    backup = cfg.spec.backup
+    if not backup.schedule:
+        return
+    from ccp.remote.etcd import CERTS, ETCD, RUNNING
 
-    cni = spec.addons.cni.name
+    extra = {"schedule": backup.schedule, "keep": backup.keep, "backup_dir": NODE_BACKUP_DIR,
+             "etcd_certs": CERTS, "etcd_exec": ETCD, "etcd_running": RUNNING, "spread": "5min"}
+    for node in inventory.by_role(nodes, ROLE_CP):
+        render("scripts/etcd-backup.sh.j2", f"scripts/{node.name}/etcd-backup.sh", node=node, **extra)
+        for unit in ("service", "timer"):
+            render(f"systemd/ccp-etcd-backup.{unit}.j2", f"systemd/{node.name}/ccp-etcd-backup.{unit}", node=node, **extra)
+
+
+def _cni(render: _Renderer, cfg, bom) -> None:
     from ccp.addons.images import images_for
 
-    render(f"cni/{cni}.yaml.j2", f"cni/{cni}.yaml", images=images_for(cfg, bom), pod_cidr=str(spec.kubernetes.podCIDR))
-
-    if spec.provisioner in ("terraform", "native"):
-        _terraform(out, render, cfg, nodes)
-    return out
+    cni = cfg.spec.addons.cni.name
+    render(f"cni/{cni}.yaml.j2", f"cni/{cni}.yaml", images=images_for(cfg, bom), pod_cidr=str(cfg.spec.kubernetes.podCIDR))
 
 
 def _stamped(out: Rendered, render, template: str, dest: str, **ctx) -> None:
