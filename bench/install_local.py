@@ -236,6 +236,23 @@ for f in $HOME/bundle/*.tar; do sudo ctr -n k8s.io images import $f >/dev/null; 
                            "sudo systemctl restart keepalived")
         self.each(self.of("loadbalancer"), one)
 
+    def upload_security(self, addr):
+        """The API server's encryption configuration (with a key made by hand, as an operator would), audit policy
+        and admission configuration, where the rendered kubeadm configuration points kube-apiserver."""
+        import base64
+        import secrets
+
+        if not hasattr(self, "security"):
+            self.security = self.work / "raw-security"
+            self.security.mkdir()
+            key = base64.b64encode(secrets.token_bytes(32)).decode()
+            for f in (self.files / "security").iterdir():
+                (self.security / f.name).write_text(f.read_text().replace("${CCP_ENCRYPTION_KEY}", key))
+        self.ssh(addr, "mkdir -p security")
+        self.scp(addr, sorted(self.security.iterdir()), "security/")
+        self.ssh(addr, "sudo install -d -m 0700 /etc/kubernetes/ccp && sudo install -m 0600 security/* /etc/kubernetes/ccp/ "
+                       "&& rm -rf security")
+
     def upload_patches(self, addr):
         patches = sorted((ROOT / "examples" / "lab" / "kubeadm-patches").iterdir())
         self.ssh(addr, "mkdir -p patches")
@@ -245,6 +262,7 @@ for f in $HOME/bundle/*.tar; do sudo ctr -n k8s.io images import $f >/dev/null; 
     def init(self):
         name, addr = self.of("control-plane")[0]
         self.upload_patches(addr)
+        self.upload_security(addr)
         self.scp(addr, [self.files / "kubeadm" / name / "init.yaml"], "")
         self.ssh(addr, "set -e; KEY=$(sudo kubeadm certs certificate-key); "
                        "sed \"s/\\${CCP_CERTIFICATE_KEY}/$KEY/\" init.yaml > init-filled.yaml; "
@@ -280,6 +298,7 @@ for f in $HOME/bundle/*.tar; do sudo ctr -n k8s.io images import $f >/dev/null; 
     def join(self, name, addr, secrets, control_plane):
         if control_plane:
             self.upload_patches(addr)
+            self.upload_security(addr)
         self.scp(addr, [self.files / "kubeadm" / name / "join.yaml"], "")
         sed = " ".join(f"-e 's|${{{k}}}|{v}|'" for k, v in secrets.items())
         self.ssh(addr, f"set -e; sed {sed} join.yaml > join-filled.yaml; "
