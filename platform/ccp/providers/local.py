@@ -72,7 +72,7 @@ class LocalProvider:
     def plan(self) -> list[Action]:
         from ccp.errors import InfrastructureError
 
-        found = self.host.conflicts(self._specs())
+        found = self.host.conflicts(self._specs(), ignore=tuple(self._orphans()))
         if found:
             raise InfrastructureError(f"{len(found)} local machine(s) cannot be booted as cluster.yaml says: {found[0]}",
                                       "put the old node counts or addresses back (addresses follow the order load "

@@ -157,13 +157,16 @@ class LocalHost(MachineTeardown):
 
     # -- boot
 
-    def conflicts(self, specs: list[MachineSpec]) -> list[str]:
+    def conflicts(self, specs: list[MachineSpec], ignore: tuple[str, ...] = ()) -> list[str]:
         """What stops these machines from being booted as specified: an existing one with another address or
         bridge, or an address another machine holds on the same bridge. Checked for all before any boots
         (found on real nodes: growing the control planes shifted the workers' addresses, and a new control
         plane booted on a worker's address while the check refused the worker)."""
         records = {r["name"]: r for r in self._records()}
-        holders = {(r.get("bridge"), r.get("address")): r["name"] for r in records.values()}
+        holders: dict[tuple, list[str]] = {}   # ``ignore``: machines about to be removed (they give their address up)
+        for r in records.values():
+            if r["name"] not in ignore:
+                holders.setdefault((r.get("bridge"), r.get("address")), []).append(r["name"])
         found = []
         for spec in specs:
             address = str(ipaddress.ip_interface(spec.address).ip)
@@ -173,9 +176,9 @@ class LocalHost(MachineTeardown):
                           {"address": address, "bridge": spec.bridge}.items() if rec.get(k) != v]
                 if differ:
                     found.append(f"{spec.name} exists with {', '.join(differ)}")
-            holder = holders.get((spec.bridge, address))
-            if holder is not None and holder != spec.name:
-                found.append(f"{spec.name} would take {address}, which machine {holder} holds")
+            others = [h for h in holders.get((spec.bridge, address), []) if h != spec.name]
+            if others:
+                found.append(f"{spec.name} would take {address}, which machine {others[0]} holds")
         return found
 
     def boot_many(self, specs: list[MachineSpec], rootfs: Path) -> dict[str, dict]:
