@@ -26,14 +26,23 @@ def _rules(bridge: str, cidr: str) -> list[tuple[str, list[str]]]:
 
 
 def _iptables(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True)
+    """A host without iptables answers like a failed call (127), never with a traceback: ``ensure`` says what to
+    install, and ``remove`` (run by every destroy, NAT or not) finds nothing to remove."""
+    try:
+        return subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(["iptables", *args], 127, "", "iptables: command not found")
 
 
 def ensure(bridge: str, cidr: str, say=lambda msg: None) -> bool:
     """Add what is missing; -> whether anything changed."""
     changed = False
     if FORWARDING.read_text().strip() != "1":
-        FORWARDING.write_text("1\n")
+        try:
+            FORWARDING.write_text("1\n")
+        except OSError as exc:
+            raise InfrastructureError(f"could not switch on IPv4 forwarding for spec.local.nat: {exc.strerror}",
+                                      "run ccp as root, or set net.ipv4.ip_forward=1 yourself") from None
         say("switched on IPv4 forwarding (net.ipv4.ip_forward=1) for spec.local.nat; it stays on")
         changed = True
     for table, rule in _rules(bridge, cidr):
