@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # make lab-bundle: the offline bundle examples/local.yaml installs from (.tools/lab-bundle.tar), made from the
 # Kubernetes build in ../shared/k8s (CCP_SHARED_K8S overrides the path):
-#   1. its images (`lab images` into .tools/lab), staged as images/<ccp.bundle.manifest.image_file(ref)>
-#   2. Debian packages of kubeadm, kubelet and kubectl built from its binaries (hack/lab_debs.py)
+#   1. its images (`lab images` into .tools/lab), and those of its second build, v1.35.0-lab.1 (`lab next`
+#      into .tools/lab/next: the upgrade's target), staged as images/<ccp.bundle.manifest.image_file(ref)>
+#   2. Debian packages of kubeadm, kubelet and kubectl built from both builds' binaries (hack/lab_debs.py)
 #   3. Debian's own containerd, runc and containernetworking-plugins (apt-get download)
-#   4. packed and verified by ccp (bundle create / verify) against examples/local.yaml and its lab/bom.yaml
+#   4. packed and verified by ccp (bundle create / verify --with-bom) against examples/local.yaml, its
+#      lab/bom.yaml and the upgrade target's lab/bom-next.yaml: one bundle for the install and the upgrade
 # The staging directory is .tools/lab-bundle.d (hard links, so it costs no space). Every step is cached: a
 # second run takes seconds and leaves the bundle alone unless an input changed. Needs root (as `lab` does).
 set -euo pipefail
@@ -19,6 +21,7 @@ STAGE=$TOOLS/lab-bundle.d     # what `ccp bundle create --from` reads: images/, 
 BUNDLE=$TOOLS/lab-bundle.tar
 CONFIG=examples/local.yaml
 BOM=examples/lab/bom.yaml
+NEXT_BOM=examples/lab/bom-next.yaml   # the upgrade's target: `ccp upgrade --to 1.35.0-lab.1 --bill-of-materials` it
 CCP=$ROOT/.venv/bin/ccp
 PY=$ROOT/.venv/bin/python
 DEBIAN_PACKAGES=(containerd runc containernetworking-plugins)
@@ -40,15 +43,21 @@ started=$SECONDS
 # -- 1. images: `lab images` rebuilds every image each time it runs, so it runs only when shared/k8s changed
 fingerprint=$(cd "$K8S" && find lab tools files bin -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 stamp=$LAB/.lab-bundle.inputs
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] && images=("$LAB"/images/*.tar) && [ ${#images[@]} -gt 0 ]; then
-  say "images: up to date in $(rel "$LAB")/images ($K8S unchanged)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$fingerprint" ] && images=("$LAB"/images/*.tar "$LAB"/next/images/*.tar) \
+   && [ ${#images[@]} -gt 0 ] && [ -x "$LAB/next/bin/kubeadm" ]; then
+  say "images: up to date in $(rel "$LAB")/images and next/images ($K8S unchanged)"
 else
   say "images: $K8S/lab images $(rel "$LAB") (about a minute the first time; log in $(rel "$TOOLS")/lab-images.log)"
   # `lab` unpacks only binaries that are missing and lays out pause/busybox once: start those afresh
-  rm -rf "${LAB:?}/bin" "$LAB/.laid" "$stamp"
+  rm -rf "${LAB:?}/bin" "$LAB/.laid" "$LAB/next" "$stamp"
   if ! "$K8S/lab" images "$LAB" >"$TOOLS/lab-images.log" 2>&1; then
     tail -n 20 "$TOOLS/lab-images.log" >&2
     die "$K8S/lab images failed (above: the end of $(rel "$TOOLS")/lab-images.log)"
+  fi
+  say "images: $K8S/lab next $(rel "$LAB") (the second build, the upgrade's target)"
+  if ! "$K8S/lab" next "$LAB" >>"$TOOLS/lab-images.log" 2>&1; then
+    tail -n 20 "$TOOLS/lab-images.log" >&2
+    die "$K8S/lab next failed (above: the end of $(rel "$TOOLS")/lab-images.log)"
   fi
   echo "$fingerprint" >"$stamp"
 fi
@@ -57,12 +66,12 @@ fi
 # alone; a single-tag copy otherwise (`ctr images import` creates every tag a tar names: the bundle's
 # file for pause:3.10.1 should not also bring pause:3.6). Files are replaced only when their content changes,
 # and nothing else touches the staging directory: step 4 compares its mtimes with the bundle's.
-"$PY" - "$(rel "$LAB/images")" "$(rel "$STAGE/images")" "$TOOLS" <<'EOF'
+"$PY" - "$(rel "$STAGE/images")" "$TOOLS" "$(rel "$LAB/images")" "$(rel "$LAB/next/images")" <<'EOF'
 import filecmp, io, json, os, sys, tarfile
 from pathlib import Path
 from ccp.bundle.manifest import image_file
 
-src_dir, dest_dir, scratch = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+dest_dir, scratch, src_dirs = Path(sys.argv[1]), Path(sys.argv[2]), [Path(a) for a in sys.argv[3:]]
 def say(text): print(f"[lab-bundle] {text}", file=sys.stderr)
 
 def single_tag_copy(src, entry, tag, out):
@@ -75,14 +84,14 @@ def single_tag_copy(src, entry, tag, out):
         o.addfile(info, io.BytesIO(data))
 
 wanted, changed = {}, []
-for src in sorted(src_dir.glob("*.tar")):
+for src in [t for d in src_dirs for t in sorted(d.glob("*.tar"))]:
     with tarfile.open(src) as t:
         manifest = json.load(t.extractfile("manifest.json"))
     tags = [(entry, tag) for entry in manifest for tag in entry.get("RepoTags") or []]
     for entry, tag in tags:
         dest = dest_dir / Path(image_file(tag)).name
         if dest.name in wanted:
-            sys.exit(f"[lab-bundle] error: {tag} is in both {wanted[dest.name].name} and {src.name}")
+            sys.exit(f"[lab-bundle] error: {tag} is in both {wanted[dest.name]} and {src}")
         wanted[dest.name] = src
         # made beside, not inside, the staging directory: a file come and gone there changes its mtime
         tmp = scratch / f".lab-bundle.{dest.name}"
@@ -109,9 +118,11 @@ say(f"images: {len(wanted)} references staged from {len({*wanted.values()})} tar
     f" ({len(changed)} changed, {len(removed)} removed)")
 EOF
 
-# -- 2. kubeadm, kubelet, kubectl packages from the lab's binaries (rebuilt only when a binary changes)
+# -- 2. kubeadm, kubelet, kubectl packages from both builds' binaries (rebuilt only when a binary changes)
 built_list=$(python3 hack/lab_debs.py "$(rel "$LAB/bin")" "$(rel "$DEBS")" kubeadm kubelet kubectl) || die "building the packages failed"
-mapfile -t built <<<"$built_list"
+next_list=$(python3 hack/lab_debs.py "$(rel "$LAB/next/bin")" "$(rel "$DEBS")/next" kubeadm kubelet kubectl) \
+  || die "building the packages of the second build failed"
+mapfile -t built <<<"$built_list"$'\n'"$next_list"
 
 # -- 3. Debian's containerd, runc and CNI plugins: the candidate versions apt knows, each downloaded once
 declare -A candidate=()
@@ -161,14 +172,14 @@ say "packages: ${#keep[@]} .deb files staged in $(rel "$STAGE")/packages"
 # -- 4. pack with ccp, unless the bundle is newer than everything that goes into it (and still holds what
 # the config needs: ccp's idea of that may have changed since)
 pack() {
-  say "bundle: ccp bundle create --config $CONFIG --from $(rel "$STAGE") --out $(rel "$BUNDLE")"
-  "$CCP" bundle create --config "$CONFIG" --from "$STAGE" --out "$BUNDLE" >&2
+  say "bundle: ccp bundle create --config $CONFIG --with-bom $NEXT_BOM --from $(rel "$STAGE") --out $(rel "$BUNDLE")"
+  "$CCP" bundle create --config "$CONFIG" --with-bom "$NEXT_BOM" --from "$STAGE" --out "$BUNDLE" >&2
 }
 verify() {
-  say "bundle: ccp bundle verify --config $CONFIG --bundle $(rel "$BUNDLE")"
-  "$CCP" bundle verify --config "$CONFIG" --bundle "$BUNDLE" >&2
+  say "bundle: ccp bundle verify --config $CONFIG --with-bom $NEXT_BOM --bundle $(rel "$BUNDLE")"
+  "$CCP" bundle verify --config "$CONFIG" --with-bom "$NEXT_BOM" --bundle "$BUNDLE" >&2
 }
-if [ -f "$BUNDLE" ] && [ -z "$(find "$STAGE" "$CONFIG" "$BOM" -newer "$BUNDLE" -print -quit)" ]; then
+if [ -f "$BUNDLE" ] && [ -z "$(find "$STAGE" "$CONFIG" "$BOM" "$NEXT_BOM" -newer "$BUNDLE" -print -quit)" ]; then
   say "bundle: $(rel "$BUNDLE") is newer than every input: not packed again"
   verify || { say "bundle: it no longer holds what $CONFIG needs: packing again"; pack; verify; }
 else

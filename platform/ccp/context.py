@@ -98,12 +98,13 @@ class ClusterContext(Context):
         bom = bom_of(self.config)
         return [addons.render(a, self.config, bom) for a in addons.enabled_addons(self.config)]
 
-    def at_version(self, version: str) -> ClusterContext:
-        """This context with spec.kubernetes.version set to ``version`` (`ccp upgrade` applies the add-ons
-        from its bill of materials). Sessions, outputs and reporter are shared; the nodes and rendered
-        files are computed anew for the changed config."""
-        cfg = self.config.model_copy(deep=True)
-        cfg.spec.kubernetes.version = version
+    def at_version(self, version: str, bill_of_materials: str | None = None) -> ClusterContext:
+        """This context with spec.kubernetes.version set to ``version`` (and its own bill of materials,
+        for a cluster that has one): `ccp upgrade` applies the add-ons from the target's. Sessions,
+        outputs and reporter are shared; the nodes and rendered files are computed anew."""
+        from ccp.config.versions import retarget
+
+        cfg = retarget(self.config, version, bill_of_materials)
         return dataclasses.replace(self, loaded=dataclasses.replace(self.loaded, config=cfg))
 
     # -------------------------------------------------- sessions

@@ -47,17 +47,19 @@ def restore(snapshot) -> list[Phase]:
     return [RestoreVerify(snapshot), RestoreStop(snapshot), RestoreSnapshot(snapshot), RestoreStart(snapshot)]
 
 
-def upgrade(target: str, steps) -> list[Phase]:
+def upgrade(target: str, steps, bill_of_materials: str | None = None) -> list[Phase]:
     """`ccp upgrade`: a phase for each step of its plan (ccp.upgrade.plan: the order and the batches) —
     preflight, backup, each control plane, the worker batches — then the install's add-ons and validate
-    phases again, at the target version."""
+    phases again, at the target version (with the target's own bill of materials, when given)."""
     from ccp.phases.addons import Addons
-    from ccp.phases.upgrade import AtTarget, UpgradeBackup, UpgradeNodes, UpgradePreflight
+    from ccp.phases.upgrade import AtTarget, UpgradeBackup, UpgradeNodes, UpgradePreflight, UpgradeStage
     from ccp.phases.validate import Validate
 
+    bom = bill_of_materials
     made = {"preflight": lambda s: UpgradePreflight(s, target), "backup": lambda s: UpgradeBackup(s, target),
-            "control-plane": lambda s: UpgradeNodes(s, target), "workers": lambda s: UpgradeNodes(s, target),
-            "addons": lambda s: AtTarget(Addons(), s, target), "validate": lambda s: AtTarget(Validate(), s, target)}
+            "stage": lambda s: UpgradeStage(s, target, bom),
+            "control-plane": lambda s: UpgradeNodes(s, target, bom), "workers": lambda s: UpgradeNodes(s, target, bom),
+            "addons": lambda s: AtTarget(Addons(), s, target, bom), "validate": lambda s: AtTarget(Validate(), s, target, bom)}
     return [made[s.kind](s) for s in steps]
 
 

@@ -137,6 +137,10 @@ class FakeCluster:
             return 0, "", ""
         if s.startswith("rm -rf /tmp/ccp-"):
             return 0, "", ""
+        if s.startswith("rm -rf /var/lib/ccp/packages /var/lib/ccp/images"):   # hosts/prepare, before its upload
+            for path in [p for p in files if p.startswith(("/var/lib/ccp/packages/", "/var/lib/ccp/images/"))]:
+                del files[path]
+            return 0, "", ""
         if s.startswith("bash /var/lib/ccp/prepare-node.sh"):
             if node in self.fail:
                 return 1, "ccp: swap: ok", f"E: {self.fail[node]}"

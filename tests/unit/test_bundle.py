@@ -139,3 +139,56 @@ def test_an_offline_cluster_renders_its_node_script_for_the_bundle(tmp_path):
     if shutil.which("shellcheck"):
         r = subprocess.run(["shellcheck", "-s", "bash", str(f)], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout
+
+
+def test_a_bundle_for_an_upgrade_holds_both_versions_and_each_use_takes_only_its_own(tmp_path):
+    """`bundle create --with-bom` packs the running version and an upgrade's target (the lab's two builds);
+    the install's nodes get only the running version's files from it (two kubeadm packages would make
+    apt refuse both), the upgrade's stage step only what the target adds; a bundle without the target is
+    refused before an upgrade's plan is shown, naming every missing item."""
+    from ccp.bundle.manifest import items_with
+    from ccp.bundle.archive import node_files
+    from ccp.config.load import load
+    from ccp.config.versions import retarget
+    from ccp.errors import ConfigError
+    from ccp.upgrade.stage import check_bundle, new_items
+    from tests.conftest import EXAMPLES
+
+    cfg = load(EXAMPLES / "local.yaml").config
+    next_bom = EXAMPLES / "lab" / "bom-next.yaml"
+    target = retarget(cfg, "1.35.0-lab.1", str(next_bom))
+    added = new_items(cfg, target)
+    assert sorted((i.kind, i.name) for i in added) == sorted(
+        [("package", p) for p in ("kubeadm", "kubelet", "kubectl")] +
+        [("image", f"registry.k8s.io/{c}") for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")])
+    both = items_with(cfg, [next_bom])
+    assert len(both) == len(items(cfg)) + len(added)
+    src = tmp_path / "mirror"
+    fill(src, both)
+    config = EXAMPLES / "local.yaml"
+    r = run_ccp("bundle", "create", "--config", config, "--with-bom", next_bom, "--from", src, "--out", tmp_path / "both.tar")
+    assert r.code == 0, r.text
+    assert run_ccp("bundle", "verify", "--config", config, "--with-bom", next_bom, "--bundle", tmp_path / "both.tar").code == 0
+    install = node_files(tmp_path / "both.tar", items(cfg), "/p", "/i", verify=True)
+    assert any("kubeadm_1.35.0~alpha.0" in p for p in install) and not any("lab.1" in p for p in install), sorted(install)
+    staged = node_files(tmp_path / "both.tar", added, "/p", "/i", verify=True)
+    assert len(staged) == 7 and all("lab.1" in p for p in staged), sorted(staged)
+    check_bundle(cfg, target, tmp_path / "both.tar")   # complete: no error
+
+    assert run_ccp("bundle", "create", "--config", config, "--from", src, "--out", tmp_path / "one.tar").code == 0
+    with pytest.raises(ConfigError) as info:
+        check_bundle(cfg, target, tmp_path / "one.tar")
+    assert "lacks 7 items the upgrade to 1.35.0-lab.1 needs" in info.value.message and "--with-bom" in info.value.resolution
+    assert len(info.value.details) == 7
+
+
+def test_upgrade_of_an_air_gapped_cluster_stages_before_the_first_node():
+    from ccp.config.load import load
+    from ccp.upgrade.plan import plan
+    from tests.conftest import EXAMPLES
+
+    cfg = load(EXAMPLES / "local.yaml").config
+    kinds = [s.kind for s in plan(cfg, "1.35.0-alpha.0", "1.35.0-lab.1")]
+    assert kinds[:4] == ["preflight", "backup", "stage", "control-plane"]
+    stage = plan(cfg, "1.35.0-alpha.0", "1.35.0-lab.1")[2]
+    assert stage.nodes == ["local-cp-1", "local-cp-2", "local-cp-3", "local-worker-1", "local-worker-2"]

@@ -91,7 +91,7 @@ def test_preflight_errors_are_named_never_all(tmp_path):
 def test_rendered_kubeadm_carries_the_build_settings():
     out = render.render_all(load(EXAMPLES / "local.yaml")).files
     init = list(yaml.safe_load_all(out["kubeadm/local-cp-1/init.yaml"]))
-    assert init[0]["nodeRegistration"]["ignorePreflightErrors"] == ["HTTPProxyCIDR"]
+    assert init[0]["nodeRegistration"]["ignorePreflightErrors"] == ["HTTPProxyCIDR", "CreateJob"]
     assert init[0]["skipPhases"] == ["addon/coredns"]
     assert init[0]["patches"] == {"directory": render.KUBEADM_PATCHES_DIR}
     assert "dns" not in init[1] and init[1]["etcd"]["local"]["imageTag"] == "3.5.1-0"
@@ -101,7 +101,7 @@ def test_rendered_kubeadm_carries_the_build_settings():
     worker_join = yaml.safe_load(out["kubeadm/local-worker-1/join.yaml"])
     assert cp_join["patches"] == {"directory": render.KUBEADM_PATCHES_DIR} and "patches" not in worker_join
     assert "skipPhases" not in cp_join   # addon/coredns is not a join phase
-    assert worker_join["nodeRegistration"]["ignorePreflightErrors"] == ["HTTPProxyCIDR"]
+    assert worker_join["nodeRegistration"]["ignorePreflightErrors"] == ["HTTPProxyCIDR", "CreateJob"]
     # no VM: no cloud-init, no Terraform; the node script pins the Debian form of the pre-release
     assert not any(p.startswith(("cloud-init/", "terraform/")) for p in out)
     assert 'want="1.35.0~alpha.0"' in out["scripts/local-cp-1/prepare-node.sh"]

@@ -8,7 +8,7 @@ import pytest
 from ccp.errors import CcpError, KubernetesError
 from ccp.remote import drain
 from ccp.upgrade import skew
-from tests.conftest import example_data, write_config
+from tests.conftest import EXAMPLES, example_data, write_config
 
 
 def test_skew_one_minor_at_a_time_no_downgrade_supported_only():
@@ -141,14 +141,110 @@ def test_the_node_script_passes_bash_n_and_shellcheck(tmp_path):
     from ccp.config.load import load
     from ccp.upgrade.nodes import node_script
 
-    text = node_script(load(_at(tmp_path)).config, "1.37.1")
-    assert 'want="1.37.1"' in text and "core:/stable:/v1.37/deb/" in text
-    f = tmp_path / "upgrade-node.sh"
-    f.write_text(text)
-    assert subprocess.run(["bash", "-n", str(f)]).returncode == 0
-    if shutil.which("shellcheck"):
-        r = subprocess.run(["shellcheck", "-s", "bash", str(f)], capture_output=True, text=True)
-        assert r.returncode == 0, r.stdout
+    from ccp.config.versions import retarget
+
+    cfg = load(_at(tmp_path)).config
+    online = node_script(cfg, retarget(cfg, "1.37.1"))
+    assert 'want="1.37.1"' in online and "core:/stable:/v1.37/deb/" in online
+    lab = load(EXAMPLES / "local.yaml").config   # air-gapped, a bill of materials of its own
+    offline = node_script(lab, retarget(lab, "1.35.0-lab.1", str(EXAMPLES / "lab" / "bom-next.yaml")))
+    assert 'want="1.35.0~lab.1"' in offline and "/var/lib/ccp/upgrade/1.35.0-lab.1/packages" in offline
+    assert "Release.key" not in offline and "apt-get update" not in offline   # nothing from a repository
+    for name, text in (("online", online), ("offline", offline)):
+        f = tmp_path / f"upgrade-node-{name}.sh"
+        f.write_text(text)
+        assert subprocess.run(["bash", "-n", str(f)]).returncode == 0
+        if shutil.which("shellcheck"):
+            r = subprocess.run(["shellcheck", "-s", "bash", str(f)], capture_output=True, text=True)
+            assert r.returncode == 0, r.stdout
+
+
+def test_the_offline_node_script_installs_the_staged_packages_and_stops_when_one_is_missing(tmp_path):
+    """The script itself, run with bash against stand-ins for dpkg-query, apt-get, apt-mark and systemctl
+    (on PATH, recording their arguments): the staged kubeadm is installed by its file; a missing one
+    stops the script with what to do, before apt-get runs."""
+    import os
+    import subprocess
+
+    from ccp.config.load import load
+    from ccp.config.versions import retarget
+    from ccp.upgrade.nodes import node_script
+
+    lab = load(EXAMPLES / "local.yaml").config
+    stage = tmp_path / "stage"
+    text = node_script(lab, retarget(lab, "1.35.0-lab.1", str(EXAMPLES / "lab" / "bom-next.yaml")))
+    text = text.replace("/var/lib/ccp/upgrade/1.35.0-lab.1/packages", str(stage))
+    script = tmp_path / "upgrade-node.sh"
+    script.write_text(text)
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    for tool, out in (("dpkg-query", "1.35.0~alpha.0-1"), ("apt-get", ""), ("apt-mark", ""), ("systemctl", "")):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\necho "{out}"\n')
+        (bin_dir / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    r = subprocess.run(["bash", str(script), "kubeadm"], capture_output=True, text=True, env=env)
+    assert r.returncode != 0 and "kubeadm 1.35.0~lab.1: no package in" in r.stderr and "rerun ccp upgrade" in r.stderr
+    assert "apt-get" not in log.read_text()
+    stage.mkdir()
+    (stage / "kubeadm_1.35.0~lab.1-1_amd64.deb").write_text("")
+    (stage / "kubeadm_1.35.0~alpha.0-1_amd64.deb").write_text("")   # another version beside it is not taken
+    r = subprocess.run(["bash", str(script), "kubeadm"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    installs = [l for l in log.read_text().splitlines() if l.startswith("apt-get install")]
+    assert installs == [f"apt-get install -y -qq --allow-change-held-packages {stage}/kubeadm_1.35.0~lab.1-1_amd64.deb"]
+
+
+def test_pre_releases_order_as_semantic_versions():
+    assert skew.check("1.35.0-alpha.0", "1.35.0-lab.1") == "patch"
+    assert skew.parse("1.35.0-alpha.0") < skew.parse("1.35.0-alpha.1") < skew.parse("1.35.0-lab.1") < skew.parse("1.35.0")
+    assert skew.parse("1.35.0-rc.2") < skew.parse("1.35.0-rc.10")   # numbers by value
+    assert skew.is_prerelease("1.35.0-lab.1") and not skew.is_prerelease("1.35.0")
+    with pytest.raises(CcpError) as info:
+        skew.check("1.35.0-lab.1", "1.35.0-alpha.0")
+    assert "does not downgrade" in info.value.message
+
+
+def test_kubeadm_is_told_the_installs_patches_skipped_phases_and_the_pre_release():
+    from ccp.config.load import load
+    from ccp.upgrade.nodes import kubeadm_flags
+
+    lab = load(EXAMPLES / "local.yaml").config
+    apply = kubeadm_flags(lab, "1.35.0-lab.1", "apply")
+    assert "--allow-experimental-upgrades" in apply and "--patches /etc/ccp/kubeadm/patches" in apply
+    assert "--skip-phases addon/coredns" in apply
+    # real nodes: without CoreDNS, kubeadm's CoreDNS migration checks fail ("start version '' not supported")
+    assert "--ignore-preflight-errors HTTPProxyCIDR,CreateJob,CoreDNSUnsupportedPlugins,CoreDNSMigration" in apply
+    assert "--patches" in kubeadm_flags(lab, "1.35.0-lab.1", "node")
+    worker = kubeadm_flags(lab, "1.35.0-lab.1", "worker")
+    assert "--patches" not in worker and "--allow-experimental" not in worker
+    assert kubeadm_flags(lab, "1.35.0-lab.1", "plan") == ("--allow-experimental-upgrades --ignore-preflight-errors "
+                                                          "HTTPProxyCIDR,CreateJob,CoreDNSUnsupportedPlugins,CoreDNSMigration")
+    assert "CoreDNS" not in kubeadm_flags(lab, "1.35.0-lab.1", "node")
+
+
+def test_a_cluster_on_its_own_bill_of_materials_needs_the_targets(tmp_path):
+    import shutil
+
+    from tests.conftest import run_ccp
+
+    shutil.copytree(EXAMPLES / "lab", tmp_path / "lab")
+    cfg = tmp_path / "cluster.yaml"
+    cfg.write_text((EXAMPLES / "local.yaml").read_text().replace("../.tools/", str(EXAMPLES.parent / ".tools") + "/"))
+    r = run_ccp("upgrade", "--config", cfg, "--to", "1.35.0-lab.1", "--dry-run")
+    assert r.code == 2 and "a bill of materials of its own" in r.err and "--bill-of-materials" in r.err, r.text
+    r = run_ccp("upgrade", "--config", cfg, "--to", "1.35.0-lab.2", "--bill-of-materials", tmp_path / "lab" / "bom-next.yaml", "--dry-run")
+    assert r.code == 2 and "is for Kubernetes 1.35.0-lab.1, not 1.35.0-lab.2" in r.err, r.text
+
+
+def test_the_targets_bill_of_materials_is_written_back_relative_to_cluster_yaml(tmp_path):
+    from ccp.upgrade.flow import write_version
+
+    (tmp_path / "lab").mkdir()
+    cfg = tmp_path / "cluster.yaml"
+    cfg.write_text('spec:\n  kubernetes:\n    version: "1.35.0-alpha.0"   # the build\n    billOfMaterials: lab/bom.yaml\n')
+    assert write_version(cfg, "1.35.0-lab.1", str(tmp_path / "lab" / "bom-next.yaml")) is None
+    assert cfg.read_text() == ('spec:\n  kubernetes:\n    version: "1.35.0-lab.1"   # the build\n'
+                               '    billOfMaterials: "lab/bom-next.yaml"\n')
 
 
 def test_upgrade_cli_noop_refusal_and_dry_run(tmp_path):
@@ -192,5 +288,5 @@ def test_an_air_gapped_cluster_is_refused_before_the_plan_is_shown(tmp_path):
     data["spec"]["kubernetes"]["packageBundle"] = str(tmp_path / "debs")
     cfg = write_config(tmp_path / "c.yaml", data)
     r = run_ccp("upgrade", "--config", cfg, "--to", "1.37.1", "--dry-run")
-    assert r.code == 2 and "an air-gapped cluster" in r.err and "packageRepository" in r.err, r.text
+    assert r.code == 2 and "kubernetes.packageBundle" in r.err and "packageRepository" in r.err, r.text
     assert "upgrade 1.36.2 -> 1.37.1" not in r.out

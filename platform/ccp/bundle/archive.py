@@ -142,3 +142,30 @@ def check_self(bundle: Path) -> int:
         raise PreflightError(f"the offline bundle {bundle} is damaged: {len(bad)} files do not match its index",
                              "create it again with `ccp bundle create`", bad)
     return len(index.get("items", []))
+
+
+def node_files(bundle, needed, packages_dir: str, images_dir: str, *, verify: bool) -> dict[str, bytes]:
+    """Remote path -> content of the bundle's files for the items ``needed`` (ccp.bundle.manifest.items
+    of a config): its packages under packages_dir, its images under images_dir. Only what the config
+    needs: a bundle may hold more (e.g. an upgrade's target beside the running version), and a node
+    given both kubeadm packages could install neither. With ``verify``, each file's sha256 is checked
+    against the bundle's index as it is read (the install's preflight/offline-bundle checked them all)."""
+    from pathlib import PurePosixPath
+
+    out: dict[str, bytes] = {}
+    with tarfile.open(bundle, "r:") as tar:
+        index = json.load(tar.extractfile(INDEX))
+        for item in needed:
+            if item.kind not in ("package", "image"):
+                continue
+            entry = next((e for e in index.get("items", []) if item.matches(e.get("file", ""))), None)
+            if entry is None:
+                raise PreflightError(f"the offline bundle {bundle} holds no {item.kind} {item.name} {item.version}",
+                                     "make the bundle again with `ccp bundle create` (see `ccp bundle manifest`)")
+            data = tar.extractfile(entry["file"]).read()
+            if verify and hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+                raise PreflightError(f"{entry['file']} in the offline bundle {bundle} does not match its sha256",
+                                     "copy the bundle again, or make it again with `ccp bundle create`")
+            name = PurePosixPath(entry["file"]).name
+            out[f"{packages_dir if item.kind == 'package' else images_dir}/{name}"] = data
+    return out

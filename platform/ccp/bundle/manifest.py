@@ -54,6 +54,28 @@ def items(cfg) -> list[Item]:
     return out + _provider(cfg)
 
 
+def items_with(cfg, boms) -> list[Item]:
+    """items(cfg) and those of each bill of materials in ``boms`` (files; an upgrade's target), each once:
+    a bundle holding both the running version and the one `ccp upgrade` moves to."""
+    from pathlib import Path
+
+    from ccp.config.versions import load_custom, retarget
+
+    out = {i.pattern: i for i in items(cfg)}
+    for path in boms:
+        path = Path(path).expanduser().resolve()
+        try:
+            version = load_custom(path).kubernetes
+        except ValueError as exc:
+            from ccp.errors import ConfigError
+
+            what, _, todo = str(exc).partition("||")
+            raise ConfigError(what, todo or "fix the file given to --with-bom") from None
+        for i in items(retarget(cfg, version, str(path))):
+            out.setdefault(i.pattern, i)
+    return list(out.values())
+
+
 def _provider(cfg) -> list[Item]:
     if cfg.spec.provisioner != "terraform":
         return []

@@ -9,13 +9,21 @@ from ccp.cli.common import CONFIG_OPTION, cluster_run, kubeconfig_for, load_conf
 @app.command("upgrade")
 def upgrade(ctx: typer.Context, config: Path = CONFIG_OPTION,
             to: str = typer.Option(..., "--to", metavar="VERSION", help="The Kubernetes version to move to (one minor at a time)."),
+            bill_of_materials: Path = typer.Option(None, "--bill-of-materials", metavar="FILE",
+                                                   help="The target's own bill of materials, for a cluster that runs on one "
+                                                        "(kubernetes.billOfMaterials): its kubernetes: is the --to version. "
+                                                        "Written into cluster.yaml when the upgrade finished."),
             dry_run: bool = typer.Option(False, "--dry-run", help="Print the whole plan (order, batches, PDB warnings); change nothing."),
             yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
             resume: bool = typer.Option(False, "--resume", help="Continue a stopped upgrade at the node where it stopped.")) -> None:
     """Upgrade Kubernetes: preflight, backup, control planes one by one, workers in PDB-aware batches, add-ons, validation.
 
     Journaled node by node: a stopped upgrade resumes where it stopped. cluster.yaml's version is
-    changed only when everything finished."""
+    changed only when everything finished. An air-gapped cluster (spec.offline.bundle) takes the target's
+    packages and images from its bundle, which must hold both versions (`ccp bundle create --with-bom`);
+    they reach every node before the first one changes.
+
+    Example (the lab): ccp upgrade --config cluster.yaml --to 1.35.0-lab.1 --bill-of-materials lab/bom-next.yaml"""
     from ccp import plan_view, ui, workflows
     from ccp.engine import runner
     from ccp.errors import CcpError
@@ -23,7 +31,8 @@ def upgrade(ctx: typer.Context, config: Path = CONFIG_OPTION,
 
     loaded = load_config(config)
     current = loaded.config.spec.kubernetes.version
-    if flow.check_inputs(loaded, to) == "noop":
+    kind, bom = flow.check_inputs(loaded, to, bill_of_materials)
+    if kind == "noop":
         ui.out().print(f"the cluster is at {to} already: nothing to do")
         return
     with cluster_run(ctx, loaded, "upgrade") as (cctx, journal):
@@ -42,7 +51,8 @@ def upgrade(ctx: typer.Context, config: Path = CONFIG_OPTION,
         if not proceed(dry_run=dry_run, yes=yes or resume, question=f"Upgrade the cluster to {to}?",
                        refused=("ccp upgrade needs confirmation", "review `ccp upgrade --dry-run`, then rerun with --yes")):
             return
-        runner.run(workflows.upgrade(to, steps), cctx, journal, command="upgrade",
-                   resume_hint=f"ccp upgrade --config {config} --to {to} --resume")
-    todo = flow.write_version(loaded.path, to)
+        again = f" --bill-of-materials {bill_of_materials}" if bill_of_materials else ""
+        runner.run(workflows.upgrade(to, steps, bom), cctx, journal, command="upgrade",
+                   resume_hint=f"ccp upgrade --config {config} --to {to}{again} --resume")
+    todo = flow.write_version(loaded.path, to, bom)
     ui.out().print(f"[green]upgraded to {to}[/]" + (f"; now {todo}" if todo else f"; {loaded.path} says {to} now"))

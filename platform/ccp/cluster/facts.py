@@ -30,11 +30,16 @@ def kubeconfig_path(ctx: ClusterContext) -> Path:
 
 
 def bundle_path(ctx: ClusterContext) -> Path | None:
-    b = ctx.config.spec.offline.bundle
+    return bundle_path_of(ctx.loaded)
+
+
+def bundle_path_of(loaded) -> Path | None:
+    """spec.offline.bundle as a path (relative to cluster.yaml), or None."""
+    b = loaded.config.spec.offline.bundle
     if not b:
         return None
     p = Path(b).expanduser()
-    return p if p.is_absolute() else ctx.loaded.base_dir / p
+    return p if p.is_absolute() else loaded.base_dir / p
 
 
 def gone(ctx: ClusterContext) -> dict[str, dict]:

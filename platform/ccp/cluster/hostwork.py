@@ -52,3 +52,11 @@ def new_machines(ctx: ClusterContext, names: list[str], verb: str, target: str) 
     return [n for n in names if n in recorded], [Action(verb, target.format(n), "a new machine: once it exists")
                                                  for n in later]
 
+
+
+# Images only a control plane runs (static pods): a worker is not sent them (hundreds of MB).
+CONTROL_PLANE_ONLY = ("_kube-apiserver_", "_kube-controller-manager_", "_kube-scheduler_", "_etcd_")
+
+
+def control_plane_only(path: str) -> bool:
+    return path.endswith(".tar") and any(part in path.rsplit("/", 1)[-1] for part in CONTROL_PLANE_ONLY)

@@ -89,6 +89,16 @@ def bom_for(version: str) -> Bom:
 
 
 
+def retarget(cfg, version: str, bill_of_materials: str | None = None):
+    """A copy of ``cfg`` at another Kubernetes version (an upgrade's target), with the target's own bill
+    of materials when the cluster has one (an absolute path, as the config loader leaves it)."""
+    out = cfg.model_copy(deep=True)
+    out.spec.kubernetes.version = version
+    if bill_of_materials is not None:
+        out.spec.kubernetes.billOfMaterials = str(bill_of_materials)
+    return out
+
+
 def bom_of(cfg) -> Bom:
     """The bill of materials a cluster uses: its own (kubernetes.billOfMaterials) or ccp's for its version."""
     k8s = cfg.spec.kubernetes

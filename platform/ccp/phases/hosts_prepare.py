@@ -11,7 +11,7 @@ from ccp import render as rendering
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.cluster.hostwork import REMOTE_DIR, before_provisioning, new_machines, rendered
+from ccp.cluster.hostwork import REMOTE_DIR, before_provisioning, control_plane_only, new_machines, rendered
 
 BUNDLE_DIR = rendering.NODE_PACKAGES_DIR
 IMAGES_DIR = rendering.NODE_IMAGES_DIR   # the prepare script imports these into containerd
@@ -56,7 +56,9 @@ class PrepareHosts(Phase):
         async def prepare(t):
             files = {f"{REMOTE_DIR}/prepare-node.sh": (rendered(ctx, f"scripts/{t.name}/prepare-node.sh"), 0o700)}
             files.update({dest: (data, 0o644) for dest, data in bundle.items()
-                          if not (t.name in workers and _control_plane_only(dest))})
+                          if not (t.name in workers and control_plane_only(dest))})
+            # what an earlier prepare left (another version's packages) would be installed with the new
+            await ssh.run(t, f"rm -rf {BUNDLE_DIR} {IMAGES_DIR}", sudo=True)
             await ssh.upload(t, files)
             ctx.reporter.item(t.name, "preparing")
             await ssh.run(t, f"bash {REMOTE_DIR}/prepare-node.sh", sudo=True)
@@ -67,37 +69,22 @@ class PrepareHosts(Phase):
         return {"prepared": sorted(fan.results), "hostKeysPinned": ctx.take_pins()}
 
 
-# Images only a control plane runs (static pods): a worker is not sent them (hundreds of MB).
-CONTROL_PLANE_ONLY = ("_kube-apiserver_", "_kube-controller-manager_", "_kube-scheduler_", "_etcd_")
-
-
-def _control_plane_only(dest: str) -> bool:
-    return dest.startswith(IMAGES_DIR + "/") and any(part in dest for part in CONTROL_PLANE_ONLY)
-
-
 def by_role(ctx: ClusterContext, role: str) -> list[str]:
     return [n.name for n in ctx.nodes if n.role == role]
 
 
 def _bundle(ctx: ClusterContext) -> dict[str, bytes]:
-    """Remote path -> content of what the nodes install offline: the .deb files of
-    kubernetes.packageBundle, or the packages and images of the offline bundle (spec.offline.bundle,
-    verified by preflight/offline-bundle)."""
-    from ccp.errors import ConfigError
+    """Remote path -> content of what the nodes install offline: the packages and images this config
+    needs from the offline bundle (spec.offline.bundle, verified by preflight/offline-bundle), or the
+    .deb files of kubernetes.packageBundle."""
+    from ccp.bundle import archive
+    from ccp.bundle.manifest import items
     from ccp.cluster.facts import bundle_path
+    from ccp.errors import ConfigError
 
     offline = bundle_path(ctx)
     if offline is not None:
-        import tarfile
-
-        out = {}
-        with tarfile.open(offline, "r:") as tar:
-            for m in tar.getmembers():
-                if m.isfile() and m.name.startswith("packages/") and m.name.endswith(".deb"):
-                    out[f"{BUNDLE_DIR}/{Path(m.name).name}"] = tar.extractfile(m).read()
-                elif m.isfile() and m.name.startswith("images/") and m.name.endswith(".tar"):
-                    out[f"{IMAGES_DIR}/{Path(m.name).name}"] = tar.extractfile(m).read()
-        return out
+        return archive.node_files(offline, items(ctx.config), BUNDLE_DIR, IMAGES_DIR, verify=False)
     path = ctx.config.spec.kubernetes.packageBundle
     if not path:
         return {}

@@ -1,5 +1,6 @@
 """The phases of `ccp upgrade`, one per step of its plan (ccp.upgrade.plan says the order and the
-batches, workflows.upgrade makes the list): preflight, backup, each control plane, each worker batch,
+batches, workflows.upgrade makes the list): preflight, backup, the stage step of an air-gapped
+cluster, each control plane, each worker batch,
 then the install's add-ons and validate phases again at the target version (AtTarget).
 
 Every phase is named after its step, upgrade/<target>/<kind>/<first node or ->, so a resumed upgrade
@@ -21,9 +22,15 @@ def node_key(target: str, node: str) -> str:
 class _Step(Phase):
     layer = "upgrade"
 
-    def __init__(self, step, target: str):
+    def __init__(self, step, target: str, bill_of_materials: str | None = None):
         self.name, self.kind, self.nodes, self.detail, self.target = step.key, step.kind, step.nodes, step.detail, target
+        self.bom = bill_of_materials   # the target's own, for a cluster with a bill of materials of its own
         self.summary = f"{step.kind} {', '.join(step.nodes)}".strip()
+
+    def target_config(self, ctx: ClusterContext):
+        from ccp.config.versions import retarget
+
+        return retarget(ctx.config, self.target, self.bom)
 
     def inputs(self, ctx: ClusterContext) -> dict:
         return {"target": self.target, "nodes": self.nodes}
@@ -59,6 +66,22 @@ class UpgradeBackup(_Step):
         return {"backup": str(backup(ctx, say=ctx.reporter.note))}
 
 
+class UpgradeStage(_Step):
+    """Air-gapped: the target's packages and images onto every node before any node changes."""
+
+    def plan(self, ctx: ClusterContext) -> list[Action]:
+        # the reason once: the progress line lists every action
+        return [] if self.passed(ctx) else [Action("stage", f"node {n}", "" if i else self.detail)
+                                            for i, n in enumerate(self.nodes)]
+
+    def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
+        from ccp.upgrade.stage import stage
+
+        staged = stage(ctx, self.target_config(ctx), [a.target.removeprefix("node ") for a in actions],
+                       say=ctx.reporter.progress)
+        return {"staged": staged}
+
+
 class UpgradeNodes(_Step):
     """A control plane, or a batch of workers (the canary first)."""
 
@@ -75,7 +98,7 @@ class UpgradeNodes(_Step):
         if todo and port is None:
             raise KubernetesError(f"cluster {ctx.config.metadata.name} has no kubeconfig ({facts.kubeconfig_path(ctx)})",
                                   "the install writes it (its kubeconfig phase): finish it first")
-        nodes.upgrade(ctx, self.kind, todo, self.target, port, say=ctx.reporter.progress,
+        nodes.upgrade(ctx, self.kind, todo, self.target_config(ctx), port, say=ctx.reporter.progress,
                       node_done=lambda n: ctx.record_part(node_key(self.target, n), {"version": self.target}))
         return {"nodes": self.nodes}
 
@@ -85,15 +108,15 @@ class AtTarget(Phase):
     add-ons from the target's bill of materials (a changed add-on is applied, a current one left
     alone), then the validation gate. Journaled like every other phase."""
 
-    def __init__(self, phase: Phase, step, target: str):
-        self.phase, self.name, self.target = phase, step.key, target
+    def __init__(self, phase: Phase, step, target: str, bill_of_materials: str | None = None):
+        self.phase, self.name, self.target, self.bom = phase, step.key, target, bill_of_materials
         self.layer, self.summary, self.always = phase.layer, phase.summary, phase.always
         self._at: tuple[ClusterContext, ClusterContext] | None = None
 
     def _ctx(self, ctx: ClusterContext) -> ClusterContext:
         """One context at the target for this run: its rendered add-ons are computed once, plan to apply."""
         if self._at is None or self._at[0] is not ctx:
-            self._at = (ctx, ctx.at_version(self.target))
+            self._at = (ctx, ctx.at_version(self.target, self.bom))
         return self._at[1]
 
     def inputs(self, ctx: ClusterContext) -> dict:

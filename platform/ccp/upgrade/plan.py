@@ -1,6 +1,7 @@
 """The order of an upgrade, computed before anything changes (``ccp upgrade --dry-run`` prints it):
-preflight, backup, each control plane in turn, a canary worker, then workers in batches of
-spec.upgrade.maxUnavailable, the add-ons from the new bill of materials, the validation gate."""
+preflight, backup, (air-gapped) the target's packages and images onto every node, each control plane
+in turn, a canary worker, then workers in batches of spec.upgrade.maxUnavailable, the add-ons from the
+new bill of materials, the validation gate."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Step:
     key: str                 # the journal key: "upgrade/<target>/<kind>/<first node or ->"
-    kind: str                # preflight | backup | control-plane | workers | addons | validate
+    kind: str                # preflight | backup | stage | control-plane | workers | addons | validate
     nodes: list[str] = field(default_factory=list)
     detail: str = ""
 
@@ -30,6 +31,9 @@ def plan(cfg, current: str, target: str) -> list[Step]:
     steps = [Step(key("preflight"), "preflight", [], f"nodes Ready, etcd healthy, one API server version, disk, "
                                                     f"certificates, PodDisruptionBudgets; {current} -> {target}"),
              Step(key("backup"), "backup", cps[:1], "etcd snapshot and PKI, verified, under <state>/backups/")]
+    if cfg.spec.offline.bundle:   # air-gapped: the target's packages and images reach every node first
+        steps.append(Step(key("stage"), "stage", cps + workers, f"the {target} packages and images from the offline "
+                                                                "bundle onto every node; images imported"))
     for i, cp in enumerate(cps):
         how = f"kubeadm upgrade apply {v}" if i == 0 else "kubeadm upgrade node"
         steps.append(Step(key("control-plane", cp), "control-plane", [cp],

@@ -1,16 +1,30 @@
-"""Which versions a cluster may move to: one minor at a time, never down, only minors ccp supports."""
+"""Which versions a cluster may move to: one minor at a time, never down, only minors ccp supports.
+
+Versions may carry a pre-release suffix (1.35.0-alpha.0, builds of one's own with a bill of materials
+of their own); they order as semantic versions do: 1.35.0-alpha.0 < 1.35.0-lab.1 < 1.35.0."""
 
 from __future__ import annotations
 
+import re
+
 from ccp.errors import ConfigError
 
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*))?$")
 
-def parse(v: str) -> tuple[int, int, int]:
-    try:
-        major, minor, patch = (int(x) for x in v.lstrip("v").split("."))
-    except ValueError:
-        raise ConfigError(f"{v!r} is not a Kubernetes version", "write it as MAJOR.MINOR.PATCH, e.g. 1.37.1") from None
-    return major, minor, patch
+
+def parse(v: str) -> tuple:
+    """-> (major, minor, patch, pre-release key): tuples that compare as the versions do."""
+    m = _VERSION.match(v.strip())
+    if not m:
+        raise ConfigError(f"{v!r} is not a Kubernetes version", "write it as MAJOR.MINOR.PATCH, e.g. 1.37.1")
+    major, minor, patch, pre = m.groups()
+    # a release sorts after every pre-release of it; numeric identifiers before words, numbers by value
+    key = (1,) if pre is None else (0, *((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")))
+    return int(major), int(minor), int(patch), key
+
+
+def is_prerelease(v: str) -> bool:
+    return parse(v)[3] != (1,)
 
 
 def allowed_targets(current: str) -> list[str]:
@@ -28,7 +42,8 @@ def allowed_targets(current: str) -> list[str]:
 
 
 def check(current: str, target: str) -> str:
-    """-> "noop", "patch" or "minor"; a refusal says which targets are allowed."""
+    """-> "noop", "patch" or "minor"; a refusal says which targets are allowed. A pre-release of the same
+    minor (a build of one's own, e.g. 1.35.0-alpha.0 -> 1.35.0-lab.1) is a "patch"."""
     from ccp.config import versions
 
     cur, want = parse(current), parse(target)
