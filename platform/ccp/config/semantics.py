@@ -148,14 +148,18 @@ def _enough_addresses(cfg: ClusterConfig) -> list[Problem]:
     spec = cfg.spec
     if spec.provisioner == "static" or _usable_range(spec.nodes.network) is None:
         return []
-    need, have = inventory.required_addresses(cfg), inventory.range_size(cfg)
+    # what cluster.yaml pins inside the range (a DNS server, the bastion) is no node's to take; a VIP or
+    # gateway there is a problem of its own (_gateway_and_vip)
+    pins = [ip for ip in inventory.pinned_in_range(cfg) if ip not in (spec.loadBalancer.vip, spec.nodes.network.gateway)]
+    need, have = inventory.required_addresses(cfg), inventory.range_size(cfg) - len(pins)
     if need <= have:
         return []
     cp, lb = spec.nodes.controlPlane.count, spec.loadBalancer.nginx.count
     workers = sum(p.count for p in spec.nodes.workers)
-    return [_problem(_RANGE_PATH, f"address range {spec.nodes.network.addresses} holds {have} addresses but the cluster "
-                                  f"needs {need} ({cp} control plane + {workers} worker + {lb} load balancer)",
-                     f"widen the range to at least {need} addresses or reduce node counts")]
+    held = f" free for nodes ({', '.join(map(str, pins))} pinned by cluster.yaml)" if pins else ""
+    return [_problem(_RANGE_PATH, f"address range {spec.nodes.network.addresses} holds {have} addresses{held} but the "
+                                  f"cluster needs {need} ({cp} control plane + {workers} worker + {lb} load balancer)",
+                     f"widen the range to at least {need + len(pins)} addresses or reduce node counts")]
 
 
 def _worker_pools(cfg: ClusterConfig) -> list[Problem]:
