@@ -77,17 +77,25 @@ class ClusterContext(Context):
     # -------------------------------------------------- computed once for this config
     @cached_property
     def nodes(self) -> list[Node]:
-        """Every node of cluster.yaml in address order (the inventory)."""
+        """Every node of cluster.yaml in role order (the inventory). A node whose machine the last provision
+        recorded keeps that address; a new one takes the lowest free address of the range (inventory.build).
+        Read after the journal's outputs are recalled (cluster_run does that first), so every phase, the
+        rendered files and the provider see the same addresses."""
         from ccp.config import inventory
 
-        return inventory.build(self.config)
+        return inventory.build(self.config, recorded=self.recorded_addresses())
+
+    def recorded_addresses(self) -> dict[str, str]:
+        """{node name: address} of the machines the last provision recorded (empty for a fresh cluster)."""
+        recorded = self.outputs.get("provision", {}).get("nodes") or {}
+        return {name: rec["address"] for name, rec in recorded.items() if rec.get("address")}
 
     @cached_property
     def rendered(self) -> Rendered:
         """Every file the render phase writes, rendered once between its plan and its apply."""
         from ccp import render
 
-        return render.render_all(self.loaded)
+        return render.render_all(self.loaded, self.nodes)
 
     @cached_property
     def rendered_addons(self) -> list[RenderedAddon]:

@@ -14,10 +14,23 @@ def inventory_rows(nodes) -> list[tuple]:
     rows = []
     for (role, pool), group in groupby(nodes, key=lambda n: (n.role, n.pool)):
         g = list(group)
-        first, last = g[0], g[-1]
-        addrs = str(first.address) if len(g) == 1 else f"{first.address} – {last.address}"
-        rows.append((role, pool, len(g), f"{first.cpus} vCPU, {first.memoryMiB} MiB, {first.diskGiB} GiB", addrs))
+        first = g[0]
+        rows.append((role, pool, len(g), f"{first.cpus} vCPU, {first.memoryMiB} MiB, {first.diskGiB} GiB",
+                     address_runs([n.address for n in g])))
     return rows
+
+
+def address_runs(addresses) -> str:
+    """"10.0.0.13 – 10.0.0.15, 10.0.0.20": the pool's addresses in node order, consecutive ones as one run (a pool
+    grown after another role kept its addresses, or with a node removed from its middle, is not one block)."""
+    runs: list[list] = []
+    for a in addresses:
+        if runs and int(a) == int(runs[-1][-1]) + 1:
+            runs[-1].append(a)
+        else:
+            runs.append([a])
+    shown = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]} – {r[-1]}" for r in runs[:4])
+    return shown + (f" (+{sum(map(len, runs[4:]))} more)" if len(runs) > 4 else "")
 
 
 def plan_data(planned, nodes) -> dict:

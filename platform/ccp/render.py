@@ -85,10 +85,12 @@ def router_id(cfg) -> int:
     return zlib.crc32(cfg.metadata.name.encode()) % 254 + 1
 
 
-def render_all(loaded: Loaded) -> Rendered:
-    """Every file, target by target, in the order they are listed, planned and written."""
+def render_all(loaded: Loaded, nodes: list[inventory.Node] | None = None) -> Rendered:
+    """Every file, target by target, in the order they are listed, planned and written. ``nodes``: the
+    inventory with the addresses an existing cluster's machines hold (ClusterContext.nodes); without
+    it, a fresh cluster's."""
     cfg = loaded.config
-    nodes = inventory.build(cfg)
+    nodes = inventory.build(cfg) if nodes is None else nodes
     bom = bom_of(cfg)
     out = Rendered()
     render = _Renderer(out, _common(cfg, nodes, bom))

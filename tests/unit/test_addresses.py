@@ -169,3 +169,54 @@ def test_many_scalings_never_move_a_node_nor_share_an_address(tmp_path):
         assert len(set(got.values())) == len(got)
         assert all(ipaddress.IPv4Address("10.10.0.20") <= n.address <= ipaddress.IPv4Address("10.10.0.60") for n in nodes)
         rec = record(nodes)   # provision: the machines of this config, the removed ones deleted
+
+
+def test_a_fresh_cluster_through_the_context_renders_exactly_the_golden_files(tmp_path):
+    """No record yet (a first install): ClusterContext.nodes is the plain inventory, and what the render phase
+    writes is the golden copy, byte for byte."""
+    from ccp.context import ClusterContext
+    from tests.conftest import ROOT
+
+    loaded = load(write_config(tmp_path / "c.yaml", example_data()))
+    ctx = ClusterContext(state_dir=tmp_path / "state", loaded=loaded)
+    assert ctx.nodes == inventory.build(loaded.config)
+    golden = ROOT / "tests" / "golden" / "example"
+    files = ctx.rendered.files
+    assert set(files) == {str(p.relative_to(golden)) for p in golden.rglob("*") if p.is_file()}
+    assert all((golden / rel).read_text() == text for rel, text in files.items())
+
+
+def test_the_validation_endpoints_are_the_control_planes_recorded_addresses(tmp_path):
+    from ccp.context import ClusterContext
+    from ccp.validation.options import from_config
+
+    three = record(inventory.build(config(tmp_path, cp=3, lb=2)))
+    data = example_data()
+    data["spec"]["nodes"]["controlPlane"]["count"] = 5
+    loaded = load(write_config(tmp_path / "five.yaml", data))
+    ctx = ClusterContext(state_dir=tmp_path / "state", loaded=loaded)
+    ctx.outputs["provision"] = {"nodes": {n: {"address": a} for n, a in three.items()}}
+    opts = from_config(loaded.config, nodes=ctx.nodes)
+    assert opts.endpoints == [f"https://10.10.0.{i}:6443" for i in (22, 23, 24, 28, 29)] + ["https://10.10.0.10:6443"]
+
+
+def test_terraforms_own_plan_says_the_address_of_each_new_vm(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from ccp.context import ClusterContext
+    from ccp.providers.vsphere_terraform import TerraformProvider
+
+    three = record(inventory.build(config(tmp_path, cp=3)))
+    data = example_data()
+    data["spec"]["nodes"]["controlPlane"]["count"] = 5
+    ctx = ClusterContext(state_dir=tmp_path / "state", loaded=load(write_config(tmp_path / "five.yaml", data)))
+    ctx.outputs["provision"] = {"nodes": {n: {"address": a} for n, a in three.items()}}
+    provider = TerraformProvider(ctx)
+    (ctx.rendered_dir / "terraform").mkdir(parents=True)
+    (ctx.state_dir / "terraform" / ".terraform").mkdir(parents=True)
+    planned = [("create", 'vsphere_virtual_machine.node["demo-cp-4"]'), ("create", 'vsphere_virtual_machine.node["demo-cp-5"]'),
+               ("update", 'vsphere_virtual_machine.node["demo-cp-1"]'), ("create", "vsphere_compute_cluster_vm_anti_affinity_rule.cp")]
+    monkeypatch.setattr(provider.tf, "available", lambda: True)
+    monkeypatch.setattr(provider.tf, "plan", lambda *a, **k: SimpleNamespace(planned=planned))
+    assert [a.reason for a in provider.plan()] == ["terraform plan, 10.10.0.28", "terraform plan, 10.10.0.29",
+                                                   "terraform plan", "terraform plan"]

@@ -4,7 +4,7 @@ from typing import Optional
 import typer
 
 from ccp.cli.apps import app
-from ccp.cli.common import CONFIG_OPTION, OUTPUT_OPTION, Output, load_config, print_json
+from ccp.cli.common import CONFIG_OPTION, OUTPUT_OPTION, Output, cluster_run, load_config, print_json
 
 
 @app.command("render")
@@ -15,13 +15,14 @@ def render(
     output: Output = OUTPUT_OPTION,
 ) -> None:
     """Write every file an install uses (Terraform, cloud-init, kubeadm, NGINX, keepalived) without touching
-    any infrastructure. Unchanged files are left alone; secrets are never written."""
+    any infrastructure. Unchanged files are left alone; secrets are never written. Nodes that exist keep
+    the addresses the state directory recorded for them."""
     from ccp import render as core
-    from ccp.context import state_dir_for
 
     loaded = load_config(config, quiet=output is Output.json, defer_secrets=True)   # none is rendered
-    out_dir = out or state_dir_for(loaded.config.metadata.name, ctx.obj.state_dir) / "rendered"
-    rendered = core.render_all(loaded)
+    with cluster_run(ctx, loaded, "render", with_log=False) as (cctx, _):   # the machines' recorded addresses
+        out_dir = out or cctx.rendered_dir
+        rendered = cctx.rendered
     changes = core.write(rendered, out_dir)
     counts = {a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "keep", "delete")}
     if output is Output.json:

@@ -4,7 +4,8 @@ from typing import Optional
 import typer
 
 from ccp.cli.apps import app
-from ccp.cli.common import KUBECONFIG_OPTION, OUTPUT_OPTION, Output, kubeconfig_for, load_config, print_json, split_names
+from ccp.cli.common import (KUBECONFIG_OPTION, OUTPUT_OPTION, Output, cluster_run, kubeconfig_for, load_config, print_json,
+                            split_names)
 
 
 @app.command("validate")
@@ -27,8 +28,11 @@ def validate(ctx: typer.Context, config: Optional[Path] = typer.Option(None, "--
     chosen = sorted(split_names(only)) or None
     runner.check_names(chosen)
     loaded = load_config(config, quiet=True) if config else None
-    opts = from_config(loaded.config, storage_class=storage_class, image=image, timeout=timeout) if loaded else \
-        Options(storage_class=storage_class, timeout=timeout, **({"image": image} if image else {}))
+    if loaded:
+        with cluster_run(ctx, loaded, "validate", with_log=False) as (cctx, _):   # the control planes' recorded addresses
+            opts = from_config(loaded.config, nodes=cctx.nodes, storage_class=storage_class, image=image, timeout=timeout)
+    else:
+        opts = Options(storage_class=storage_class, timeout=timeout, **({"image": image} if image else {}))
     port = LightkubeValidation(kubeconfig_for(ctx, kubeconfig, loaded))
     say = (lambda text: None) if output is Output.json else (lambda text: ui.err().print(f"  [dim]{ui.escape(text)}[/]"))
     results, notes = runner.run(port, opts, only=chosen, say=say)

@@ -26,6 +26,7 @@ class ValidateConfig(Phase):
         return {"spec": ctx.spec_dump()}
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
+        ctx.nodes   # every new node gets a free address beside the recorded ones, or the run stops here (ConfigError)
         path = ctx.state_dir / SPEC_FILE
         try:
             recorded = json.loads(path.read_text())

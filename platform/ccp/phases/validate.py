@@ -34,7 +34,7 @@ class Validate(Phase):
 
         checks = self.checks(ctx)
         port = LightkubeValidation(kubeconfig_path(ctx))
-        results, notes = runner.run(port, from_config(ctx.config), only=checks, say=ctx.reporter.progress)
+        results, notes = runner.run(port, from_config(ctx.config, nodes=ctx.nodes), only=checks, say=ctx.reporter.progress)
         print_table(results, notes)
         runner.raise_if_failed(results)
         return {r.check: {"status": r.status, "seconds": round(r.seconds, 1), **r.measurements,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from ccp.config import inventory
 from ccp.errors import CcpError
 from ccp.providers import vsphere_session as vs_session
 from ccp.providers.base import OWNER_KEY
@@ -76,7 +75,7 @@ def run_checks(provider, ignore: set[str]) -> list[CheckResult]:
     if pl.datacenter is None:
         return skip_rest("template", "no datacenter")
 
-    nodes = inventory.build(cfg)
+    nodes = provider.nodes   # the context's: existing nodes with the addresses recorded for them
     observed = provider.observe()
     existing = {n for n, vm in observed.items() if vm.owner == cfg.metadata.name}
     _space(add, provider, pl, [n for n in nodes if n.name not in existing], len(existing))

@@ -61,7 +61,9 @@ class TerraformProvider:
         elif self.tf.available():
             try:
                 result = self.tf.plan()
-                return [Action(a, f"{addr}", "terraform plan") for a, addr in result.planned if a != "no-op"]
+                ips = {f'{RESOURCE}["{n.name}"]': n.address for n in self.nodes}   # a new VM's address, said in the plan
+                return [Action(a, f"{addr}", f"terraform plan, {ips[addr]}" if a == "create" and addr in ips else "terraform plan")
+                        for a, addr in result.planned if a != "no-op"]
             except CcpError as exc:
                 note(f"Terraform plan unavailable ({exc.message}); showing ccp's own plan from the state file")
         else:

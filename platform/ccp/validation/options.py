@@ -5,14 +5,16 @@ from __future__ import annotations
 from ccp.validation.base import Options
 
 
-def from_config(cfg, *, storage_class=None, image=None, timeout=None) -> Options:
+def from_config(cfg, *, nodes=None, storage_class=None, image=None, timeout=None) -> Options:
+    """``nodes``: the cluster's inventory with the addresses its machines hold (ClusterContext.nodes); without
+    it, a fresh cluster's."""
     from ccp.addons import images_for
     from ccp.config import inventory
     from ccp.config.versions import bom_of
 
     spec = cfg.spec
     imgs = images_for(cfg, bom_of(cfg))
-    nodes = inventory.build(cfg)
+    nodes = inventory.build(cfg) if nodes is None else nodes
     cps = [n for n in nodes if n.role == inventory.ROLE_CP]
     endpoints = []
     if len(cps) > 1:   # each control plane directly, and the VIP
