@@ -71,16 +71,16 @@ class LocalProvider:
 
     def plan(self) -> list[Action]:
         from ccp.errors import InfrastructureError
+        from ccp.providers.local_machines import CONFLICT_RESOLUTION
 
         found = self.host.conflicts(self._specs(), ignore=tuple(self._orphans()))
         if found:
             raise InfrastructureError(f"{len(found)} local machine(s) cannot be booted as cluster.yaml says: {found[0]}",
-                                      "put the old node counts or addresses back (addresses follow the order load "
-                                      "balancers, control planes, workers: a larger count moves the ones after it), "
-                                      "or remove those nodes and add them again", found)
-        verbs = {"absent": ("create", "new machine"), "stopped": ("start", "machine is stopped")}
+                                      CONFLICT_RESOLUTION, found)
+        address = {n.name: n.address for n in self.nodes}
+        verbs = {"absent": ("create", "new machine at {}"), "stopped": ("start", "machine is stopped")}
         status = self._status()
-        actions = [Action(verbs[state][0], f"machine {name}", verbs[state][1])
+        actions = [Action(verbs[state][0], f"machine {name}", verbs[state][1].format(address[name]))
                    for name, state in status.items() if state in verbs]
         if "provision" not in self.ctx.outputs:
             # Machines carry their cluster's name as owner, as VMs carry ccp's marker: a state directory that

@@ -29,6 +29,10 @@ from ccp.providers.local_probes import _proc, cgroup_hierarchies, mounts_below, 
 from ccp.providers.local_teardown import MachineTeardown
 
 CGROUP_PARENT = "ccp-local"       # also the alias that marks a bridge as made by ccp
+# A node keeps the address recorded for its machine, so a conflict is a machine the state directory lost the record
+# of (its address is not the one a fresh cluster would get) or another machine on a node's address.
+CONFLICT_RESOLUTION = ("run ccp with the state directory that recorded these machines (its journal holds their addresses), "
+                       "or free the address the other machine holds (or leave it out of spec.nodes.network.addresses)")
 SSH_WAIT = (10.0, 15.0, 30.0)   # about one boot in 20 exits early or hangs: boot again, waiting longer each time
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -160,8 +164,10 @@ class LocalHost(MachineTeardown):
     def conflicts(self, specs: list[MachineSpec], ignore: tuple[str, ...] = ()) -> list[str]:
         """What stops these machines from being booted as specified: an existing one with another address or
         bridge, or an address another machine holds on the same bridge. Checked for all before any boots
-        (found on real nodes: growing the control planes shifted the workers' addresses, and a new control
-        plane booted on a worker's address while the check refused the worker)."""
+        (found on real nodes, when growing the control planes still shifted the workers' addresses: a new
+        control plane booted on a worker's address while the check refused the worker). Nodes now keep the
+        address recorded for them, so what is left is a genuine clash: a machine not of this cluster (or not
+        yet removed) on the address, or a machine the state directory has no record of."""
         records = {r["name"]: r for r in self._records()}
         holders: dict[tuple, list[str]] = {}   # ``ignore``: machines about to be removed (they give their address up)
         for r in records.values():
@@ -187,9 +193,7 @@ class LocalHost(MachineTeardown):
         found = self.conflicts(specs)
         if found:
             raise InfrastructureError(f"{len(found)} local machine(s) cannot be booted as cluster.yaml says ({found[0]}): "
-                                      "nothing was booted", "put the old node counts or addresses back (addresses follow the order "
-                                      "load balancers, control planes, workers: a larger count moves the ones after it), "
-                                      "or remove those nodes and add them again", found)
+                                      "nothing was booted", CONFLICT_RESOLUTION, found)
 
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(specs)))) as pool:
             futures = {s.name: pool.submit(self.boot, s, rootfs) for s in specs}
