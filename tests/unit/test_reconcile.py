@@ -1,6 +1,7 @@
 """The scale-down plan over many before/after configs (hypothesis): which nodes leave, in what order,
 and what nodes/remove would do for each — with the cluster's answers from NodesPortFake and a fixed
-etcd member list (logic only; the SSH and API sides are tested in tests/ssh and tests/e2e)."""
+etcd member list — and the order nodes/remove acts in, etcd members included, with EtcdSSHFake answering
+for the control planes (logic only; the SSH and API sides are tested in tests/ssh and tests/e2e)."""
 
 from __future__ import annotations
 
@@ -85,3 +86,134 @@ def test_control_plane_removal_counts_down_the_members(tmp_path, monkeypatch):
         ("drain", "node rc-cp-2"), ("remove", "etcd member rc-cp-2"), ("delete", "node rc-cp-2")]
     assert [a.reason for a in actions if a.verb == "remove"] == ["one member at a time: 2 left after this one",
                                                                 "one member at a time: 1 left after this one"]
+
+
+class EtcdSSHFake:
+    """Stands in for ccp.remote.ssh.SSH (a fake: it runs nothing). The control planes answer from a member table:
+    admin.conf held, `etcdctl member list`, `endpoint health` (``sick`` members unhealthy) and `member remove`;
+    `kubeadm reset` succeeds. What changes anything lands in ``log``, which the nodes port shares."""
+
+    def __init__(self, log: list, members: dict[str, int], addresses: dict[str, str], sick=()):
+        import asyncio
+
+        self.log, self.members, self.addresses, self.sick = log, dict(members), addresses, set(sick)
+        self.loop = asyncio.new_event_loop()
+
+    def call(self, coro):
+        return self.loop.run_until_complete(coro)
+
+    async def each(self, targets, fn, limit=None):
+        from ccp.remote.ssh import Fanout
+
+        return Fanout(results={t.name: await fn(t) for t in targets})
+
+    async def run(self, target, command, *, sudo=False, check=True, quiet=False, timeout=None):
+        import json as j
+
+        from ccp.remote.ssh import Result
+
+        out, status = "", 0
+        if command.startswith("test -f /etc/kubernetes/admin.conf"):
+            status = 0 if target.name in self.members else 1
+        elif "member list" in command:
+            out = j.dumps({"members": [{"name": n, "ID": i} for n, i in self.members.items()]})
+        elif "endpoint health" in command:
+            out = j.dumps([{"endpoint": f"https://{self.addresses[n]}:2379", "health": n not in self.sick} for n in self.members])
+            status = 1 if self.sick else 0
+        elif "member remove" in command:
+            gone = next(n for n, i in self.members.items() if format(i, "x") == command.split()[-1])
+            self.members.pop(gone)
+            self.log.append(("remove etcd member", gone, f"through {target.name}"))
+        elif "kubeadm reset" in command:
+            self.log.append(("kubeadm reset", target.name, target.address))
+        return Result(target.name, command, status, out, "", 0.0)
+
+
+class DrainingNodesPortFake(NodesPortFake):
+    """NodesPortFake with the drain and delete calls nodes/remove makes, logged in the shared order."""
+
+    def __init__(self, names, log):
+        super().__init__(names)
+        self.log = log
+
+    def cordon(self, node, unschedulable):
+        self.log.append(("cordon", node))
+
+    def pods_on(self, node):
+        return []
+
+    def pdbs(self):
+        return []
+
+    def evict(self, ns, name):
+        return None
+
+    def pod_exists(self, ns, name):
+        return False
+
+    def delete_node(self, node):
+        self.log.append(("delete node", node))
+        self.names.discard(node)
+
+
+def scaled_down(tmp_path, monkeypatch, sick=()):
+    """A cluster of 5 control planes and 2 workers (recorded as provision records them), edited to 3 and 1."""
+    before = inventory.build(context(tmp_path, {"cp": 5, "pools": [2]}, "before").config)
+    ctx = context(tmp_path, {"cp": 3, "pools": [1]}, "after")
+    addresses = {n.name: str(n.address) for n in before}
+    ctx.outputs["provision"] = {"nodes": {n.name: {"role": n.role, "address": str(n.address)} for n in before}}
+    log: list = []
+    cps = [n.name for n in before if n.role == inventory.ROLE_CP]
+    ssh = EtcdSSHFake(log, {n: 0x1000 + i for i, n in enumerate(cps)}, addresses, sick)
+    ctx.sessions.ssh = ssh
+    port = DrainingNodesPortFake({n.name for n in before if n.role != inventory.ROLE_LB}, log)
+    monkeypatch.setattr(facts, "nodes_port", lambda c: port)
+    return ctx, ssh, port, log, addresses
+
+
+def test_control_planes_leave_one_at_a_time_etcd_member_after_the_drain_and_before_reset(tmp_path, monkeypatch):
+    """5 -> 3 control planes and 2 -> 1 workers: the worker first; then each control plane from the highest
+    number down, drained, its etcd member removed through a control plane that stays, then kubeadm reset on it
+    (at its recorded address) and its Node object deleted — all of one before anything of the next."""
+    ctx, ssh, port, log, addr = scaled_down(tmp_path, monkeypatch)
+    phase = nodes_remove.RemoveNodes()
+    actions = phase.plan(ctx)
+    assert log == [], "the plan changes nothing"
+    out = phase.apply(ctx, actions)
+    assert log == [
+        ("cordon", "rc-p0-2"), ("kubeadm reset", "rc-p0-2", addr["rc-p0-2"]), ("delete node", "rc-p0-2"),
+        ("cordon", "rc-cp-5"), ("remove etcd member", "rc-cp-5", "through rc-cp-1"),
+        ("kubeadm reset", "rc-cp-5", addr["rc-cp-5"]), ("delete node", "rc-cp-5"),
+        ("cordon", "rc-cp-4"), ("remove etcd member", "rc-cp-4", "through rc-cp-1"),
+        ("kubeadm reset", "rc-cp-4", addr["rc-cp-4"]), ("delete node", "rc-cp-4")]
+    assert set(ssh.members) == {"rc-cp-1", "rc-cp-2", "rc-cp-3"} and out["removed"] == ["rc-p0-2", "rc-cp-5", "rc-cp-4"]
+    # a rerun finds nothing left to do: no member removed twice
+    assert phase.plan(ctx) == []
+
+
+def test_a_sick_member_that_stays_stops_the_removal_before_any_member_goes(tmp_path, monkeypatch):
+    from ccp.errors import KubernetesError
+
+    ctx, ssh, port, log, _ = scaled_down(tmp_path, monkeypatch, sick={"rc-cp-2"})
+    phase = nodes_remove.RemoveNodes()
+    with pytest.raises(KubernetesError) as info:
+        phase.apply(ctx, phase.plan(ctx))
+    assert "could lose quorum" in info.value.message
+    assert len(ssh.members) == 5 and not [e for e in log if e[0] == "remove etcd member"]
+    assert ("cordon", "rc-cp-5") in log and ("delete node", "rc-cp-5") not in log, "drained, and left in the cluster"
+
+
+def test_a_sick_leaving_member_is_still_removed(tmp_path, monkeypatch):
+    """The member that is leaving may be the broken one: only the others must be healthy."""
+    ctx, ssh, port, log, _ = scaled_down(tmp_path, monkeypatch, sick={"rc-cp-5"})
+    phase = nodes_remove.RemoveNodes()
+    phase.apply(ctx, phase.plan(ctx))
+    assert set(ssh.members) == {"rc-cp-1", "rc-cp-2", "rc-cp-3"}
+    assert [e[1] for e in log if e[0] == "remove etcd member"] == ["rc-cp-5", "rc-cp-4"]
+
+
+def test_nodes_leave_the_cluster_before_their_machines_go():
+    from ccp import workflows
+
+    names = [p.name for p in workflows.install()]
+    assert names.index("nodes/remove") < names.index("provision")
