@@ -104,3 +104,46 @@ def test_scale_workers_up_and_down_by_editing_the_config(sim_config, sim):
     assert all(len(v) == 1 for v in sim.vms().values())
     again = run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE)
     assert again.code == 0 and "already done" in again.err
+
+
+def test_more_control_planes_keep_every_vms_address_and_a_freed_one_is_reused(sim_config, sim):
+    """1 -> 3 control planes on the simulator: the VMs that exist keep the addresses they report (the journal's
+    record), the two new ones report the lowest free ones; back to 1, their addresses are free again once their
+    VMs are gone, and a new worker takes the first of them."""
+    path, data, write = sim_config
+
+    def reported():
+        state = path.parent / ".ccp" / "vcsim" / "journal.jsonl"
+        done = [json.loads(x) for x in state.read_text().splitlines() if '"provision"' in x and '"done"' in x]
+        return {n: rec["reported"] for n, rec in done[-1]["outputs"]["nodes"].items()}
+
+    def shim_ip(name):   # what the simulator reports for the VM (the shim sets its guest IP from ccp's address)
+        (vm,) = sim.vms()[name]
+        return vm.guest.ipAddress
+
+    assert run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE).code == 0
+    first = reported()
+    assert first == {"vcsim-lb-1": "10.20.0.20", "vcsim-cp-1": "10.20.0.21", "vcsim-default-1": "10.20.0.22",
+                     "vcsim-default-2": "10.20.0.23"}
+
+    data["spec"]["nodes"]["controlPlane"]["count"] = 3
+    write(data)
+    plan = json.loads(run_ccp("plan", "--config", path, "--output", "json").out)
+    prov = next(p for p in plan["phases"] if p["phase"] == "provision")
+    assert [(a["verb"], a["target"], a["reason"].rsplit(", ", 1)[-1]) for a in prov["actions"]] == [
+        ("create", "VM vcsim-cp-2", "10.20.0.24"), ("create", "VM vcsim-cp-3", "10.20.0.25")]
+    r = run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE)
+    assert r.code == 0, r.text
+    grown = reported()
+    assert {n: grown[n] for n in first} == first, "no VM that existed moved"
+    assert (grown["vcsim-cp-2"], grown["vcsim-cp-3"]) == ("10.20.0.24", "10.20.0.25")
+    assert all(shim_ip(n) == a for n, a in grown.items())
+
+    data["spec"]["nodes"]["controlPlane"]["count"] = 1
+    write(data)
+    assert run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE).code == 0
+    assert reported() == first and "vcsim-cp-2" not in sim.vms()
+    data["spec"]["nodes"]["workers"][0]["count"] = 3
+    write(data)
+    assert run_ccp("install", "--config", path, "--yes", "--until", "provision", *SPACE).code == 0
+    assert reported() == {**first, "vcsim-default-3": "10.20.0.24"} and shim_ip("vcsim-default-3") == "10.20.0.24"
