@@ -194,6 +194,46 @@ def test_the_offline_node_script_installs_the_staged_packages_and_stops_when_one
     assert installs == [f"apt-get install -y -qq --allow-change-held-packages {stage}/kubeadm_1.35.0~lab.1-1_amd64.deb"]
 
 
+def test_a_rerun_restarts_a_kubelet_whose_binary_was_replaced_but_not_restarted(tmp_path):
+    """Real nodes: a first run installed the kubelet package but could not restart it (unit masked); the
+    rerun found the package in place and did not restart, so the old kubelet ran on and the node never
+    reported the target. The script now restarts a kubelet whose running binary is gone (replaced)."""
+    import os
+    import shutil
+    import subprocess
+
+    from ccp.config.load import load
+    from ccp.config.versions import retarget
+    from ccp.upgrade.nodes import node_script
+
+    lab = load(EXAMPLES / "local.yaml").config
+    script = tmp_path / "upgrade-node.sh"
+    script.write_text(node_script(lab, retarget(lab, "1.35.0-lab.1", str(EXAMPLES / "lab" / "bom-next.yaml"))))
+    old_kubelet = tmp_path / "kubelet"          # a running process whose binary is then replaced
+    shutil.copy("/bin/sleep", old_kubelet)
+    proc = subprocess.Popen([str(old_kubelet), "60"])
+    try:
+        bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+        bin_dir.mkdir()
+        answers = {"dpkg-query": "1.35.0~lab.1-1", "systemctl": str(proc.pid)}   # packages at the target already
+        for tool in ("dpkg-query", "apt-get", "apt-mark", "systemctl"):
+            (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\necho "{answers.get(tool, "")}"\n')
+            (bin_dir / tool).chmod(0o755)
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+        def restarted() -> bool:
+            log.write_text("")
+            r = subprocess.run(["bash", str(script), "kubelet"], capture_output=True, text=True, env=env)
+            assert r.returncode == 0, r.stderr
+            return "systemctl restart kubelet" in log.read_text()
+        assert not restarted()                  # the running kubelet is the installed one: left alone
+        old_kubelet.unlink()                    # the package replaced its binary
+        assert restarted()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_pre_releases_order_as_semantic_versions():
     assert skew.check("1.35.0-alpha.0", "1.35.0-lab.1") == "patch"
     assert skew.parse("1.35.0-alpha.0") < skew.parse("1.35.0-alpha.1") < skew.parse("1.35.0-lab.1") < skew.parse("1.35.0")
