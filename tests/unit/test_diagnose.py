@@ -240,7 +240,7 @@ def test_a_planted_secret_reaches_0_bytes_of_the_bundle(tmp_path):
 def test_the_static_pod_restart_script_for_real_and_after_an_interrupted_run(tmp_path):
     import subprocess
 
-    from ccp.diagnose.renew import restart_script
+    from ccp.remote.static_pods import restart_script
 
     man, parked = tmp_path / "manifests", tmp_path / "parked"
     man.mkdir()

@@ -7,27 +7,10 @@ repeat: the manifests a previous run parked are put back first."""
 
 from __future__ import annotations
 
-import shlex
 import time
 
 from ccp.errors import RemoteError
-
-MANIFESTS, PARKED = "/etc/kubernetes/manifests", "/etc/kubernetes/ccp-parked-manifests"
-
-
-def restart_script(pause: int, manifests: str = MANIFESTS, parked: str = PARKED) -> str:
-    """Move the static pod manifests away and back: the kubelet stops the pods, then starts them with
-    the renewed certificates (kubeadm's documented way). Idempotent across an interrupted run."""
-    return (f"mkdir -p {parked}; "
-            f"for f in {parked}/*.yaml; do [ -f \"$f\" ] && mv \"$f\" {manifests}/; done; "   # an earlier run stopped here
-            f"mv {manifests}/*.yaml {parked}/ && sleep {pause} && mv {parked}/*.yaml {manifests}/ && rmdir {parked}")
-
-
-def wait_script(endpoint: str, timeout: int, interval: int = 5) -> str:
-    tries = max(1, timeout // interval)
-    url = shlex.quote(f"https://{endpoint}/readyz")
-    return (f"for i in $(seq 1 {tries}); do curl -ksf --max-time 5 {url} >/dev/null && exit 0; sleep {interval}; done; "
-            f"echo 'the API did not answer through {endpoint} within {timeout}s' >&2; exit 1")
+from ccp.remote.static_pods import MANIFESTS, PARKED, restart_script, wait_script
 
 
 def renew(ctx, *, pause: int = 20, timeout: int = 300, say=lambda text: None) -> list[dict]:

@@ -69,7 +69,7 @@ def upgrade(ctx, kind: str, todo: list[str], target_cfg, port, *, node_done, say
     still to do."""
     from ccp.cluster.facts import api_endpoint, by_role
     from ccp.config import inventory
-    from ccp.diagnose.renew import wait_script
+    from ccp.remote.static_pods import wait_script
     from ccp.remote.drain import drain
 
     ssh = ctx.ssh()
