@@ -48,6 +48,8 @@ def test_on_by_default(tmp_path):
     assert sec.encryption.provider == "secretbox" and sec.encryption.resources == ["secrets"]
     assert (sec.podSecurity.enforce, sec.podSecurity.warn, sec.podSecurity.audit) == ("baseline", "restricted", "restricted")
     assert (sec.audit.maxAgeDays, sec.audit.maxBackups, sec.audit.maxSizeMB) == (30, 10, 100)
+    certs = sec.certificates
+    assert (certs.autoRenew, certs.renewBeforeDays, certs.dailyAt, certs.staggerMinutes) == (True, 30, "03:00", 20)
 
 
 @pytest.mark.parametrize("sections, words", [
@@ -65,6 +67,11 @@ def test_on_by_default(tmp_path):
     ({"podSecurity": {"exemptNamespaces": ["tools", "tools"]}}, "tools listed twice"),
     ({"podSecurity": {"exemptNamespaces": ["Not_A_Namespace"]}}, "spec.security.podSecurity.exemptNamespaces[0]"),
     ({"audit": {"enable": True}}, "spec.security.audit.enable"),
+    ({"certificates": {"dailyAt": "3pm"}}, "'3pm' is not a time of day"),
+    ({"certificates": {"dailyAt": "24:00"}}, "write it as HH:MM"),
+    ({"certificates": {"renewBeforeDays": 5}}, "spec.security.certificates.renewBeforeDays"),
+    ({"certificates": {"renewBeforeDays": 400}}, "spec.security.certificates.renewBeforeDays"),
+    ({"certificates": {"staggerMinutes": 0}}, "spec.security.certificates.staggerMinutes"),
 ])
 def test_mistakes_are_config_errors_at_the_field(tmp_path, sections, words):
     assert words in config_errors(tmp_path, lambda spec: security(spec, **sections))
@@ -81,10 +88,20 @@ def test_the_schema_documents_the_section():
     from ccp.config.schema import json_schema
 
     defs = json_schema()["$defs"]
-    assert set(defs["Security"]["properties"]) == {"encryption", "audit", "podSecurity"}
+    assert set(defs["Security"]["properties"]) == {"encryption", "audit", "podSecurity", "certificates"}
+    assert set(defs["Certificates"]["properties"]) == {"autoRenew", "renewBeforeDays", "dailyAt", "staggerMinutes"}
+    assert all(p.get("description") for p in defs["Certificates"]["properties"].values())
     assert {"enabled", "provider", "resources"} == set(defs["Encryption"]["properties"])
     assert {"enabled", "enforce", "audit", "warn", "exemptNamespaces"} == set(defs["PodSecurity"]["properties"])
     assert all(p.get("description") for p in defs["Audit"]["properties"].values())
+
+
+def test_each_control_plane_checks_its_certificates_stagger_minutes_after_the_one_before(tmp_path):
+    certs = loaded(tmp_path, lambda spec: security(spec, certificates={"dailyAt": "23:30", "staggerMinutes": 20})
+                   ).config.spec.security.certificates
+    assert [certs.check_time(i) for i in range(3)] == ["23:30", "23:50", "00:10"]   # past midnight: the next day
+    most = loaded(tmp_path, lambda spec: security(spec, certificates={"staggerMinutes": 120})).config.spec.security.certificates
+    assert len({most.check_time(i) for i in range(9)}) == 9, "9 control planes (the most) at 9 different times"
 
 
 # ------------------------------------------------------------------ rendering

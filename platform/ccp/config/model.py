@@ -326,7 +326,8 @@ class Spec(Strict):
     backup: Backup = Field(default_factory=Backup)
     offline: Offline = Field(default_factory=Offline)
     security: Security = Field(default_factory=Security, description="Secrets encrypted at rest, an audit log and "
-                               "Pod Security admission: on by default, set up by a fresh install.")
+                               "Pod Security admission: on by default, set up by a fresh install; certificates "
+                               "renewed on a timer on each control plane.")
     registryMirror: str | None = Field(None, description="Pull every add-on and CNI image from this registry (host[:port][/path]) instead.")
 
 

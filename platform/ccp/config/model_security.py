@@ -1,5 +1,5 @@
 """spec.security: what a fresh cluster's API server is secure with by default — Secrets encrypted at rest,
-an audit log, Pod Security admission. Part of the model (model.py imports it); split out to keep files small.
+an audit log, Pod Security admission — and certificates that renew themselves. Part of the model (model.py imports it); split out to keep files small.
 How each becomes API server flags and files on the control planes: ccp.render_security."""
 
 from __future__ import annotations
@@ -81,9 +81,38 @@ class PodSecurity(Strict):
         return v
 
 
+class Certificates(Strict):
+    autoRenew: bool = Field(True, description="A systemd timer on each control plane (ccp-cert-renew.timer) checks "
+                                              "kubeadm's certificates once a day and, when fewer than renewBeforeDays "
+                                              "are left, runs `kubeadm certs renew all` and restarts the static pods. "
+                                              "Installed and removed by `ccp install` / `ccp apply` (phase certs/auto-renew).")
+    renewBeforeDays: int = Field(30, ge=10, le=180, description="Renew when the soonest of kubeadm's certificates "
+                                                                "expires in fewer days than this (they last a year); "
+                                                                "`ccp diagnose` warns below it.")
+    dailyAt: str = Field("03:00", description="When the first control plane checks, HH:MM in the nodes' local time. Each next "
+                                     "control plane checks staggerMinutes later, so no two restart at once.")
+    staggerMinutes: int = Field(20, ge=5, le=120, description="Minutes between one control plane's check and the "
+                                                              "next one's.")
+
+    @field_validator("dailyAt")
+    @classmethod
+    def _time_of_day(cls, v: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", v):
+            raise ValueError(f"{v!r} is not a time of day||write it as HH:MM, 00:00 to 23:59, e.g. 03:00")
+        return v
+
+    def check_time(self, index: int) -> str:
+        """The time of day (HH:MM) control plane number ``index`` (0 is the first) checks at."""
+        hours, minutes = map(int, self.dailyAt.split(":"))
+        at = (hours * 60 + minutes + index * self.staggerMinutes) % (24 * 60)
+        return f"{at // 60:02d}:{at % 60:02d}"
+
+
 class Security(Strict):
-    """Applied by a fresh `ccp install` (kubeadm init and the joins): the API server's flags are fixed at init."""
+    """Applied by a fresh `ccp install` (kubeadm init and the joins): the API server's flags are fixed at init.
+    The certificate renewal timer is installed, changed and removed by any `ccp install` or `ccp apply`."""
 
     encryption: Encryption = Field(default_factory=Encryption)
     audit: Audit = Field(default_factory=Audit)
     podSecurity: PodSecurity = Field(default_factory=PodSecurity)
+    certificates: Certificates = Field(default_factory=Certificates)
