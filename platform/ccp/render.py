@@ -101,6 +101,8 @@ def render_all(loaded: Loaded, nodes: list[inventory.Node] | None = None) -> Ren
     _node_preparation(out, render, cfg, nodes, bom)
     _load_balancing(render, cfg, nodes)
     _etcd_backups(render, cfg, nodes)
+    render_security.render_renewal(render, cfg.spec.security.certificates, inventory.by_role(nodes, ROLE_CP),
+                                   inventory.api_endpoint(cfg))
     _cni(render, cfg, bom)
     if cfg.spec.provisioner in ("terraform", "native"):
         _terraform(out, render, cfg, nodes)

@@ -5,9 +5,14 @@ ClusterConfiguration's apiServer extraArgs and extraVolumes that point kube-apis
 The encryption configuration is rendered with ${CCP_ENCRYPTION_KEY} in place of the key: the key is
 filled in only in the copy uploaded to the control planes (ccp.cluster.security), never on this
 machine's disk outside <state>/secrets.
+
+spec.security.certificates: the certificate renewal script and its systemd service and timer, per control
+plane (render_renewal); the phase certs/auto-renew installs them.
 """
 
 from __future__ import annotations
+
+import shlex
 
 NODE_DIR = "/etc/kubernetes/ccp"
 ENCRYPTION_CONFIG = f"{NODE_DIR}/encryption-config.yaml"
@@ -18,6 +23,15 @@ AUDIT_LOG = f"{AUDIT_LOG_DIR}/audit.log"
 KEY_PLACEHOLDER = "${CCP_ENCRYPTION_KEY}"
 KEY_NAME = "ccp-1"                       # in every stored value's prefix: k8s:enc:<provider>:v1:ccp-1:
 ALWAYS_EXEMPT = ("kube-system",)         # the control plane's own pods, kube-proxy, the CNI, vSphere CPI
+
+RENEW_UNIT = "ccp-cert-renew"
+RENEW_SCRIPT = "/usr/local/sbin/ccp-cert-renew"
+RENEW_ENV = "/etc/ccp/cert-renew.env"     # optional: CCP_RENEW_BEFORE_DAYS for the service (a forced renewal)
+# rendered file (per node) -> where it goes on the control plane, and its mode
+RENEW_FILES = [("scripts/{n}/cert-renew.sh", RENEW_SCRIPT, 0o700),
+               ("systemd/{n}/ccp-cert-renew.service", f"/etc/systemd/system/{RENEW_UNIT}.service", 0o644),
+               ("systemd/{n}/ccp-cert-renew.timer", f"/etc/systemd/system/{RENEW_UNIT}.timer", 0o644)]
+RESTART_PAUSE, API_WAIT = 20, 300          # as `ccp certs renew`: seconds the static pods stay stopped; API wait
 
 # rendered file (under <state>/rendered) -> where it goes on a control plane, by the setting that turns it on
 FILES = {"encryption": ("security/encryption-config.yaml", ENCRYPTION_CONFIG),
@@ -88,3 +102,23 @@ def fill_key(text: str, key: str) -> str:
         raise InternalError("the rendered encryption configuration has no key placeholder",
                             "this is a ccp bug; run the render phase again, then report it")
     return text.replace(KEY_PLACEHOLDER, key)
+
+
+def render_renewal(render_file, certificates, control_planes, endpoint: str) -> None:
+    """With autoRenew: for each control plane (in inventory order, which sets its check time) the renewal script
+    (which knows the other control planes, to check their API servers first) and its service and timer."""
+    if not certificates.autoRenew:
+        return
+    from ccp.remote.static_pods import MANIFESTS, PARKED, restart_script, wait_script
+
+    steps = {"restart": f"sh -c {shlex.quote(restart_script(RESTART_PAUSE))}",
+             "wait_local": f"sh -c {shlex.quote(wait_script('127.0.0.1:6443', API_WAIT))}",
+             "wait_endpoint": f"sh -c {shlex.quote(wait_script(endpoint, API_WAIT))}"}
+    for i, node in enumerate(control_planes):
+        extra = {"node": node, "index": i, "count": len(control_planes), "at": certificates.check_time(i),
+                 "stagger": certificates.staggerMinutes, "before_days": certificates.renewBeforeDays,
+                 "peers": [n for n in control_planes if n.name != node.name],
+                 "manifests": MANIFESTS, "parked": PARKED, "env_file": RENEW_ENV, "script_path": RENEW_SCRIPT, **steps}
+        for template, (dest, _, _) in zip(("scripts/cert-renew.sh.j2", "systemd/ccp-cert-renew.service.j2",
+                                           "systemd/ccp-cert-renew.timer.j2"), RENEW_FILES):
+            render_file(template, dest.format(n=node.name), **extra)

@@ -40,6 +40,7 @@ def test_scripts_pass_bash_n_and_shellcheck(tmp_path, case):
     scripts = sorted(p for p in out.files if p.endswith(".sh"))
     assert any("prepare-node.sh" in p for p in scripts) and any("loadbalancer.sh" in p for p in scripts)
     assert any("etcd-backup.sh" in p for p in scripts) == (case == "backup")
+    assert any("cert-renew.sh" in p for p in scripts)   # spec.security.certificates.autoRenew: on by default
     for rel in scripts:
         shell = "sh" if rel.endswith("check_apiserver.sh") else "bash"
         proc = subprocess.run([shell, "-n", str(root / rel)], capture_output=True, text=True)

@@ -183,6 +183,31 @@ def test_kubeadm_points_the_api_server_at_the_files(tmp_path):
         assert "extraArgs" not in out.files[f"kubeadm/{node}/join.yaml"]
 
 
+def test_each_control_plane_gets_its_renewal_timer_at_its_own_time(tmp_path):
+    out = render.render_all(loaded(tmp_path, lambda spec: security(spec, certificates={"renewBeforeDays": 45})))
+    cps = {"demo-cp-1": "10.10.0.22", "demo-cp-2": "10.10.0.23", "demo-cp-3": "10.10.0.24"}
+    renewal = sorted(p for p in out.files if "cert-renew" in p)
+    assert renewal == sorted(f"{d}/{n}/{f}" for n in cps for d, f in (("scripts", "cert-renew.sh"),
+                             ("systemd", "ccp-cert-renew.service"), ("systemd", "ccp-cert-renew.timer")))
+    for i, (node, address) in enumerate(cps.items()):
+        timer = out.files[f"systemd/{node}/ccp-cert-renew.timer"]
+        assert f"OnCalendar=*-*-* 03:{20 * i:02d}:00" in timer and "Persistent" not in timer.split("[Timer]")[1]
+        service = out.files[f"systemd/{node}/ccp-cert-renew.service"]
+        assert f"ExecStart={render_security.RENEW_SCRIPT}" in service and f"EnvironmentFile=-{render_security.RENEW_ENV}" in service
+        script = out.files[f"scripts/{node}/cert-renew.sh"]
+        assert "before_days=${CCP_RENEW_BEFORE_DAYS:-45}" in script and "kubeadm certs renew all" in script
+        # the other control planes' API servers are checked first, not its own; the same restart as ccp certs renew
+        assert f"https://{address}:6443/readyz" not in script
+        assert all(f"https://{a}:6443/readyz" in script for n, a in cps.items() if n != node)
+        assert "ccp-parked-manifests" in script and "10.10.0.10:6443/readyz" in script
+    assert "PRIVATE KEY" not in "".join(out.files[p] for p in renewal)
+
+
+def test_auto_renew_off_renders_no_timer(tmp_path):
+    out = render.render_all(loaded(tmp_path, lambda spec: security(spec, certificates={"autoRenew": False})))
+    assert not [p for p in out.files if "cert-renew" in p]
+
+
 @pytest.mark.parametrize("on", [(), ("audit",), ("encryption",), ("podSecurity",), ("encryption", "podSecurity")])
 def test_each_setting_turns_on_only_its_own_files_and_flags(tmp_path, on):
     def edit(spec):

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Rendered by ccp 0.1.0 for lab-cp-1 of cluster lab.
+# Certificate renewal (ccp-cert-renew.timer: daily at 03:00 on this control plane, 20 minutes after
+# the one before it): when the soonest of the certificates kubeadm renews expires in fewer than 30
+# days, `kubeadm certs renew all`, then the static pods restart to load them (the same lines as `ccp certs
+# renew`). One control plane at a time: each checks at its own time, and none renews while another control
+# plane's API server is not ready. What it did goes to the journal (journalctl -u ccp-cert-renew): names and
+# dates, never a key. CCP_RENEW_BEFORE_DAYS overrides the threshold (for the service: in /etc/ccp/cert-renew.env);
+# a value above the certificates' lifetime forces a renewal.
+set -euo pipefail
+umask 077
+before_days=${CCP_RENEW_BEFORE_DAYS:-30}
+say() { echo "ccp-cert-renew: $*"; }
+exec 9>/run/ccp-cert-renew.lock
+flock -n 9 || { say "another renewal is running on lab-cp-1: nothing done"; exit 0; }
+
+# "DAYS NAME DATE" of the soonest certificate kubeadm renews (not the CAs, not externally managed ones)
+soonest() {
+  local now name date ext missing end first="" first_name="" first_date=""
+  now=$(date +%s)
+  while read -r name date ext missing; do
+    if [ "$ext" != false ] || [ "$missing" != false ]; then continue; fi
+    end=$(date -d "$date" +%s)
+    if [ -z "$first" ] || [ "$end" -lt "$first" ]; then first=$end first_name=$name first_date=$date; fi
+  done < <(kubeadm certs check-expiration \
+             -o jsonpath='{range .certificates[*]}{.name} {.expirationDate} {.externallyManaged} {.missing}{"\n"}{end}' 2>/dev/null)
+  [ -n "$first" ] || return 1
+  echo "$(( (first - now) / 86400 )) $first_name $first_date"
+}
+
+read -r days name date < <(soonest) || { say "kubeadm lists no certificate here: is lab-cp-1 a control plane?" >&2; exit 1; }
+if [ "$days" -ge "$before_days" ]; then
+  say "nothing to renew: the soonest, $name, expires $date ($days days left; renewing below $before_days)"
+  exit 0
+fi
+say "renewing: $name expires $date ($days days left, below $before_days)"
+out=$(mktemp)
+if ! kubeadm certs renew all >"$out" 2>&1; then
+  say "kubeadm certs renew all failed; its last lines:" >&2
+  tail -n 5 "$out" >&2
+  rm -f "$out"
+  exit 1
+fi
+say "kubeadm renewed $(grep -c ' renewed$' "$out" || true) certificates"
+rm -f "$out"
+say "restarting the static pods: their manifests out of /etc/kubernetes/manifests and back"
+sh -c 'mkdir -p /etc/kubernetes/ccp-parked-manifests; for f in /etc/kubernetes/ccp-parked-manifests/*.yaml; do [ -f "$f" ] && mv "$f" /etc/kubernetes/manifests/; done; mv /etc/kubernetes/manifests/*.yaml /etc/kubernetes/ccp-parked-manifests/ && sleep 20 && mv /etc/kubernetes/ccp-parked-manifests/*.yaml /etc/kubernetes/manifests/ && rmdir /etc/kubernetes/ccp-parked-manifests' || { say "the static pods did not restart: look at /etc/kubernetes/manifests and /etc/kubernetes/ccp-parked-manifests" >&2; exit 1; }
+sh -c 'for i in $(seq 1 60); do curl -ksf --max-time 5 https://127.0.0.1:6443/readyz >/dev/null && exit 0; sleep 5; done; echo '"'"'the API did not answer through 127.0.0.1:6443 within 300s'"'"' >&2; exit 1' || { say "this node's API server is not ready after the restart" >&2; exit 1; }
+sh -c 'for i in $(seq 1 60); do curl -ksf --max-time 5 https://10.10.0.10:6443/readyz >/dev/null && exit 0; sleep 5; done; echo '"'"'the API did not answer through 10.10.0.10:6443 within 300s'"'"' >&2; exit 1' || { say "the API does not answer through 10.10.0.10:6443 after the restart" >&2; exit 1; }
+read -r days name date < <(soonest) || true
+say "renewed; the API answers through 10.10.0.10:6443; the soonest, $name, now expires $date ($days days left)"
