@@ -12,6 +12,7 @@ from ccp.engine.phase import Phase
 def install() -> list[Phase]:
     from ccp.phases.addons import Addons
     from ccp.phases.backup_schedule import BackupSchedule
+    from ccp.phases.cert_renewal import CertAutoRenew
     from ccp.phases.cni import Cni
     from ccp.phases.config_validate import ValidateConfig
     from ccp.phases.hosts_prepare import PrepareHosts
@@ -29,7 +30,8 @@ def install() -> list[Phase]:
     # kubeconfig comes before cni: the pod network is applied through the API with those credentials.
     # nodes/remove comes before provision: a node leaves the cluster before its VM is deleted.
     return [ValidateConfig(), Render(), PreflightBundle(), PreflightVsphere(), PreflightLocal(), RemoveNodes(), Provision(), PrepareHosts(), LoadBalancer(),
-            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), BackupSchedule(), Cni(), Addons(), Validate()]
+            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), BackupSchedule(), CertAutoRenew(), Cni(),
+            Addons(), Validate()]
 
 
 def replace(node: str) -> list[Phase]:

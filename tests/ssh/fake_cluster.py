@@ -68,7 +68,7 @@ class FakeCluster:
         self.etcd: set[str] = set()           # etcd members (kubeadm names them after their nodes)
         self.etcd_unhealthy = False
         self.etcd_sick: set[str] = set()          # members that answer the health check as unhealthy
-        self.backup_timers: set[str] = set()
+        self.timers: dict[str, set[str]] = {}      # systemd timer unit (ccp-etcd-backup, ccp-cert-renew) -> nodes enabled on
         self.parked: dict[str, list[str]] = {}      # node -> manifests moved aside by ccp restore
         self.api_down: set[str] = set()             # nodes whose own API server does not answer /readyz
         self.restored: dict[str, list[str]] = {}    # node -> the etcdutl argv it ran
@@ -153,17 +153,20 @@ class FakeCluster:
         if s.startswith("cat /etc/kubernetes/ccp/"):
             path = s.split()[1]
             return (0, files[path], "") if path in files else (1, "", f"cat: {path}: No such file or directory")
-        if s.startswith("systemctl is-enabled ccp-etcd-backup.timer"):
-            return (0, "enabled", "") if node in self.backup_timers else (1, "disabled", "")
+        m = re.fullmatch(r"systemctl is-enabled (ccp-[\w-]+)\.timer", s)
+        if m:
+            return (0, "enabled", "") if node in self.timers.get(m.group(1), ()) else (1, "disabled", "")
         if s.startswith("systemd-analyze calendar "):
             import subprocess   # the real systemd on this machine judges the expression
             r = subprocess.run(["systemd-analyze", "calendar", shlex.split(s)[2]], capture_output=True, text=True)
             return r.returncode, r.stdout, r.stderr
-        if s == "systemctl daemon-reload && systemctl enable --now ccp-etcd-backup.timer":
-            self.backup_timers.add(node)
+        m = re.fullmatch(r"systemctl daemon-reload && systemctl enable --now (ccp-[\w-]+)\.timer", s)
+        if m:
+            self.timers.setdefault(m.group(1), set()).add(node)
             return 0, "", ""
-        if s.startswith("systemctl disable --now ccp-etcd-backup.timer"):
-            self.backup_timers.discard(node)
+        m = re.match(r"systemctl disable --now (ccp-[\w-]+)\.timer", s)
+        if m:
+            self.timers.get(m.group(1), set()).discard(node)
             for path in s.split("rm -f ", 1)[1].split(";")[0].split():
                 files.pop(path, None)
             return 0, "", ""
@@ -311,6 +314,10 @@ class FakeCluster:
         return 127, "", f"fake node does not know: {s}"
 
     # -------------------------------------------------- helpers for tests
+    @property
+    def backup_timers(self) -> set[str]:
+        return self.timers.get("ccp-etcd-backup", set())
+
     @staticmethod
     def _named_files(init_yaml: str) -> set[str]:
         """The files kube-apiserver's extra flags in a rendered init.yaml name (spec.security's)."""

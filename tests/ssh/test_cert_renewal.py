@@ -1,0 +1,166 @@
+"""Certificates that renew themselves: the certs/auto-renew phase against the recording SSH nodes (a timer on
+every control plane at its own time; a rerun changes nothing; autoRenew: false removes it), and the rendered
+renewal script run for real by bash over stand-ins for kubeadm, curl and sleep: it renews only below the
+threshold (or when CCP_RENEW_BEFORE_DAYS forces it), never while another control plane's API server is not
+ready, restarts the static pods, and logs names and dates only. tests/e2e/test_cert_renewal_real.py runs the
+same script over the real kubeadm."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import example_data, run_ccp, write_config
+
+TIMER = "/etc/systemd/system/ccp-cert-renew.timer"
+SCRIPT = "/usr/local/sbin/ccp-cert-renew"
+KEY_LINE = "-----BEGIN PRIVATE KEY----- MIIEplanted"   # what a kubeadm stand-in prints that must never be logged
+
+
+def with_certificates(cfg, **certificates):
+    data = yaml.safe_load(cfg.read_text())
+    data["spec"].setdefault("security", {})["certificates"] = certificates
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_a_timer_on_every_control_plane_at_its_own_time_then_reruns_clean_and_is_removed(cluster):
+    fc, cfg = cluster()
+    plan = run_ccp("plan", "--config", cfg)
+    assert plan.code == 0 and "install the certificate renewal timer on 3 hosts" in plan.out, plan.out
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "certs/auto-renew")
+    assert r.code == 0, r.text
+    cps = fc.names_by_prefix("cp")
+    assert fc.timers["ccp-cert-renew"] == set(cps), r.text
+    assert [fc.files[n][TIMER].split("OnCalendar=")[1].split("\n")[0] for n in cps] == \
+        ["*-*-* 03:00:00", "*-*-* 03:20:00", "*-*-* 03:40:00"]
+    assert {fc.modes[n][SCRIPT] for n in cps} == {"700"}
+    assert not any(TIMER in fc.files[n] for n in fc.names if n not in cps)
+
+    before = len(fc.records)
+    again = run_ccp("install", "--config", cfg, "--yes", "--until", "certs/auto-renew")
+    assert again.code == 0 and not [m for m in fc.mutating() if m in fc.records[before:]]
+
+    with_certificates(cfg, renewBeforeDays=60, dailyAt="01:15")
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "certs/auto-renew")
+    assert r.code == 0 and "01:35:00" in fc.files["fk-cp-2"][TIMER] and ":-60}" in fc.files["fk-cp-2"][SCRIPT]
+
+    with_certificates(cfg, autoRenew=False)
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "certs/auto-renew")
+    assert r.code == 0, r.text
+    assert fc.timers["ccp-cert-renew"] == set() and not any(TIMER in fc.files[n] or SCRIPT in fc.files[n] for n in cps)
+
+
+# ------------------------------------------------------------------ the script, run for real
+
+def rendered_script(tmp_path: Path, node: str = "demo-cp-2", data: dict | None = None) -> str:
+    from ccp import render
+    from ccp.config.load import load
+
+    out = render.render_all(load(write_config(tmp_path / "renew.yaml", data or example_data())))
+    return out.files[f"scripts/{node}/cert-renew.sh"]
+
+
+def sandbox(script: str, root: Path, stubs: Path) -> tuple[Path, dict]:
+    """The script with its node paths moved under ``root`` (manifests, lock), and an environment whose PATH
+    starts with ``stubs``: curl answers from ``stubs/down-<address>`` (absent: ready), sleep returns at once."""
+    (root / "etc" / "kubernetes" / "manifests").mkdir(parents=True, exist_ok=True)
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        (root / "etc" / "kubernetes" / "manifests" / f"{name}.yaml").write_text(f"# {name}\n")
+    stubs.mkdir(exist_ok=True)
+    (stubs / "curl").write_text('#!/bin/bash\nurl=${!#}; host=${url#https://}; host=${host%%:*}\n'
+                                'echo "$url" >> "$(dirname "$0")/curl.log"\n[ ! -e "$(dirname "$0")/down-$host" ] || exit 7\n')
+    (stubs / "sleep").write_text("#!/bin/sh\nexit 0\n")
+    for stub in ("curl", "sleep"):
+        (stubs / stub).chmod(0o755)
+    path = root / "cert-renew.sh"
+    path.write_text(script.replace("/run/ccp-cert-renew.lock", str(root / "lock"))
+                    .replace("/etc/kubernetes", str(root / "etc" / "kubernetes")))
+    return path, {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"}
+
+
+def fake_kubeadm(stubs: Path, expires: str, fail_renew: bool = False) -> None:
+    """kubeadm's two commands the script runs: check-expiration prints the jsonpath lines (the CA-signed
+    certificates, one external and one missing to be ignored), renew all moves every date a year on."""
+    state = stubs / "expires"
+    state.write_text(expires)
+    (stubs / "kubeadm").write_text(f"""#!/bin/bash
+echo "$*" >> "$(dirname "$0")/kubeadm.log"
+if [ "$2" = check-expiration ]; then
+  d=$(cat {state})
+  for n in admin.conf apiserver etcd-server; do echo "$n $d false false"; done
+  echo "front-proxy-client 2000-01-01T00:00:00Z true false"
+  echo "super-admin.conf 2000-01-01T00:00:00Z false true"
+elif [ "$2" = renew ]; then
+  {'echo "[renew] error: the CA key is unreadable" >&2; exit 1' if fail_renew else ''}
+  echo "{KEY_LINE}"
+  for n in admin apiserver etcd; do echo "certificate for $n renewed"; done
+  date -u -d '+365 days' +%Y-%m-%dT%H:%M:%SZ > {state}
+fi
+""")
+    (stubs / "kubeadm").chmod(0o755)
+
+
+def in_days(days: int) -> str:
+    return subprocess.run(["date", "-u", "-d", f"+{days} days", "+%Y-%m-%dT%H:%M:%SZ"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def run(path: Path, env: dict, **extra) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(path)], capture_output=True, text=True, env={**env, **extra}, timeout=60)
+
+
+def test_nothing_is_renewed_above_the_threshold(tmp_path):
+    path, env = sandbox(rendered_script(tmp_path), tmp_path / "node", tmp_path / "bin")
+    fake_kubeadm(tmp_path / "bin", in_days(200))
+    r = run(path, env)
+    assert r.returncode == 0, r.stderr
+    assert "nothing to renew: the soonest, admin.conf, expires" in r.stdout and re.search(r"\((199|200) days left; renewing below 30\)", r.stdout)
+    assert "renew" not in (tmp_path / "bin" / "kubeadm.log").read_text().replace("check-expiration", "")
+
+
+def test_below_the_threshold_it_renews_restarts_and_waits_logging_no_key(tmp_path):
+    path, env = sandbox(rendered_script(tmp_path), tmp_path / "node", tmp_path / "bin")
+    fake_kubeadm(tmp_path / "bin", in_days(12))
+    r = run(path, env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("ccp-cert-renew: renewing: admin.conf expires") and "below 30" in lines[0]
+    assert "kubeadm renewed 3 certificates" in r.stdout and "restarting the static pods" in r.stdout
+    assert lines[-1].startswith("ccp-cert-renew: renewed; the API answers through 10.10.0.10:6443") and re.search(r"\((364|365) days left\)", lines[-1])
+    assert "MIIE" not in r.stdout + r.stderr, "kubeadm's own output is not logged"
+    manifests = tmp_path / "node" / "etc" / "kubernetes" / "manifests"
+    assert len(list(manifests.glob("*.yaml"))) == 4 and not (manifests.parent / "ccp-parked-manifests").exists()
+    asked = (tmp_path / "bin" / "curl.log").read_text().split()
+    # the other control planes first, then its own API server and the VIP after the restart
+    assert asked == ["https://10.10.0.22:6443/readyz", "https://10.10.0.24:6443/readyz",
+                     "https://127.0.0.1:6443/readyz", "https://10.10.0.10:6443/readyz"]
+
+
+def test_a_threshold_above_the_lifetime_forces_a_renewal(tmp_path):
+    path, env = sandbox(rendered_script(tmp_path), tmp_path / "node", tmp_path / "bin")
+    fake_kubeadm(tmp_path / "bin", in_days(364))
+    r = run(path, env, CCP_RENEW_BEFORE_DAYS="1000")
+    assert r.returncode == 0 and "below 1000" in r.stdout and "renew all" in (tmp_path / "bin" / "kubeadm.log").read_text()
+
+
+def test_no_renewal_while_another_control_planes_api_server_is_down(tmp_path):
+    path, env = sandbox(rendered_script(tmp_path), tmp_path / "node", tmp_path / "bin")
+    fake_kubeadm(tmp_path / "bin", in_days(5))
+    (tmp_path / "bin" / "down-10.10.0.24").touch()
+    r = run(path, env)
+    assert r.returncode == 1
+    assert "not renewed now: the API server of demo-cp-3 (10.10.0.24) is not ready" in r.stderr and "next run tries again" in r.stderr
+    assert "renew all" not in (tmp_path / "bin" / "kubeadm.log").read_text()
+    assert len(list((tmp_path / "node" / "etc" / "kubernetes" / "manifests").glob("*.yaml"))) == 4
+
+
+def test_a_failed_kubeadm_renewal_says_so_and_restarts_nothing(tmp_path):
+    path, env = sandbox(rendered_script(tmp_path), tmp_path / "node", tmp_path / "bin")
+    fake_kubeadm(tmp_path / "bin", in_days(5), fail_renew=True)
+    r = run(path, env)
+    assert r.returncode == 1 and "kubeadm certs renew all failed" in r.stderr and "the CA key is unreadable" in r.stderr
+    assert "restarting" not in r.stdout
