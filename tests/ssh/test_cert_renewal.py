@@ -67,9 +67,11 @@ def rendered_script(tmp_path: Path, node: str = "demo-cp-2", data: dict | None =
 def sandbox(script: str, root: Path, stubs: Path) -> tuple[Path, dict]:
     """The script with its node paths moved under ``root`` (manifests, lock), and an environment whose PATH
     starts with ``stubs``: curl answers from ``stubs/down-<address>`` (absent: ready), sleep returns at once."""
-    (root / "etc" / "kubernetes" / "manifests").mkdir(parents=True, exist_ok=True)
-    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
-        (root / "etc" / "kubernetes" / "manifests" / f"{name}.yaml").write_text(f"# {name}\n")
+    manifests = root / "etc" / "kubernetes" / "manifests"
+    if not manifests.is_dir():   # (the real kubeadm's, in the e2e test, are kept)
+        manifests.mkdir(parents=True)
+        for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            (manifests / f"{name}.yaml").write_text(f"# {name}\n")
     stubs.mkdir(exist_ok=True)
     (stubs / "curl").write_text('#!/bin/bash\nurl=${!#}; host=${url#https://}; host=${host%%:*}\n'
                                 'echo "$url" >> "$(dirname "$0")/curl.log"\n[ ! -e "$(dirname "$0")/down-$host" ] || exit 7\n')

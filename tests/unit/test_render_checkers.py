@@ -145,3 +145,21 @@ def test_restore_node_scripts_pass_bash_n_and_shellcheck(tmp_path):
         assert subprocess.run(["bash", "-n", str(path)]).returncode == 0, name
         proc = subprocess.run(["shellcheck", "--severity=style", str(path)], capture_output=True, text=True)
         assert proc.returncode == 0, f"{name}: {proc.stdout}"
+
+
+def test_timer_units_pass_systemd_analyze_verify(tmp_path):
+    """The backup and certificate renewal units, judged by this machine's systemd (their ExecStart pointed at
+    /bin/true: the script exists only on a node)."""
+    need("systemd-analyze")
+    out, _ = rendered(tmp_path, "backup")
+    units = {p: t for p, t in out.files.items() if p.startswith("systemd/demo-cp-2/")}
+    assert {p.rsplit("/", 1)[1] for p in units} == {"ccp-etcd-backup.service", "ccp-etcd-backup.timer",
+                                                   "ccp-cert-renew.service", "ccp-cert-renew.timer"}
+    d = tmp_path / "units"
+    d.mkdir()
+    for rel, text in units.items():
+        lines = ["ExecStart=/bin/true" if line.startswith("ExecStart=") else line for line in text.splitlines()]
+        (d / rel.rsplit("/", 1)[1]).write_text("\n".join(lines) + "\n")
+    proc = subprocess.run(["systemd-analyze", "verify", *sorted(str(p) for p in d.iterdir())],
+                          capture_output=True, text=True, cwd=d)
+    assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
