@@ -69,6 +69,7 @@ class FakeCluster:
         self.etcd_unhealthy = False
         self.etcd_sick: set[str] = set()          # members that answer the health check as unhealthy
         self.timers: dict[str, set[str]] = {}      # systemd timer unit (ccp-etcd-backup, ccp-cert-renew) -> nodes enabled on
+        self.renew_failed: set[str] = set()        # control planes whose last ccp-cert-renew run failed
         self.parked: dict[str, list[str]] = {}      # node -> manifests moved aside by ccp restore
         self.api_down: set[str] = set()             # nodes whose own API server does not answer /readyz
         self.restored: dict[str, list[str]] = {}    # node -> the etcdutl argv it ran
@@ -156,6 +157,10 @@ class FakeCluster:
         m = re.fullmatch(r"systemctl is-enabled (ccp-[\w-]+)\.timer", s)
         if m:
             return (0, "enabled", "") if node in self.timers.get(m.group(1), ()) else (1, "disabled", "")
+        if s.startswith("for f in /etc/kubernetes/pki/*.crt"):   # diagnose's PKI listing: no certificate here
+            return 0, "", ""
+        if s.startswith("for u in timer service; do systemctl show ccp-cert-renew"):
+            return 0, self._renewal_state(node), ""
         if s.startswith("systemd-analyze calendar "):
             import subprocess   # the real systemd on this machine judges the expression
             r = subprocess.run(["systemd-analyze", "calendar", shlex.split(s)[2]], capture_output=True, text=True)
@@ -312,6 +317,20 @@ class FakeCluster:
             return 0, yaml.safe_dump(ADMIN_CONF), ""
         self.unknown.append((node, s))
         return 127, "", f"fake node does not know: {s}"
+
+    def _renewal_state(self, node: str) -> str:
+        """What `systemctl show` and journalctl print for the renewal timer and service on ``node``."""
+        on = node in self.timers.get("ccp-cert-renew", set())
+        failed = node in self.renew_failed
+        lines = [f"timer.LoadState={'loaded' if on else 'not-found'}", f"timer.ActiveState={'active' if on else 'inactive'}",
+                 f"timer.UnitFileState={'enabled' if on else ''}", "timer.NextElapseUSecRealtime=Fri 2026-12-04 03:00:00 UTC",
+                 f"service.Result={'exit-code' if failed else 'success'}", f"service.ExecMainStatus={1 if failed else 0}",
+                 f"service.ExecMainExitTimestamp={'Thu 2026-12-03 03:20:05 UTC' if failed else ''}"]
+        if failed:
+            lines += ["log=ccp-cert-renew: renewing: apiserver expires 2026-12-20T10:00:00Z (16 days left, below 30)",
+                      "log=ccp-cert-renew: not renewed now: the API server of fk-cp-3 (127.0.1.13) is not ready, and "
+                      "restarting this one too could stop the cluster; the next run tries again"]
+        return "\n".join(lines)
 
     # -------------------------------------------------- helpers for tests
     @property

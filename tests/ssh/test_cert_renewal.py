@@ -166,3 +166,52 @@ def test_a_failed_kubeadm_renewal_says_so_and_restarts_nothing(tmp_path):
     r = run(path, env)
     assert r.returncode == 1 and "kubeadm certs renew all failed" in r.stderr and "the CA key is unreadable" in r.stderr
     assert "restarting" not in r.stdout
+
+
+# ------------------------------------------------------------------ ccp diagnose reads the timers
+
+def test_diagnose_fails_when_a_timer_is_missing_or_its_last_run_failed(cluster, tmp_path):
+    import json
+
+    fc, cfg = cluster()
+    assert run_ccp("install", "--config", cfg, "--yes", "--until", "certs/auto-renew").code == 0
+    (tmp_path / ".ccp" / "fk" / "kubeconfig").unlink()   # the fake admin.conf holds no real certificate to read
+
+    def auto_renew():
+        r = run_ccp("diagnose", "--config", cfg, "--only", "certs", "--output", "json")
+        return r.code, [f for f in json.loads(r.out)["findings"] if f["check"] == "auto-renew"]
+
+    code, found = auto_renew()
+    assert [f["severity"] for f in found] == ["ok"] and "3 control plane(s): the renewal timer is active" in found[0]["what"]
+    assert "renews below 30 days left" in found[0]["what"] and code == 0
+
+    fc.renew_failed.add("fk-cp-2")
+    fc.timers["ccp-cert-renew"].discard("fk-cp-3")
+    code, found = auto_renew()
+    assert code == 9
+    bad = {f["what"].split(":")[0]: f for f in found if f["severity"] == "fail"}
+    assert set(bad) == {"fk-cp-2", "fk-cp-3"}
+    assert "the last certificate renewal run failed (exit-code, exit 1)" in bad["fk-cp-2"]["what"]
+    assert any("API server of fk-cp-3" in e for e in bad["fk-cp-2"]["evidence"])
+    assert "journalctl -u ccp-cert-renew on fk-cp-2" in bad["fk-cp-2"]["remediation"]
+    assert "missing (not-found)" in bad["fk-cp-3"]["what"] and "certs/auto-renew" in bad["fk-cp-3"]["remediation"]
+    assert next(f for f in found if f["severity"] == "ok")["what"].startswith("1 control plane(s)")
+
+
+def test_a_kubeconfig_near_its_end_is_fetched_again_from_the_renewed_control_plane(cluster, tmp_path):
+    """After the timers renewed admin.conf on the control planes, ccp's own copy still holds the old client
+    certificate: the kubeconfig phase fetches it again once that is within renewBeforeDays of its end."""
+    import base64
+
+    from tests.unit.test_diagnose import make_cert
+
+    fc, cfg = cluster()
+    assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
+    path = tmp_path / ".ccp" / "fk" / "kubeconfig"
+    doc = yaml.safe_load(path.read_text())
+    doc["users"][0]["user"]["client-certificate-data"] = base64.b64encode(make_cert(12)[0]).decode()
+    path.write_text(yaml.safe_dump(doc))
+    plan = run_ccp("plan", "--config", cfg)
+    assert re.search(r"its client certificate expires in 1[12] days: the control planes' renewed admin.conf", plan.out), plan.out
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0 and "Q0VSVC1EQVRB" in path.read_text()   # the control plane's (fake) admin.conf again

@@ -153,6 +153,55 @@ def test_certificate_expiry_thresholds_expired_5_and_60_days():
     assert fs[-1].severity == "ok" and "1 certificates valid" in fs[-1].what
 
 
+def test_with_the_renewal_timer_on_the_warning_starts_at_its_threshold_and_points_at_it():
+    listing = "".join(f"==> /etc/kubernetes/pki/{n}.crt\n{make_cert(d)[0].decode()}" for n, d in (("a", 40), ("b", 50)))
+    found = certs.from_pki_listing("cp-1", listing)
+    assert {f.severity for f in certs.findings(found)} == {"ok"}   # the default: warn below 30 days
+    fs = certs.findings(found, renew_before=45)
+    assert [f.severity for f in fs] == ["warn", "ok"] and "cp-1:/etc/kubernetes/pki/a.crt" in fs[0].what
+    assert "the renewal timer should have renewed it below 45 days" in fs[0].remediation
+    assert "journalctl -u ccp-cert-renew on cp-1" in fs[0].remediation and "45+ days" in fs[1].what
+
+
+def _renewal(**timer_and_service) -> str:
+    state = {"timer.LoadState": "loaded", "timer.ActiveState": "active", "timer.UnitFileState": "enabled",
+             "timer.NextElapseUSecRealtime": "Fri 2026-12-04 03:20:00 UTC", "service.Result": "success",
+             "service.ExecMainStatus": "0", "service.ExecMainExitTimestamp": ""}
+    state.update({k.replace("__", "."): v for k, v in timer_and_service.items()})
+    return "\n".join(f"{k}={v}" for k, v in state.items()) + "\nlog=ccp-cert-renew: nothing to renew\n"
+
+
+def test_the_renewal_timer_findings():
+    from ccp.config.model_security import Certificates
+    from ccp.diagnose import autorenew
+
+    on = Certificates()
+    states = {"cp-1": autorenew.parse(_renewal()),
+              "cp-2": autorenew.parse(_renewal(service__Result="exit-code", service__ExecMainStatus="1",
+                                               service__ExecMainExitTimestamp="Thu 2026-12-03 03:20:05 UTC")),
+              "cp-3": autorenew.parse(_renewal(timer__LoadState="not-found", timer__ActiveState="inactive")),
+              "cp-4": autorenew.parse(_renewal(timer__ActiveState="inactive", timer__UnitFileState="disabled")),
+              "cp-5": autorenew.parse("")}   # no systemctl answer at all
+    assert states["cp-1"]["log"] == ["ccp-cert-renew: nothing to renew"]
+    fs = {f.what.split(":")[0]: f for f in autorenew.findings(states, on, ["cp-6"])}
+    assert fs["cp-2"].severity == "fail" and "last certificate renewal run failed (exit-code, exit 1)" in fs["cp-2"].what
+    assert fs["cp-2"].evidence == ["ccp-cert-renew: nothing to renew"]
+    assert fs["cp-3"].severity == "fail" and "missing (not-found)" in fs["cp-3"].what and "ccp apply" in fs["cp-3"].remediation
+    assert fs["cp-4"].severity == "fail" and "inactive and disabled" in fs["cp-4"].what
+    assert fs["cp-5"].severity == "warn" and fs["cp-6"].severity == "warn"
+    ok = fs["1 control plane(s)"]
+    assert ok.severity == "ok" and ok.evidence == ["cp-1: next Fri 2026-12-04 03:20:00 UTC, last not run yet"]
+    (off,) = autorenew.findings(states, Certificates(autoRenew=False))
+    assert off.severity == "warn" and "autoRenew: false" in off.what and "ccp certs renew" in off.remediation
+
+
+def test_the_renewal_script_asks_systemd_and_the_journal_only():
+    from ccp.diagnose import autorenew
+
+    assert "systemctl show ccp-cert-renew.$u" in autorenew.SCRIPT and "journalctl -u ccp-cert-renew.service -n 3" in autorenew.SCRIPT
+    assert "/etc/kubernetes" not in autorenew.SCRIPT   # it reads no file: no key can pass through it
+
+
 def test_a_kubeconfig_with_an_embedded_client_certificate(tmp_path):
     import base64
 

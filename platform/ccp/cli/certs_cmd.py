@@ -12,8 +12,10 @@ def check(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION, k
           output: Output = OUTPUT_OPTION) -> None:
     """Days to expiry of every certificate that can take the cluster down (warn < 30, fail < 7; exit 9).
 
-    With --config: kubeadm's PKI on each control plane over SSH, and the cluster's kubeconfig and
-    serving certificate; with only --kubeconfig: its client certificates and the serving certificate."""
+    With --config: kubeadm's PKI on each control plane over SSH, the renewal timers (a missing one, or one
+    whose last run failed, fails; the warning starts at spec.security.certificates.renewBeforeDays), and
+    the cluster's kubeconfig and serving certificate; with only --kubeconfig: its client certificates and
+    the serving certificate."""
     from ccp.cli.diagnose_common import open_targets
     from ccp.diagnose import report, runner
 
@@ -28,6 +30,6 @@ def check(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION, k
         report.print_certs(rep.certs)
         unread = [f for f in rows if f.check != "expiry" or not rep.certs]
         if unread:
-            report.print_table(unread, "not read")
+            report.print_table(unread, "renewal timers and what was not read")
     report.raise_if_failed(rows)
 

@@ -1,6 +1,7 @@
 """Days to expiry of every certificate that can take the cluster down: kubeadm's PKI on each control
 plane (read over SSH: certificate blocks only, never a key), the kubeconfigs' client certificates and
-the serving certificate seen through the API endpoint. Warn below 30 days, fail below 7."""
+the serving certificate seen through the API endpoint. Warn below 30 days (or spec.security.certificates'
+renewBeforeDays, when the renewal timer should have renewed them by then), fail below 7."""
 
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ class Cert:
     subject: str
     not_after: datetime.datetime
     days: float
+    warn_days: float = WARN_DAYS
 
     @property
     def severity(self) -> str:
-        return "fail" if self.days < FAIL_DAYS else "warn" if self.days < WARN_DAYS else "ok"
+        return "fail" if self.days < FAIL_DAYS else "warn" if self.days < self.warn_days else "ok"
 
 
 def parse(where: str, pem: bytes, now: datetime.datetime | None = None) -> list[Cert]:
@@ -93,19 +95,29 @@ def served(host: str, port: int, now=None, timeout: float = 10) -> list[Cert]:
     return parse(f"served at {host}:{port}", pem.encode(), now)
 
 
-def findings(certs: list[Cert], errors: list[str] = ()) -> list[Finding]:
+def findings(certs: list[Cert], errors: list[str] = (), renew_before: int | None = None) -> list[Finding]:
+    """``renew_before``: the renewal timer's threshold (spec.security.certificates.renewBeforeDays) when it is on:
+    kubeadm's certificates below it should have been renewed, and the warning warns below it."""
     out = []
+    for c in certs:
+        c.warn_days = renew_before or WARN_DAYS
     for c in sorted(certs, key=lambda c: c.days):
         if c.severity == "ok":
             continue
         when = "expired" if c.days < 0 else f"expires in {c.days:.0f} days"
-        out.append(Finding("certs", "expiry", c.severity, f"{c.where} {when} ({c.not_after:%Y-%m-%d})", [c.subject],
-                           "renew: `ccp certs renew --config cluster.yaml` (kubeadm certs renew on each control plane)"
-                           if "kubeconfig" not in c.where else "get a fresh kubeconfig from the cluster (ccp install --resume rewrites it)"))
+        node = c.where.split(":", 1)[0]
+        if "kubeconfig" in c.where:
+            fix = "get a fresh kubeconfig from the cluster: ccp apply --config cluster.yaml (its kubeconfig phase fetches it)"
+        elif renew_before and ("/etc/kubernetes/" in c.where):
+            fix = (f"the renewal timer should have renewed it below {renew_before} days: journalctl -u ccp-cert-renew on "
+                   f"{node} says why; or renew now: `ccp certs renew --config cluster.yaml`")
+        else:
+            fix = "renew: `ccp certs renew --config cluster.yaml` (kubeadm certs renew on each control plane)"
+        out.append(Finding("certs", "expiry", c.severity, f"{c.where} {when} ({c.not_after:%Y-%m-%d})", [c.subject], fix))
     fine = [c for c in certs if c.severity == "ok"]
     if fine:
         soon = min(fine, key=lambda c: c.days)
-        out.append(Finding("certs", "expiry", "ok", f"{len(fine)} certificates valid for {WARN_DAYS}+ days; "
+        out.append(Finding("certs", "expiry", "ok", f"{len(fine)} certificates valid for {renew_before or WARN_DAYS}+ days; "
                            f"the soonest: {soon.where} in {soon.days:.0f} days"))
     for e in errors:
         out.append(Finding("certs", "read", "warn", e, [], "check that the host or endpoint is reachable from here"))

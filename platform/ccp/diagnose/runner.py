@@ -52,6 +52,7 @@ def run(*, ctx=None, kube=None, kubeconfig: Path | None = None, only: set[str] =
             jobs["served"] = pool.submit(_timed, _kubeconfig_certs, kubeconfig)
         pki: list = []
         cert_errors: list[str] = []
+        renewal: dict = {}
         for name, job in jobs.items():
             say(f"{name}: collecting")
             try:
@@ -65,9 +66,16 @@ def run(*, ctx=None, kube=None, kubeconfig: Path | None = None, only: set[str] =
             report.files.update(files)
             pki += extra.get("certs", [])
             cert_errors += extra.get("cert_errors", [])
+            renewal.update(extra.get("renewal", {}))
+    wanted = ctx.config.spec.security.certificates if ctx is not None else None
     if "certs" in chosen and (pki or cert_errors or "served" in jobs or "hosts" in jobs):
-        report.findings += certs.findings(pki, cert_errors)
+        report.findings += certs.findings(pki, cert_errors, wanted.renewBeforeDays if wanted and wanted.autoRenew else None)
         report.certs = sorted(pki, key=lambda c: c.days)
+    if "certs" in chosen and "hosts" in jobs and "hosts" in report.seconds:
+        from ccp.diagnose import autorenew
+
+        read = {n: s for n, s in renewal.items() if s is not None}
+        report.findings += autorenew.findings(read, wanted, [n for n, s in renewal.items() if s is None])
     if {"kubernetes", "addons"} & chosen and kube is None:
         report.findings.append(Finding("kubernetes", "collect", "warn", "no kubeconfig: the Kubernetes checks did not run", [],
                                        "pass --kubeconfig, or finish the install so the cluster has its own"))
@@ -104,6 +112,7 @@ def _machines(ctx):
 
 def _hosts(ctx, want_facts: bool, want_pki: bool):
     from ccp.config import inventory
+    from ccp.diagnose import autorenew
 
     ssh = ctx.ssh()
     nodes = {n.name: n for n in ctx.nodes}
@@ -124,6 +133,8 @@ def _hosts(ctx, want_facts: bool, want_pki: bool):
         if want_pki and t.name in control_planes:
             r = await ssh.run(t, certs.PKI_SCRIPT, sudo=True, check=False, timeout=60, quiet=True)
             out["pki"] = r.stdout
+            r = await ssh.run(t, autorenew.SCRIPT, sudo=True, check=False, timeout=60, quiet=True)
+            out["renewal"] = autorenew.parse(r.stdout)
         return out
 
     fan = ssh.call(ssh.each(ctx.targets(), collect))
@@ -133,8 +144,10 @@ def _hosts(ctx, want_facts: bool, want_pki: bool):
     found = hosts.findings(facts, offsets, unreachable, {n: nodes[n].role for n in nodes}) if want_facts else []
     pki = [c for n, v in fan.results.items() if "pki" in v for c in certs.from_pki_listing(n, v["pki"])]
     cert_errors = [f"PKI of {n} not read: {why}" for n, why in unreachable.items() if n in control_planes] if want_pki else []
+    renewal = ({n: fan.results[n].get("renewal") if n in fan.results else None for n in control_planes}
+               if want_pki else {})   # None: not read (unreachable)
     files = {f"hosts/{n}.txt": "\n".join(f"{k}={v}" for k, v in sorted(f.items())) + "\n" for n, f in facts.items()}
-    return found, files, {"certs": pki, "cert_errors": cert_errors}
+    return found, files, {"certs": pki, "cert_errors": cert_errors, "renewal": renewal}
 
 
 def _kubernetes(kube, bundle: bool):

@@ -49,6 +49,20 @@ def merge(into: Path, ours: dict) -> None:
     atomic_write(into, yaml.safe_dump(doc, sort_keys=False))
 
 
+def _expiring(ctx: ClusterContext, path: Path) -> str | None:
+    """Why the kubeconfig must be fetched again when its client certificate is near its end (the control planes
+    renew admin.conf before that: spec.security.certificates), else None."""
+    from ccp.diagnose.certs import WARN_DAYS, from_kubeconfig
+
+    wanted = ctx.config.spec.security.certificates
+    days = wanted.renewBeforeDays if wanted.autoRenew else WARN_DAYS
+    soonest = min((c.days for c in from_kubeconfig(path)), default=None)
+    if soonest is None or soonest >= days:
+        return None
+    return (f"its client certificate expires in {soonest:.0f} days: the control planes' renewed admin.conf "
+            f"(certificates are renewed below {days} days left)")
+
+
 class Kubeconfig(Phase):
     name = "kubeconfig"
     layer = "cluster"
@@ -66,7 +80,10 @@ class Kubeconfig(Phase):
         try:
             doc = yaml.safe_load(path.read_text())
             if doc["clusters"][0]["cluster"]["server"] == endpoint(ctx) and not ctx.merge_kubeconfig:
-                return []
+                expiring = _expiring(ctx, path)
+                if expiring is None:
+                    return []
+                return [Action("write", str(path), expiring)]
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             pass
         return [Action("write", str(path), f"admin credentials from {first}, server {endpoint(ctx)}")]
