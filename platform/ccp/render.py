@@ -166,7 +166,7 @@ def _kubeadm(render: _Renderer, cfg, nodes) -> None:
     for i, node in enumerate(cps):
         if i == 0:
             render("kubeadm/init.yaml.j2", f"kubeadm/{node.name}/init.yaml", node=node, cert_sans=sans,
-                   api_server=render_security.api_server(spec.security))
+                   api_server=render_security.api_server(spec.security), hardening=render_security.HARDENING_ARGS)
         render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)
     for node in inventory.by_role(nodes, ROLE_WORKER):
         render("kubeadm/join.yaml.j2", f"kubeadm/{node.name}/join.yaml", node=node)

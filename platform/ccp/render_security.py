@@ -67,11 +67,16 @@ def render(render_file, security) -> None:
                     pod_security=security.podSecurity, exempt_namespaces=exempt_namespaces(security))
 
 
+# Always, for kube-apiserver, kube-controller-manager and kube-scheduler: their profiling endpoints (/debug/pprof)
+# off. They default to on, and `ccp diagnose`'s hardening section (like the CIS benchmark) wants them off.
+HARDENING_ARGS = ({"name": "profiling", "value": "false"},)
+
+
 def api_server(security) -> dict[str, list[dict]]:
-    """kubeadm v1beta4 apiServer extraArgs ({name, value}) and extraVolumes (hostPath mounts) for the settings that
-    are on. The static pod sees /etc/kubernetes/ccp read-only and writes its audit log to the host."""
+    """kubeadm v1beta4 apiServer extraArgs ({name, value}) and extraVolumes (hostPath mounts): profiling off, and
+    the settings that are on. The static pod sees /etc/kubernetes/ccp read-only and writes its audit log to the host."""
     on = enabled(security)
-    args: list[dict] = []
+    args: list[dict] = list(HARDENING_ARGS)
     volumes: list[dict] = []
     if "encryption" in on:
         args.append({"name": "encryption-provider-config", "value": ENCRYPTION_CONFIG})

@@ -4,7 +4,10 @@ flags ccp puts in the ClusterConfiguration: the API server starts with them, a S
 (read straight from etcd: the secretbox prefix and ccp's key name, not the plain text) while a ConfigMap is
 not, a privileged pod is refused in a namespace under the baseline default and warned about under
 restricted, kube-system is exempt, and the audit log records who created the Secret without its body and
-leaves health checks out. Needs no root, no node and no running cluster: one API server process."""
+leaves health checks out. With ccp's --profiling=false, /debug/pprof is not served; for the hardening
+section's anonymous-auth check, anonymous requests read /readyz and nothing else, and the bindings diagnose
+reads grant them nothing more until a planted one does. Needs no root, no node and no running cluster: one
+API server process."""
 
 from __future__ import annotations
 
@@ -187,3 +190,11 @@ def test_the_audit_log_says_who_without_bodies_and_without_health_checks(api_ser
     secret_events = [e for e in events if e.get("objectRef", {}).get("resource") == "secrets"]
     assert any(e["user"]["username"] == "ccp-admin" and e["stage"] == "ResponseComplete" for e in secret_events)
     assert not [e for e in events if e["requestURI"].startswith(("/readyz", "/healthz", "/livez"))]
+
+
+# ------------------------------------------------------------------ the hardening section against this API server
+
+def test_profiling_is_off_as_ccp_renders_it(api_server):
+    api = api_server[0]
+    assert api.call("GET", "/debug/pprof/")[0] == 404, "--profiling=false from ccp's ClusterConfiguration"
+

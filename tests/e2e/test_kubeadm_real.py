@@ -194,3 +194,14 @@ def test_kubeadm_with_security_off_writes_none_of_it(kubeadm, tmp_path):
     manifest = yaml.safe_load((root / "etc" / "kubernetes" / "manifests" / "kube-apiserver.yaml").read_text())
     flags, mounts = _apiserver_security(manifest)
     assert flags == {} and "/etc/kubernetes/ccp" not in mounts
+
+
+@pytest.mark.parametrize("source", ["examples/cluster.yaml", "small"])
+def test_kubeadm_turns_profiling_off_in_every_control_plane_component(kubeadm, kubeadm_files, tmp_path, source):
+    files = kubeadm_files[source]
+    (init_rel,) = [p for p in files if p.endswith("init.yaml")]
+    root = tmp_path / "root"
+    _run_phases(kubeadm, _filled(files[init_rel]), root)
+    for comp in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        manifest = yaml.safe_load((root / "etc" / "kubernetes" / "manifests" / f"{comp}.yaml").read_text())
+        assert "--profiling=false" in manifest["spec"]["containers"][0]["command"], comp

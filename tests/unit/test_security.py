@@ -106,6 +106,12 @@ def test_each_control_plane_checks_its_certificates_stagger_minutes_after_the_on
 
 # ------------------------------------------------------------------ rendering
 
+def test_profiling_is_off_in_every_control_plane_component(tmp_path):
+    cluster_cfg = docs(render.render_all(loaded(tmp_path)).files["kubeadm/demo-cp-1/init.yaml"])["ClusterConfiguration"]
+    for component in ("apiServer", "controllerManager", "scheduler"):
+        assert {"name": "profiling", "value": "false"} in cluster_cfg[component]["extraArgs"], component
+
+
 def test_the_three_files_parse_and_say_what_the_config_says(tmp_path):
     def edit(spec):
         security(spec, encryption={"provider": "aescbc", "resources": ["secrets", "configmaps"]},
@@ -165,7 +171,7 @@ def test_kubeadm_points_the_api_server_at_the_files(tmp_path):
     out = render.render_all(cfg)
     api = docs(out.files["kubeadm/demo-cp-1/init.yaml"])["ClusterConfiguration"]["apiServer"]
     args = {a["name"]: a["value"] for a in api["extraArgs"]}
-    assert args == {"encryption-provider-config": "/etc/kubernetes/ccp/encryption-config.yaml",
+    assert args == {"profiling": "false", "encryption-provider-config": "/etc/kubernetes/ccp/encryption-config.yaml",
                     "audit-policy-file": "/etc/kubernetes/ccp/audit-policy.yaml",
                     "audit-log-path": "/var/log/kubernetes/audit/audit.log",
                     "audit-log-maxage": "30", "audit-log-maxbackup": "10", "audit-log-maxsize": "100",
@@ -216,6 +222,7 @@ def test_each_setting_turns_on_only_its_own_files_and_flags(tmp_path, on):
     assert {p for p in out.files if p.startswith("security/")} == {render_security.FILES[n][0] for n in on}
     api = docs(out.files["kubeadm/lab-cp-1/init.yaml"])["ClusterConfiguration"]["apiServer"]
     flags = {a["name"] for a in api.get("extraArgs", [])}
+    assert "profiling" in flags, "profiling is off whatever spec.security says"
     assert ("encryption-provider-config" in flags) == ("encryption" in on)
     assert ("audit-policy-file" in flags) == ("audit" in on) == ("audit-log-path" in flags)
     assert ("admission-control-config-file" in flags) == ("podSecurity" in on)
