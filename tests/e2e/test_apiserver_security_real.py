@@ -198,3 +198,52 @@ def test_profiling_is_off_as_ccp_renders_it(api_server):
     api = api_server[0]
     assert api.call("GET", "/debug/pprof/")[0] == 404, "--profiling=false from ccp's ClusterConfiguration"
 
+
+def test_anonymous_requests_reach_only_health_and_what_rbac_grants_them_is_named(api_server, tmp_path):
+    """What the anonymous-auth check relies on, for real: anonymous requests read /readyz and nothing else, and
+    the bindings LightkubeDiagnose reads from this API server grant them nothing beyond that, until one does."""
+    from ccp.diagnose import hardening
+    from ccp.diagnose.port import LightkubeDiagnose
+
+    api = api_server[0]
+    anonymous = Api(int(api.base.rsplit(":", 1)[1]))
+
+    def anon(path: str) -> int:
+        req = urllib.request.Request(anonymous.base + path)
+        try:
+            with urllib.request.urlopen(req, context=anonymous.tls, timeout=30) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+    assert anon("/readyz") == 200 and anon("/api/v1/namespaces/default/secrets") in (401, 403)
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "e2e",
+        "clusters": [{"name": "e2e", "cluster": {"server": api.base, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "admin", "user": {"token": TOKEN}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "admin"}}]}))
+    port = LightkubeDiagnose(kubeconfig)
+    bindings = port.rbac_bindings()
+    assert any(b["metadata"]["name"] == "system:public-info-viewer" for b in bindings)
+    assert hardening.anonymous_grants(bindings) == []
+
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "ccp-e2e-read"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]}
+    grant = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": "ccp-e2e-anonymous-read"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "ccp-e2e-read"},
+             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:anonymous"}]}
+    assert api.call("POST", f"{rbac}/clusterroles", role)[0] == 201
+    assert api.call("POST", f"{rbac}/clusterrolebindings", grant)[0] == 201
+    try:
+        deadline = time.monotonic() + 30
+        while anon("/api/v1/namespaces/default/configmaps") != 200:   # the grant is real: anonymous reads now
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert hardening.anonymous_grants(port.rbac_bindings()) == [
+            "ClusterRoleBinding ccp-e2e-anonymous-read: system:anonymous -> ClusterRole ccp-e2e-read"]
+    finally:
+        api.call("DELETE", f"{rbac}/clusterrolebindings/ccp-e2e-anonymous-read")
+        api.call("DELETE", f"{rbac}/clusterroles/ccp-e2e-read")

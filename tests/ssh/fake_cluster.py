@@ -70,6 +70,7 @@ class FakeCluster:
         self.etcd_sick: set[str] = set()          # members that answer the health check as unhealthy
         self.timers: dict[str, set[str]] = {}      # systemd timer unit (ccp-etcd-backup, ccp-cert-renew) -> nodes enabled on
         self.renew_failed: set[str] = set()        # control planes whose last ccp-cert-renew run failed
+        self.planted_modes: dict[str, dict[str, str]] = {}   # node -> {path: "MODE OWNER"} on top of kubeadm's files
         self.parked: dict[str, list[str]] = {}      # node -> manifests moved aside by ccp restore
         self.api_down: set[str] = set()             # nodes whose own API server does not answer /readyz
         self.restored: dict[str, list[str]] = {}    # node -> the etcdutl argv it ran
@@ -159,6 +160,9 @@ class FakeCluster:
             return (0, "enabled", "") if node in self.timers.get(m.group(1), ()) else (1, "disabled", "")
         if s.startswith("for f in /etc/kubernetes/pki/*.crt"):   # diagnose's PKI listing: no certificate here
             return 0, "", ""
+        if s.startswith("for f in /etc/kubernetes/manifests/kube-apiserver.yaml"):   # diagnose's hardening facts
+            from tests.unit.test_hardening import node_output   # a node as kubeadm and ccp set it up
+            return 0, node_output("-cp-" in node, modes=self.planted_modes.get(node)), ""
         if s.startswith("for u in timer service; do systemctl show ccp-cert-renew"):
             return 0, self._renewal_state(node), ""
         if s.startswith("systemd-analyze calendar "):

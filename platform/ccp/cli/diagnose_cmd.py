@@ -11,11 +11,11 @@ from ccp.cli.common import KUBECONFIG_OPTION, OPTIONAL_CONFIG_OPTION, OUTPUT_OPT
 def diagnose(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION, kubeconfig: Optional[Path] = KUBECONFIG_OPTION,
              bundle: Optional[Path] = typer.Option(None, "--bundle", metavar="OUT.tar.gz",
                                                    help="Also write a support bundle (findings, cluster state, logs, ccp's journal), redacted."),
-             only: str = typer.Option("", "--only", metavar="A,B", help="Sections: vsphere (or machines, with provisioner: local), hosts, kubernetes, addons, certs."),
+             only: str = typer.Option("", "--only", metavar="A,B", help="Sections: vsphere (or machines, with provisioner: local), hosts, kubernetes, addons, certs, hardening."),
              output: Output = OUTPUT_OPTION) -> None:
-    """Find what is wrong with a cluster and say what to do: vSphere, hosts, Kubernetes, add-ons, certificates.
+    """Find what is wrong with a cluster and say what to do: vSphere, hosts, Kubernetes, add-ons, certificates, hardening.
 
-    With --config: everything (vSphere and SSH need cluster.yaml). With only --kubeconfig: the Kubernetes,
+    With --config: everything (vSphere, SSH and the hardening checks need cluster.yaml). With only --kubeconfig: the Kubernetes,
     add-on and certificate checks. Changes nothing. Exit 9 when a finding fails."""
     from ccp import ui
     from ccp.cli.diagnose_common import open_targets

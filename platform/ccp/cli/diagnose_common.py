@@ -19,7 +19,7 @@ def open_targets(ctx, config: Path | None, kubeconfig: Path | None, chosen: set[
     loaded = load_config(config, quiet=True, defer_secrets=True) if config else None
     with cluster_run(ctx, loaded, "diagnose") if loaded else contextlib.nullcontext((None, None)) as (cctx, _):
         kube = kube_path = None
-        if {"kubernetes", "addons", "certs"} & chosen:
+        if {"kubernetes", "addons", "certs", "hardening"} & chosen:
             try:
                 kube_path = kubeconfig_for(ctx, kubeconfig, loaded)
             except ConfigError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import asdict, dataclass, field
 
-SECTIONS = ("vsphere", "machines", "hosts", "kubernetes", "addons", "certs")
+SECTIONS = ("vsphere", "machines", "hosts", "kubernetes", "addons", "certs", "hardening")
 SEVERITIES = ("ok", "warn", "fail")
 
 

@@ -27,6 +27,15 @@ class LightkubeDiagnose(LightkubeObjects):
                         markers=every(ConfigMap, "add-on markers", namespace="*", labels={"ccp.io/marker": "true"}),
                         workloads=workloads, readyz=text, readyz_ok=ok)
 
+    def rbac_bindings(self) -> list[dict]:
+        """Every ClusterRoleBinding and RoleBinding (the hardening section asks what anonymous requests are granted)."""
+        from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBinding
+
+        out = []
+        for res, kind, kw in ((ClusterRoleBinding, "ClusterRoleBinding", {}), (RoleBinding, "RoleBinding", {"namespace": "*"})):
+            out += [{**o.to_dict(), "kind": kind} for o in self._call(lambda: list(self.client.list(res, **kw)), f"list {kind}s")]
+        return out
+
     def readyz_verbose(self) -> tuple[bool, str]:
         try:
             r = self.client._client._client.get("/readyz?verbose", timeout=15)   # lightkube's configured httpx client

@@ -44,21 +44,25 @@ def run(*, ctx=None, kube=None, kubeconfig: Path | None = None, only: set[str] =
             jobs["vsphere"] = pool.submit(_timed, _vsphere, ctx)
         if "machines" in chosen and ctx is not None and ctx.config.spec.provisioner == "local":
             jobs["machines"] = pool.submit(_timed, _machines, ctx)
-        if ({"hosts", "certs"} & chosen) and ctx is not None:
-            jobs["hosts"] = pool.submit(_timed, _hosts, ctx, "hosts" in chosen, "certs" in chosen)
+        if ({"hosts", "certs", "hardening"} & chosen) and ctx is not None:
+            jobs["hosts"] = pool.submit(_timed, _hosts, ctx, "hosts" in chosen, "certs" in chosen, "hardening" in chosen)
         if ({"kubernetes", "addons"} & chosen) and kube is not None:
             jobs["kubernetes"] = pool.submit(_timed, _kubernetes, kube, bundle)
         if "certs" in chosen and kubeconfig is not None:
             jobs["served"] = pool.submit(_timed, _kubeconfig_certs, kubeconfig)
+        if "hardening" in chosen and ctx is not None and kube is not None:
+            jobs["rbac"] = pool.submit(_timed, _rbac, kube)
         pki: list = []
         cert_errors: list[str] = []
         renewal: dict = {}
+        nodes_read: dict = {}
+        bindings = None
         for name, job in jobs.items():
             say(f"{name}: collecting")
             try:
                 (found, files, extra), seconds = job.result()
             except CcpError as exc:   # a section that cannot run is a finding, the others go on
-                section = "kubernetes" if name == "kubernetes" else "certs" if name == "served" else name
+                section = {"served": "certs", "rbac": "hardening"}.get(name, name)
                 report.findings.append(Finding(section, "collect", "fail", exc.message, exc.details[:5], exc.resolution))
                 continue
             report.seconds[name] = seconds
@@ -67,6 +71,8 @@ def run(*, ctx=None, kube=None, kubeconfig: Path | None = None, only: set[str] =
             pki += extra.get("certs", [])
             cert_errors += extra.get("cert_errors", [])
             renewal.update(extra.get("renewal", {}))
+            nodes_read.update(extra.get("hardening", {}))
+            bindings = extra.get("bindings", bindings)
     wanted = ctx.config.spec.security.certificates if ctx is not None else None
     if "certs" in chosen and (pki or cert_errors or "served" in jobs or "hosts" in jobs):
         report.findings += certs.findings(pki, cert_errors, wanted.renewBeforeDays if wanted and wanted.autoRenew else None)
@@ -76,6 +82,8 @@ def run(*, ctx=None, kube=None, kubeconfig: Path | None = None, only: set[str] =
 
         read = {n: s for n, s in renewal.items() if s is not None}
         report.findings += autorenew.findings(read, wanted, [n for n, s in renewal.items() if s is None])
+    if "hardening" in chosen:
+        report.findings += _hardening(ctx, report, nodes_read, bindings)
     if {"kubernetes", "addons"} & chosen and kube is None:
         report.findings.append(Finding("kubernetes", "collect", "warn", "no kubeconfig: the Kubernetes checks did not run", [],
                                        "pass --kubeconfig, or finish the install so the cluster has its own"))
@@ -110,9 +118,27 @@ def _machines(ctx):
     return machines.findings(ctx.config, ctx.nodes), {}, {}
 
 
-def _hosts(ctx, want_facts: bool, want_pki: bool):
+def _hardening(ctx, report: Report, nodes_read: dict, bindings) -> list[Finding]:
     from ccp.config import inventory
-    from ccp.diagnose import autorenew
+    from ccp.diagnose import hardening
+
+    if ctx is None:
+        return [Finding("hardening", "collect", "warn", "the hardening checks read the nodes over SSH: they did not run",
+                        [], "give --config cluster.yaml")]
+    if "hosts" not in report.seconds:   # the collection failed: its finding says why
+        return []
+    cps = {n.name for n in ctx.nodes if n.role == inventory.ROLE_CP}
+    return hardening.findings({n: v for n, v in nodes_read.items() if v is not None}, cps, ctx.config.spec.security,
+                              bindings, [n for n, v in nodes_read.items() if v is None])
+
+
+def _rbac(kube):
+    return [], {}, {"bindings": kube.rbac_bindings()}
+
+
+def _hosts(ctx, want_facts: bool, want_pki: bool, want_hardening: bool = False):
+    from ccp.config import inventory
+    from ccp.diagnose import autorenew, hardening
 
     ssh = ctx.ssh()
     nodes = {n.name: n for n in ctx.nodes}
@@ -135,6 +161,9 @@ def _hosts(ctx, want_facts: bool, want_pki: bool):
             out["pki"] = r.stdout
             r = await ssh.run(t, autorenew.SCRIPT, sudo=True, check=False, timeout=60, quiet=True)
             out["renewal"] = autorenew.parse(r.stdout)
+        if want_hardening and nodes[t.name].role != inventory.ROLE_LB:
+            r = await ssh.run(t, hardening.NODE_SCRIPT, sudo=True, check=False, timeout=60, quiet=True)
+            out["hardening"] = hardening.parse(r.stdout)
         return out
 
     fan = ssh.call(ssh.each(ctx.targets(), collect))
@@ -147,7 +176,9 @@ def _hosts(ctx, want_facts: bool, want_pki: bool):
     renewal = ({n: fan.results[n].get("renewal") if n in fan.results else None for n in control_planes}
                if want_pki else {})   # None: not read (unreachable)
     files = {f"hosts/{n}.txt": "\n".join(f"{k}={v}" for k, v in sorted(f.items())) + "\n" for n, f in facts.items()}
-    return found, files, {"certs": pki, "cert_errors": cert_errors, "renewal": renewal}
+    views = ({n: fan.results[n].get("hardening") if n in fan.results else None for n in nodes
+              if nodes[n].role != inventory.ROLE_LB} if want_hardening else {})   # None: not read (unreachable)
+    return found, files, {"certs": pki, "cert_errors": cert_errors, "renewal": renewal, "hardening": views}
 
 
 def _kubernetes(kube, bundle: bool):
