@@ -1,0 +1,112 @@
+"""Issue 21's certificate renewal and hardening check on the real HA cluster that tests/local/test_cluster.py builds.
+Plain functions over its ``Cluster`` (ssh(address, cmd, check), ccp(*args, check), kubectl(*args), nodes(), config),
+to be called from test_cluster.py after the validate test, like test_security.py's; pytest collects nothing here.
+WRITTEN BUT NOT YET RUN: its author may not start machines on the machine it was written on.
+
+  renewal_timer_renews_when_forced   on each control plane in turn: the ccp-cert-renew timer is enabled; the service
+                                     is started with CCP_RENEW_BEFORE_DAYS above the certificates' lifetime (through
+                                     /etc/ccp/cert-renew.env, removed after); it succeeds, every certificate kubeadm
+                                     renews gets a later expiry, the journal says so without a key, and the API
+                                     answers through the VIP after each. Returns {node: {"before", "after", "vip_misses"}}
+                                     (expiry dates by kubeadm's certificate name; /readyz misses through the VIP while
+                                     that control plane restarted). Then `ccp diagnose --only certs` has nothing failing
+                                     and sees every timer's last run succeed.
+  hardening_names_a_planted_key      `ccp diagnose --only hardening` passes on the fresh cluster; a world-readable file
+                                     planted as /etc/kubernetes/pki/ccp-planted.key on the first control plane fails
+                                     it (exit 9) in a file-modes finding naming the node and the path; removed, it
+                                     passes again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+RENEW_ENV = "/etc/ccp/cert-renew.env"
+UNIT = "ccp-cert-renew"
+PLANTED = "/etc/kubernetes/pki/ccp-planted.key"
+EXPIRIES = ("sudo -n kubeadm certs check-expiration -o "
+            "jsonpath='{range .certificates[*]}{.name} {.expirationDate} {.externallyManaged}{\"\\n\"}{end}'")
+
+
+def _control_planes(cluster) -> dict[str, str]:
+    return {n: a for n, a in sorted(cluster.nodes().items()) if "-cp-" in n}
+
+
+def _expiries(cluster, address: str) -> dict[str, str]:
+    """kubeadm's certificate name -> its expiry (RFC 3339, UTC: compares as text), for those kubeadm renews."""
+    out = cluster.ssh(address, EXPIRIES).stdout
+    return {name: date for name, date, external in (line.split() for line in out.splitlines() if line.count(" ") == 2)
+            if external == "false"}
+
+
+def _diagnose(cluster, section: str) -> tuple[int, list[dict]]:
+    r = cluster.ccp("diagnose", "--config", cluster.config, "--only", section, "--output", "json", check=False, timeout=300)
+    assert r.returncode in (0, 9), f"ccp diagnose --only {section} exited {r.returncode}:\n{r.stderr}"
+    return r.returncode, json.loads(r.stdout)["findings"]
+
+
+def renewal_timer_renews_when_forced(cluster, lifetime_days: int = 100_000, timeout: float = 900) -> dict[str, dict]:
+    from tests.local.test_cluster import VIP, readyz
+
+    result = {}
+    for cp, address in _control_planes(cluster).items():   # one at a time, as the timers are staggered
+        state = cluster.ssh(address, f"systemctl is-enabled {UNIT}.timer; systemctl is-active {UNIT}.timer", check=False)
+        assert state.stdout.split() == ["enabled", "active"], f"{cp}: the renewal timer is {state.stdout.split()}"
+        before = _expiries(cluster, address)
+        assert before, f"{cp}: kubeadm lists no certificate"
+        time.sleep(1.1)   # certificates carry whole seconds: a renewal must show in the dates
+        misses = 0
+        try:
+            cluster.ssh(address, f"sudo -n mkdir -p /etc/ccp && echo CCP_RENEW_BEFORE_DAYS={lifetime_days} "
+                                 f"| sudo -n tee {RENEW_ENV} >/dev/null && sudo -n systemctl start --no-block {UNIT}.service")
+            deadline = time.monotonic() + timeout
+            while True:
+                shown = cluster.ssh(address, f"systemctl show {UNIT}.service -p ActiveState -p Result").stdout
+                props = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+                if props.get("ActiveState") in ("inactive", "failed"):
+                    break
+                assert time.monotonic() < deadline, f"{cp}: {UNIT}.service still {props.get('ActiveState')} after {timeout:.0f}s"
+                misses += not readyz(VIP)
+                time.sleep(2)
+        finally:
+            cluster.ssh(address, f"sudo -n rm -f {RENEW_ENV}", check=False)
+        journal = cluster.ssh(address, f"sudo -n journalctl -u {UNIT}.service -n 30 -o cat --no-pager -q").stdout
+        assert props.get("Result") == "success", f"{cp}: {UNIT}.service ended {props}:\n{journal}"
+        assert f"below {lifetime_days}" in journal and "renewed; the API answers through" in journal, journal
+        assert "PRIVATE KEY" not in journal
+        after = _expiries(cluster, address)
+        stale = sorted(n for n in before if after.get(n, "") <= before[n])
+        assert not stale, f"{cp}: not renewed: {stale}"
+        assert readyz(VIP), f"the API does not answer through the VIP {VIP} after {cp} renewed"
+        result[cp] = {"before": before, "after": after, "vip_misses": misses}
+        print(f"{cp}: {len(after)} certificates renewed (e.g. apiserver {before.get('apiserver')} -> "
+              f"{after.get('apiserver')}); /readyz through the VIP missed {misses} time(s) meanwhile")
+
+    code, found = _diagnose(cluster, "certs")
+    failed = [f for f in found if f["severity"] == "fail"]
+    assert code == 0 and not failed, failed
+    timers = [f for f in found if f["check"] == "auto-renew"]
+    assert [f["severity"] for f in timers] == ["ok"], timers
+    assert all(", last " in e and "not run yet" not in e for e in timers[0]["evidence"]), timers[0]["evidence"]
+    return result
+
+
+def hardening_names_a_planted_key(cluster) -> None:
+    code, found = _diagnose(cluster, "hardening")
+    not_ok = [(f["check"], f["severity"], f["what"], f["evidence"]) for f in found if f["severity"] != "ok"]
+    assert code == 0 and not not_ok, f"the hardening section does not pass on a fresh cluster: {not_ok}"
+
+    cp, address = next(iter(_control_planes(cluster).items()))
+    cluster.ssh(address, f"echo planted | sudo -n tee {PLANTED} >/dev/null && sudo -n chmod 0644 {PLANTED}")
+    try:
+        code, found = _diagnose(cluster, "hardening")
+        modes = next(f for f in found if f["check"] == "file-modes")
+        assert code == 9 and modes["severity"] == "fail", modes
+        assert PLANTED in modes["what"] and f"{cp}: {PLANTED} is 644, owned by root" in modes["evidence"], modes
+        assert "chmod 600" in modes["remediation"]
+        assert "planted" not in json.dumps(found).replace("ccp-planted", ""), "the file's content is never read"
+    finally:
+        cluster.ssh(address, f"sudo -n rm -f {PLANTED}", check=False)
+    code, found = _diagnose(cluster, "hardening")
+    assert code == 0 and next(f for f in found if f["check"] == "file-modes")["severity"] == "ok"
