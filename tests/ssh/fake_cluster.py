@@ -71,6 +71,7 @@ class FakeCluster:
         self.timers: dict[str, set[str]] = {}      # systemd timer unit (ccp-etcd-backup, ccp-cert-renew) -> nodes enabled on
         self.renew_failed: set[str] = set()        # control planes whose last ccp-cert-renew run failed
         self.planted_modes: dict[str, dict[str, str]] = {}   # node -> {path: "MODE OWNER"} on top of kubeadm's files
+        self.sudo_refused: set[str] = set()        # nodes whose sudo refuses diagnose's hardening script
         self.parked: dict[str, list[str]] = {}      # node -> manifests moved aside by ccp restore
         self.api_down: set[str] = set()             # nodes whose own API server does not answer /readyz
         self.restored: dict[str, list[str]] = {}    # node -> the etcdutl argv it ran
@@ -162,6 +163,8 @@ class FakeCluster:
             return 0, "", ""
         if s.startswith("for f in /etc/kubernetes/manifests/kube-apiserver.yaml"):   # diagnose's hardening facts
             from tests.unit.test_hardening import node_output   # a node as kubeadm and ccp set it up
+            if node in self.sudo_refused:
+                return 1, "", "sudo: a password is required"
             return 0, node_output("-cp-" in node, modes=self.planted_modes.get(node)), ""
         if s.startswith("for u in timer service; do systemctl show ccp-cert-renew"):
             return 0, self._renewal_state(node), ""

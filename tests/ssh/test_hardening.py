@@ -29,6 +29,12 @@ def test_the_hardening_section_passes_then_names_a_planted_world_readable_key(cl
     assert "/etc/kubernetes/pki/ccp-planted.key" in r.out and "fk-cp-2: /etc/kubernetes/pki/ccp-planted.key is 644" in r.out
     assert "chmod 600 and chown root:root" in r.out and "hardening/file-modes" in r.err
 
+    fc.planted_modes.clear()
+    fc.sudo_refused.add("fk-worker-3")
+    r = run_ccp("diagnose", "--config", cfg, "--only", "hardening", "--output", "json")
+    unread = [f for f in json.loads(r.out)["findings"] if f["check"] == "read"]
+    assert r.code == 0 and [(f["severity"], f["what"]) for f in unread] == [("warn", "fk-worker-3: its configuration was not read")]
+
 
 def test_without_a_config_the_hardening_checks_say_they_did_not_run(tmp_path):
     from tests.unit.test_diagnose import DiagnosePortFake, Snapshot

@@ -30,7 +30,7 @@ class Timer:
 
 def plan(ctx: ClusterContext, timer: Timer, names: list[str]) -> list[Action]:
     """Install where a file differs or the timer is not enabled; remove where found and not wanted."""
-    early = before_provisioning(ctx, f"install the {timer.what} on", names) if timer.wanted else None
+    early = before_provisioning(ctx, f"install the {timer.what} ({timer.settings}) on", names) if timer.wanted else None
     if early is not None or not ctx.provisioned():
         return early or []
     names, later = new_machines(ctx, names, "install", timer.target("{}"))

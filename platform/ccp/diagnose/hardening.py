@@ -122,7 +122,7 @@ def findings(views: dict[str, NodeView], control_planes: set[str], security=None
                         "a node still joining has none yet; otherwise look at the node (ccp diagnose --only hosts)"))
     for node in unread:
         out.append(_bad("read", "warn", f"{node}: its configuration was not read", [],
-                        "see the hosts section: the node could not be reached"))
+                        "the node could not be reached, or sudo failed there: ccp diagnose --only hosts"))
     api = {n: v.flags["kube-apiserver"] for n, v in cps.items() if "kube-apiserver" in v.flags}
     etcd = {n: v.flags["etcd"] for n, v in cps.items() if "etcd" in v.flags}
     kubelets = {n: v for n, v in sorted(views.items()) if v.kubelet is not None}

@@ -163,7 +163,7 @@ def _hosts(ctx, want_facts: bool, want_pki: bool, want_hardening: bool = False):
             out["renewal"] = autorenew.parse(r.stdout)
         if want_hardening and nodes[t.name].role != inventory.ROLE_LB:
             r = await ssh.run(t, hardening.NODE_SCRIPT, sudo=True, check=False, timeout=60, quiet=True)
-            out["hardening"] = hardening.parse(r.stdout)
+            out["hardening"] = hardening.parse(r.stdout) if r.ok else None   # (sudo refused: not read)
         return out
 
     fan = ssh.call(ssh.each(ctx.targets(), collect))
