@@ -266,3 +266,6 @@ def test_after_the_upgrade_every_control_plane_runs_the_target_and_etcd_is_whole
     assert sorted(m["name"] for m in json.loads(out)["members"]) == [f"{NAME}-cp-{i}" for i in (1, 2, 3)]
     r = cluster.ccp(*_upgrade_args(cluster))
     assert "nothing to do" in r.stdout
+    # every node is stamped as prepared at the target: the next apply does not prepare them again
+    r = cluster.ccp("install", "--config", cluster.config, "--yes", "--until", "hosts/prepare")
+    assert "prepare host" not in r.stdout + r.stderr, "an upgraded node would be prepared again"

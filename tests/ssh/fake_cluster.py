@@ -144,6 +144,9 @@ class FakeCluster:
             for path in [p for p in files if p.startswith(("/var/lib/ccp/packages/", "/var/lib/ccp/images/"))]:
                 del files[path]
             return 0, "", ""
+        if re.fullmatch(r"echo \w+ > /etc/ccp/prepared", s):   # ccp upgrade: the node as prepared at the target
+            self.prepared[node] = s.split()[1]
+            return 0, "", ""
         if s.startswith("bash /var/lib/ccp/prepare-node.sh"):
             if node in self.fail:
                 return 1, "ccp: swap: ok", f"E: {self.fail[node]}"

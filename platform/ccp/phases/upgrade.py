@@ -9,6 +9,7 @@ one by one (upgrade/<target>/node/<name>) the moment each is Ready at the target
 
 from __future__ import annotations
 
+from ccp import render as rendering
 from ccp.cluster import facts
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
@@ -98,7 +99,11 @@ class UpgradeNodes(_Step):
         if todo and port is None:
             raise KubernetesError(f"cluster {ctx.config.metadata.name} has no kubeconfig ({facts.kubeconfig_path(ctx)})",
                                   "the install writes it (its kubeconfig phase): finish it first")
-        nodes.upgrade(ctx, self.kind, todo, self.target_config(ctx), port, say=ctx.reporter.progress,
+        # each node upgraded is as hosts/prepare would leave it at the target: the stamp says so, or the
+        # next `ccp apply` (a scale-out, say) would prepare every node again
+        at_target = ctx.at_version(self.target, self.bom)
+        stamps = {n: rendering.script_hash(at_target.rendered.files[f"scripts/{n}/prepare-node.sh"]) for n in todo}
+        nodes.upgrade(ctx, self.kind, todo, self.target_config(ctx), port, say=ctx.reporter.progress, stamps=stamps,
                       node_done=lambda n: ctx.record_part(node_key(self.target, n), {"version": self.target}))
         return {"nodes": self.nodes}
 

@@ -63,10 +63,12 @@ def kubeadm_flags(cfg, target: str, command: str) -> str:
 
 
 def upgrade(ctx, kind: str, todo: list[str], target_cfg, port, *, node_done, say=lambda text: None,
-            ready_timeout: float = 600, clock=time.monotonic, sleep=time.sleep) -> None:
+            stamps: dict[str, str] | None = None, ready_timeout: float = 600, clock=time.monotonic,
+            sleep=time.sleep) -> None:
     """Upgrade the nodes ``todo`` of a step of kind ``kind`` to ``target_cfg``'s version; ``node_done(node)``
     the moment one is Ready at the target, so a batch that fails half-way resumes with only the nodes
-    still to do."""
+    still to do. ``stamps``: node -> the hash of its prepare script at the target, written as its
+    hosts/prepare stamp once the node is upgraded."""
     from ccp.cluster.facts import api_endpoint, by_role
     from ccp.config import inventory
     from ccp.remote.static_pods import wait_script
@@ -81,7 +83,8 @@ def upgrade(ctx, kind: str, todo: list[str], target_cfg, port, *, node_done, say
     for node in todo:   # drained together: a batch is at most maxUnavailable nodes
         drain(port, node, ctx.config.spec.upgrade.drainTimeoutSeconds, say=say, clock=clock, sleep=sleep)
     fan = ssh.call(ssh.each(ctx.targets(todo), lambda t: _on_node(
-        ssh, t, target, script, t.name == first_cp, api_wait, flags if kind == "control-plane" else {"node": flags["worker"]})))
+        ssh, t, target, script, t.name == first_cp, api_wait, flags if kind == "control-plane" else {"node": flags["worker"]},
+        (stamps or {}).get(t.name))))
     for node in todo:
         if node in fan.results:   # the others stay drained and cordoned for the operator to look at
             port.cordon(node, False)
@@ -91,7 +94,8 @@ def upgrade(ctx, kind: str, todo: list[str], target_cfg, port, *, node_done, say
     fan.raise_if_failed(f"upgrading {kind} {', '.join(todo)}")
 
 
-async def _on_node(ssh, t, target: str, script: str, first_cp: bool, api_wait: str | None, flags: dict[str, str]) -> None:
+async def _on_node(ssh, t, target: str, script: str, first_cp: bool, api_wait: str | None, flags: dict[str, str],
+                   stamp: str | None = None) -> None:
     """What one node runs: the first control plane of the inventory `kubeadm upgrade apply`, every other
     node `kubeadm upgrade node`; a control plane then waits for the API through the VIP."""
     async def sh(cmd, what, **kw):
@@ -111,6 +115,10 @@ async def _on_node(ssh, t, target: str, script: str, first_cp: bool, api_wait: s
     await sh("bash -s kubelet", f"kubelet and kubectl {target}", stdin=script)
     if api_wait is not None:
         await sh(api_wait, "waiting for the API through the VIP")
+    if stamp is not None:
+        from ccp.render import PREPARED_STAMP
+
+        await sh(f"echo {stamp} > {PREPARED_STAMP}", "writing the hosts/prepare stamp")
 
 
 def wait_ready(port, node: str, target: str, timeout: float, clock=time.monotonic, sleep=time.sleep) -> None:
