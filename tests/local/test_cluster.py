@@ -3,8 +3,11 @@ as systemd-nspawn machines on this host from the lab's offline bundle, and then,
 Ready, 3 etcd members, the API through the VIP, one control plane down and the API still answering, the
 VRRP master down and the VIP moving (failover time printed), `ccp validate` (DNS skipped for want of
 CoreDNS, said so), spec.security (a Secret encrypted in etcd, the audit log, a privileged pod refused: see
-test_security.py), a rerun that changes nothing, SIGKILL during the control-plane joins and --resume,
-and `ccp destroy` leaving nothing behind.
+test_security.py), the certificate renewal timers forced and the hardening section of diagnose (see
+security_checks.py), a rerun that changes nothing, SIGKILL during the control-plane joins and --resume,
+`ccp apply` scaling the workers 2 -> 3 -> 1 and the control planes 3 -> 5 -> 3 (etcd's member list read
+for real after each step, every existing node keeping its address, each rerun a no-op), and `ccp destroy`
+leaving nothing behind.
 
 The tests run in file order and share one cluster (module fixture): each builds on the one before.
 Needs root, systemd-nspawn, mmdebstrap and ../shared/k8s; the bundle is made by hack/lab-bundle.sh.
@@ -28,6 +31,7 @@ import yaml
 
 from tests.conftest import EXAMPLES, ROOT
 from tests.local import TIMES
+from tests.local import security_checks
 from tests.local import test_security as security
 
 pytestmark = [pytest.mark.local, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -232,6 +236,19 @@ def test_a_privileged_pod_is_refused_while_the_add_ons_run(cluster):
     security.privileged_pods_are_refused(cluster)
 
 
+def test_the_renewal_timers_renew_every_certificate_one_control_plane_at_a_time(cluster):
+    """Forced with a threshold above the certificates' lifetime, each control plane's ccp-cert-renew timer
+    renews them while the API answers through the VIP; diagnose then sees every timer's last run succeed."""
+    t0 = time.monotonic()
+    result = security_checks.renewal_timer_renews_when_forced(cluster)
+    TIMES["certificate renewal, 3 control planes"] = time.monotonic() - t0
+    TIMES["renewal: /readyz misses through the VIP"] = float(sum(r["vip_misses"] for r in result.values()))
+
+
+def test_the_hardening_check_passes_and_names_a_planted_world_readable_key(cluster):
+    security_checks.hardening_names_a_planted_key(cluster)
+
+
 def test_a_rerun_changes_nothing(cluster):
     r = cluster.ccp("plan", "--config", cluster.config, "--detailed-exitcode", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -306,6 +323,69 @@ def test_a_fresh_state_directory_says_it_adopts_the_machines(cluster, tmp_path):
     provision = next(p for p in json.loads(r.stdout)["phases"] if p["phase"] == "provision")
     assert sorted((a["verb"], a["target"]) for a in provision["actions"]) == \
         sorted(("adopt", f"machine {n}") for n in cluster.nodes())
+
+
+def _scale(cluster, *, control_planes: int | None = None, workers: int | None = None) -> float:
+    """Edit cluster.yaml as an operator would and run `ccp apply`; -> seconds it took."""
+    data = yaml.safe_load(cluster.config.read_text())
+    if control_planes is not None:
+        data["spec"]["nodes"]["controlPlane"]["count"] = control_planes
+    if workers is not None:
+        data["spec"]["nodes"]["workers"][0]["count"] = workers
+    cluster.config.write_text(yaml.safe_dump(data, sort_keys=False))
+    t0 = time.monotonic()
+    cluster.ccp("apply", "--config", cluster.config, "--yes", timeout=1200)
+    return time.monotonic() - t0
+
+
+def _etcd_members(cluster) -> list[str]:
+    out = cluster.kubectl("-n", "kube-system", "exec", f"etcd-{NAME}-cp-1", "--", "etcdctl", "--endpoints=https://127.0.0.1:2379",
+                          "--cacert=/etc/kubernetes/pki/etcd/ca.crt", "--cert=/etc/kubernetes/pki/etcd/server.crt",
+                          "--key=/etc/kubernetes/pki/etcd/server.key", "member", "list", "-w", "json")
+    return sorted(m["name"] for m in json.loads(out)["members"])
+
+
+def _ready_nodes(cluster) -> list[str]:
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json", server=f"https://{VIP}:6443"))["items"]
+    return sorted(n["metadata"]["name"] for n in nodes
+                  if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]))
+
+
+def _no_op(cluster) -> None:
+    r = cluster.ccp("plan", "--config", cluster.config, "--detailed-exitcode", check=False)
+    assert r.returncode == 0, "a rerun would change something:\n" + r.stdout + r.stderr
+
+
+def test_workers_scale_out_and_in_with_apply_and_each_rerun_is_a_no_op(cluster):
+    before = cluster.nodes()
+    TIMES["scale out one worker"] = _scale(cluster, workers=3)
+    after = cluster.nodes()
+    assert {n: a for n, a in after.items() if n in before} == before, "an existing node moved"
+    assert f"{NAME}-worker-3" in _ready_nodes(cluster)
+    assert _etcd_members(cluster) == [f"{NAME}-cp-{i}" for i in (1, 2, 3)]
+    _no_op(cluster)
+    TIMES["scale in two workers"] = _scale(cluster, workers=1)
+    assert _ready_nodes(cluster) == sorted([f"{NAME}-cp-{i}" for i in (1, 2, 3)] + [f"{NAME}-worker-1"])
+    assert set(cluster.host().machines(NAME)) == {n for n in after if n not in (f"{NAME}-worker-2", f"{NAME}-worker-3")}
+    assert _etcd_members(cluster) == [f"{NAME}-cp-{i}" for i in (1, 2, 3)]   # etcd untouched
+    _no_op(cluster)
+
+
+def test_control_planes_3_to_5_to_3_keep_etcd_at_the_intended_count(cluster):
+    """Addresses stay put: the two new control planes take free addresses, no existing node moves."""
+    before = cluster.nodes()
+    TIMES["control planes 3 -> 5"] = _scale(cluster, control_planes=5)
+    after = cluster.nodes()
+    assert {n: a for n, a in after.items() if n in before} == before, "an existing node moved"
+    assert _etcd_members(cluster) == [f"{NAME}-cp-{i}" for i in range(1, 6)]
+    assert {f"{NAME}-cp-4", f"{NAME}-cp-5"} <= set(_ready_nodes(cluster))
+    assert readyz(VIP)
+    _no_op(cluster)
+    TIMES["control planes 5 -> 3"] = _scale(cluster, control_planes=3)
+    assert _etcd_members(cluster) == [f"{NAME}-cp-{i}" for i in (1, 2, 3)]
+    assert not {f"{NAME}-cp-4", f"{NAME}-cp-5"} & set(_ready_nodes(cluster))
+    assert readyz(VIP)
+    _no_op(cluster)
 
 
 def test_destroy_leaves_nothing(cluster):

@@ -227,6 +227,8 @@ class FakeCluster:
             return 0, "ccp: keepalived: changed (restarted)", ""
         if s.startswith("test -f /etc/kubernetes/admin.conf"):
             return (0 if node in self.admin_conf else 1), "", ""
+        if s == "test -f /etc/kubernetes/manifests/etcd.yaml":   # a control plane's join went as far as etcd
+            return (0 if node in self.etcd else 1), "", ""
         if s.startswith("test -f /etc/kubernetes/kubelet.conf"):
             return (0 if node in self.members else 1), "", ""
         if s == "kubeadm certs certificate-key":

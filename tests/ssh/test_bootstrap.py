@@ -204,3 +204,23 @@ def test_an_offline_bundle_reaches_every_node_over_ssh(cluster, tmp_path):
         assert apiserver == ("-cp-" in node), node
         assert any(p.startswith("/var/lib/ccp/images/registry.k8s.io_kube-proxy_") for p in files)
         assert "ctr -n k8s.io images import" in files["/var/lib/ccp/prepare-node.sh"]
+
+
+def test_a_control_plane_whose_join_stopped_half_way_is_reset_and_joined_again(cluster, tmp_path):
+    """Real nodes: ccp killed during a control plane's `kubeadm join`, after kubelet-start (kubelet.conf
+    written) but before control-plane-join (no etcd member, no etcd manifest). The resumed install took it
+    for a member and waited minutes for an API server that could never answer. Now it is reset and joined."""
+    fc, cfg = cluster()
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeadm/join-control-plane")
+    assert r.code == 0, r.text
+    fc.etcd.discard("fk-cp-2")          # kubelet.conf is there (fc.members), the etcd manifest is not
+    r = run_ccp("plan", "--config", cfg)
+    assert "join node fk-cp-2 (as a control plane again: its last join stopped half-way" in r.out, r.text
+    assert "the API server on fk-cp-2" not in r.out
+    before = len(fc.records)
+    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeadm/join-control-plane")
+    assert r.code == 0, r.text
+    sent = [(x.node, x.script.split()[1]) for x in fc.records[before:] if x.script.startswith(("kubeadm reset", "umask 077;"))
+            and ("kubeadm reset" in x.script or "kubeadm join" in x.script)]
+    assert sent == [("fk-cp-2", "reset"), ("fk-cp-2", "077;")], sent
+    assert "fk-cp-2" in fc.etcd

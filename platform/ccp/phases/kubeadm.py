@@ -143,11 +143,26 @@ class _Join(Phase):
         actions = later + [Action("join", f"node {n}", "as a control plane" if self.control_plane else "as a worker")
                            for n in names if not members[n]]
         if self.control_plane:
-            actions += _unready_api_servers(ctx, ssh, [acting_first(ctx)] + [n for n in names if members[n]])
+            half = half_joined(ssh, ctx.targets([n for n in names if members[n]]))
+            actions += [Action("join", f"node {n}", f"as a control plane again: {HALF_JOINED}") for n in half]
+            actions += _unready_api_servers(ctx, ssh, [acting_first(ctx)] + [n for n in names if members[n] and n not in half])
         return actions
 
 
 LOCAL_READYZ = "curl -ksf --max-time 3 https://127.0.0.1:6443/readyz"
+ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
+HALF_JOINED = "its last join stopped half-way (a kubelet, no etcd member): kubeadm reset first"
+
+
+def half_joined(ssh, targets) -> list[str]:
+    """Control planes whose `kubeadm join` was stopped (ccp killed, the machine gone) after kubelet-start but
+    before control-plane-join: they hold kubelet.conf and an API server manifest whose local etcd never came,
+    so that API server never answers. Real nodes: a resumed install waited on it for minutes, then failed.
+    They are reset and joined again (kubeadm refuses a join over kubelet.conf)."""
+    if not targets:
+        return []
+    found = ssh.call(holding(ssh, targets, ETCD_MANIFEST))
+    return [name for name, has in found.items() if not has]
 
 
 def _unready_api_servers(ctx: ClusterContext, ssh, names: list[str]) -> list[Action]:
@@ -176,7 +191,11 @@ class JoinControlPlanes(_Join):
             ssh.call(wait_api(ssh, t, "127.0.0.1:6443", attempts=180, after=f"{t.name} started again",
                               resolution=f"on {t.name}: `crictl ps -a` and the kube-apiserver and etcd logs "
                                          "(`crictl logs`), and `journalctl -u kubelet`; then resume"))
+        again = {a.target.removeprefix("node ") for a in actions if a.verb == "join" and a.reason.endswith(HALF_JOINED)}
         for t in ctx.targets([a.target.removeprefix("node ") for a in actions if a.verb == "join"]):
+            if t.name in again:
+                ctx.reporter.item(t.name, "kubeadm reset (a join that stopped half-way)")
+                ssh.call(ssh.run(t, "kubeadm reset -f", sudo=True, timeout=300))
             # One token and certificate key serve the joins in a row (making them takes seconds); they are
             # made anew well before their 30-minute token lifetime runs out.
             if time.monotonic() - made > SECRETS_REUSE:
