@@ -37,9 +37,10 @@ def _expiries(cluster, address: str) -> dict[str, str]:
     """kubeadm's certificate name -> its expiry (RFC 3339, UTC: compares as text), for those kubeadm renews
     and this control plane holds."""
     out = cluster.ssh(address, EXPIRIES).stdout
-    # a file this control plane does not have (super-admin.conf exists on the first one only) has the zero date
+    # a kubeconfig this control plane does not have (super-admin.conf: the first one only) is listed all the same
+    held = set(cluster.ssh(address, "sudo -n ls /etc/kubernetes").stdout.split())
     return {name: date for name, date, external in (line.split() for line in out.splitlines() if line.count(" ") == 2)
-            if external == "false" and not date.startswith("0001-")}
+            if external == "false" and (not name.endswith(".conf") or name in held)}
 
 
 def _diagnose(cluster, section: str) -> tuple[int, list[dict]]:
