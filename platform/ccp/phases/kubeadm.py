@@ -151,6 +151,11 @@ class _Join(Phase):
 
 LOCAL_READYZ = "curl -ksf --max-time 3 https://127.0.0.1:6443/readyz"
 ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
+# A control plane to join that holds kubeadm's files already: a join stopped half-way (real nodes: ccp killed
+# after control-plane-prepare wrote the static pod manifests, the rerun's join refused them). Not a member:
+# nothing of the cluster is lost by the reset.
+RESET_LEFTOVERS = ("if [ -e /etc/kubernetes/kubelet.conf ] || ls /etc/kubernetes/manifests/*.yaml >/dev/null 2>&1; "
+                   "then kubeadm reset -f; fi")
 HALF_JOINED = "its last join stopped half-way (a kubelet, no etcd member): kubeadm reset first"
 
 
@@ -191,11 +196,9 @@ class JoinControlPlanes(_Join):
             ssh.call(wait_api(ssh, t, "127.0.0.1:6443", attempts=180, after=f"{t.name} started again",
                               resolution=f"on {t.name}: `crictl ps -a` and the kube-apiserver and etcd logs "
                                          "(`crictl logs`), and `journalctl -u kubelet`; then resume"))
-        again = {a.target.removeprefix("node ") for a in actions if a.verb == "join" and a.reason.endswith(HALF_JOINED)}
         for t in ctx.targets([a.target.removeprefix("node ") for a in actions if a.verb == "join"]):
-            if t.name in again:
-                ctx.reporter.item(t.name, "kubeadm reset (a join that stopped half-way)")
-                ssh.call(ssh.run(t, "kubeadm reset -f", sudo=True, timeout=300))
+            # what a join stopped half-way left (manifests, kubelet.conf) makes kubeadm's preflight refuse
+            ssh.call(ssh.run(t, RESET_LEFTOVERS, sudo=True, timeout=300))
             # One token and certificate key serve the joins in a row (making them takes seconds); they are
             # made anew well before their 30-minute token lifetime runs out.
             if time.monotonic() - made > SECRETS_REUSE:
