@@ -61,6 +61,7 @@ bench: setup
 	$(VENV)/bin/python bench/diagnose.py
 	$(VENV)/bin/python bench/upgrade_plan.py
 	$(VENV)/bin/python bench/install_local.py
+	$(VENV)/bin/python bench/day2_local.py
 
 clean:
 	rm -rf .ccp .pytest_cache .hypothesis
