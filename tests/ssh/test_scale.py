@@ -42,6 +42,9 @@ class NodesPortFake:
     def pod_exists(self, ns, name):
         return False
 
+    def leaving_namespaces(self):
+        return set()
+
     def delete_node(self, node):
         if ("delete", node) == self.interrupt_at:
             self.interrupt_at = None

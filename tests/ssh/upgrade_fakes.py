@@ -38,6 +38,9 @@ class UpgradePortFake:
     def pod_exists(self, ns, name):
         return False
 
+    def leaving_namespaces(self):
+        return set()
+
     def node_state(self, node):
         if node == self.stop_after:   # Ctrl-C while ccp waits for this node
             raise KeyboardInterrupt

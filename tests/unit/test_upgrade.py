@@ -55,6 +55,7 @@ def pod(name, labels=None, owner="ReplicaSet", ns="shop"):
 class DrainPortFake:
     def __init__(self, pods, pdbs):
         self.pods, self.budgets, self.cordoned, self.evicted = pods, pdbs, [], []
+        self.leaving: set[str] = set()
 
     def cordon(self, node, unschedulable):
         self.cordoned.append((node, unschedulable))
@@ -75,6 +76,9 @@ class DrainPortFake:
 
     def pod_exists(self, ns, name):
         return False
+
+    def leaving_namespaces(self):
+        return self.leaving
 
 
 class Clock:
@@ -120,6 +124,16 @@ def test_pods_no_controller_manages_stop_the_drain_before_anything_moves():
         drain.drain(port, "n1", 30, sleep=lambda s: None)
     assert info.value.details == ["shop/scratch"] and "would lose them" in info.value.message
     assert port.cordoned == [] and port.evicted == []
+
+
+def test_pods_of_a_namespace_being_deleted_neither_stop_nor_wait_for_the_drain():
+    """Found on real nodes: `ccp node replace` right after `ccp install` refused to drain a worker for the validation's
+    last pod (no controller), whose namespace was being deleted; evicting in such a namespace is refused anyway."""
+    port = DrainPortFake([pod("web-1"), pod("net-server", owner=None, ns="ccp-validate-5a561a"),
+                          pod("cache-1", ns="ccp-validate-5a561a")], [])
+    port.leaving = {"ccp-validate-5a561a"}
+    assert drain.drain(port, "n1", 30, sleep=lambda s: None) == ["shop/web-1"]
+    assert port.cordoned == [("n1", True)] and port.evicted == ["web-1"]
 
 
 def test_selector_expressions():

@@ -19,6 +19,12 @@ class LightkubeNodes(LightkubeObjects):
         return [p.to_dict() for p in self._call(lambda: list(self.client.list(Pod, namespace="*", fields={"spec.nodeName": node})),
                                                 f"list the pods on {node}")]
 
+    def leaving_namespaces(self) -> set[str]:
+        from lightkube.resources.core_v1 import Namespace
+
+        return {n.metadata.name for n in self._call(lambda: list(self.client.list(Namespace)), "list namespaces")
+                if n.status is not None and n.status.phase == "Terminating"}
+
     def pdbs(self) -> list[dict]:
         from lightkube.resources.policy_v1 import PodDisruptionBudget
 
