@@ -180,6 +180,12 @@ def test_a_bundle_for_an_upgrade_holds_both_versions_and_each_use_takes_only_its
         check_bundle(cfg, target, tmp_path / "one.tar")
     assert "lacks 7 items the upgrade to 1.35.0-lab.1 needs" in info.value.message and "--with-bom" in info.value.resolution
     assert len(info.value.details) == 7
+    from ccp.errors import PreflightError
+
+    with pytest.raises(PreflightError) as info:   # not a tar: a coded error, never a traceback
+        node_files(tmp_path / "mirror" / next(p.name for p in (tmp_path / "mirror").rglob("*.deb")), added, "/p", "/i",
+                   verify=True)
+    assert "cannot be read" in info.value.message
 
 
 def test_upgrade_of_an_air_gapped_cluster_stages_before_the_first_node():

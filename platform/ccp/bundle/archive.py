@@ -150,6 +150,14 @@ def node_files(bundle, needed, packages_dir: str, images_dir: str, *, verify: bo
     needs: a bundle may hold more (e.g. an upgrade's target beside the running version), and a node
     given both kubeadm packages could install neither. With ``verify``, each file's sha256 is checked
     against the bundle's index as it is read (the install's preflight/offline-bundle checked them all)."""
+    try:
+        return _node_files(bundle, needed, packages_dir, images_dir, verify)
+    except (OSError, tarfile.TarError, KeyError, ValueError) as exc:   # unreadable, or a file its index names is absent
+        raise PreflightError(f"the offline bundle {bundle} cannot be read ({exc})",
+                             "copy the bundle again, or make it again with `ccp bundle create`") from None
+
+
+def _node_files(bundle, needed, packages_dir: str, images_dir: str, verify: bool) -> dict[str, bytes]:
     from pathlib import PurePosixPath
 
     out: dict[str, bytes] = {}

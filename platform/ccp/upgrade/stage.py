@@ -66,7 +66,7 @@ def stage(ctx, target_cfg, names: list[str], say=lambda text: None) -> dict[str,
 
     target = target_cfg.spec.kubernetes.version
     files = node_files(bundle_path(ctx), new_items(ctx.config, target_cfg), packages_dir(target), images_dir(target),
-                          verify=True)
+                       verify=True)
     workers = {n.name for n in ctx.nodes if n.role == inventory.ROLE_WORKER}
     ssh = ctx.ssh()
     script = (f"set -e; n=0; for f in {images_dir(target)}/*.tar; do [ -f \"$f\" ] || continue; "
