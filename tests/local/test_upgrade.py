@@ -49,8 +49,10 @@ class Probe(threading.Thread):
     """Every second, through the VIP with the admin credentials: /readyz, and the Deployment's available
     replicas. Records the longest time without a good answer and the fewest available pods seen."""
 
-    def __init__(self, kubeconfig: Path):
+    def __init__(self, kubeconfig: Path, journal: Path):
         super().__init__(daemon=True)
+        self.journal = journal
+        self.low: list[str] = []   # what the cluster looked like each time fewer than all pods were available
         user = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
         self._dir = tempfile.TemporaryDirectory()
         cert, key = Path(self._dir.name) / "c.pem", Path(self._dir.name) / "k.pem"
@@ -79,11 +81,29 @@ class Probe(threading.Thread):
                 deploy = json.loads(self._get("/apis/apps/v1/namespaces/default/deployments/web"))
                 available = deploy["status"].get("availableReplicas", 0)
                 self.min_available = available if self.min_available is None else min(self.min_available, available)
+                if available < deploy["spec"]["replicas"] and len(self.low) < 60:
+                    self.low.append(self._picture(available))
             except (OSError, ValueError, KeyError):
                 pass
             self.samples += 1
             self.longest_gap = max(self.longest_gap, time.monotonic() - last_good)
             self.stop.wait(max(0.0, 1.0 - (time.monotonic() - t)))
+
+    def _picture(self, available: int) -> str:
+        """One line: when, the upgrade's phase then, each web pod (node, phase, Ready, deleting), nodes not Ready."""
+        pods = json.loads(self._get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb"))["items"]
+        nodes = json.loads(self._get("/api/v1/nodes"))["items"]
+        phase = "-"
+        if self.journal.exists():
+            started = [line for line in self.journal.read_text().splitlines() if '"started"' in line]
+            phase = json.loads(started[-1]).get("phase", "-") if started else "-"
+
+        def ready(obj: dict) -> str:
+            return next((c["status"] for c in obj["status"].get("conditions", []) if c["type"] == "Ready"), "?")
+        web = [f'{p["metadata"]["name"][-5:]}@{p["spec"].get("nodeName", "-")}:{p["status"].get("phase")}'
+               f'/ready={ready(p)}{"/deleting" if p["metadata"].get("deletionTimestamp") else ""}' for p in pods]
+        down = [n["metadata"]["name"] for n in nodes if ready(n) != "True"]
+        return f"{time.strftime('%H:%M:%S')} available={available} phase={phase} pods={web} nodes-not-ready={down}"
 
     def finish(self) -> None:
         self.stop.set()
@@ -178,7 +198,7 @@ def probe(cluster):
     subprocess.run([str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig), "apply", "-f", "-"], input=WEB, text=True,
                    check=True, capture_output=True)
     cluster.kubectl("rollout", "status", "deployment/web", "--timeout=180s", timeout=200)
-    p = Probe(cluster.kubeconfig)
+    p = Probe(cluster.kubeconfig, cluster.state / "journal.jsonl")
     p.start()
     yield p
     p.finish()
@@ -251,7 +271,8 @@ def test_the_resumed_upgrade_converges_and_redoes_nothing(cluster, probe):
     TIMES["upgrade: fewest available web pods"] = float(probe.min_available if probe.min_available is not None else -1)
     print(f"API through the VIP: longest gap {probe.longest_gap:.1f}s over {probe.samples} probes; "
           f"web Deployment (PDB minAvailable 1): fewest available {probe.min_available}")
-    assert probe.min_available is not None and probe.min_available >= 1
+    print("moments with fewer web pods available than wanted:\n  " + "\n  ".join(probe.low))
+    assert probe.min_available is not None and probe.min_available >= 1, "\n".join(probe.low)
     assert probe.longest_gap < 10, f"the API through the VIP was gone {probe.longest_gap:.1f}s"
     assert "upgraded to" in r.stdout
 
