@@ -50,12 +50,16 @@ class SSHServerBase:
         self.authorized_key = authorized_key
         self.forwarded: list[tuple[str, int]] = []
         self.commands: list[str] = []
+        self.connections: list = []
         self._server = None
 
     def _server_class(self):
         outer = self
 
         class Server(asyncssh.SSHServer):
+            def connection_made(self, conn):
+                outer.connections.append(conn)
+
             def connection_requested(self, dest_host, dest_port, orig_host, orig_port):
                 outer.forwarded.append((dest_host, dest_port))
                 return True
@@ -78,6 +82,14 @@ class SSHServerBase:
         async def go():
             self._server.close()
             await self._server.wait_closed()
+        _Loop.get().run(go())
+
+    def drop_connections(self) -> None:
+        """Close every client connection from the server's side, as a host going away does."""
+        async def go():
+            for conn in self.connections:
+                conn.close()
+            self.connections.clear()
         _Loop.get().run(go())
 
     @property

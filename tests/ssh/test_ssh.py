@@ -143,3 +143,42 @@ def test_unreachable_host_and_bad_key(client_key, tmp_path, exec_server):
         assert "was not let in" in info.value.message
     finally:
         ssh.close()
+
+
+def test_a_pooled_connection_its_host_closed_is_made_again(client_key, tmp_path, exec_server):
+    """Found on real nodes: `ccp node replace` reset the old machine over SSH, replaced it, then probed the new one
+    through the old machine's pooled connection ("SSH connection closed"). The close is only read once the event loop
+    runs again, so the pool hands the dead connection out: a channel that does not open is opened on a new one."""
+    ssh, _, _ = make_ssh(client_key, tmp_path)
+    try:
+        assert ssh.call(ssh.run(target(exec_server), "echo before")).stdout == "before"
+        exec_server.drop_connections()
+        time.sleep(0.2)   # the close reaches this side's socket; ccp's loop does not run, as between two phases
+        assert ssh.call(ssh.run(target(exec_server), "echo after")).stdout == "after"
+        exec_server.drop_connections()
+        time.sleep(0.2)
+        dest = tmp_path / "uploaded"
+        ssh.call(ssh.upload(target(exec_server), {str(dest): ("data", 0o600)}, sudo=False))
+        assert dest.read_text() == "data"
+    finally:
+        ssh.close()
+
+
+def test_a_connection_lost_while_a_command_runs_is_a_remote_error(client_key, tmp_path, exec_server):
+    ssh, _, _ = make_ssh(client_key, tmp_path)
+    try:
+        t = target(exec_server)
+        ssh.call(ssh.run(t, "true"))
+
+        async def run_and_drop():
+            import asyncio
+
+            run = asyncio.ensure_future(ssh.run(t, "sleep 5"))
+            await asyncio.sleep(0.5)
+            exec_server.drop_connections()
+            return await run
+        with pytest.raises(RemoteError) as info:
+            ssh.call(run_and_drop())
+        assert "connection was lost while `sleep 5` ran" in info.value.message and info.value.resolution
+    finally:
+        ssh.close()

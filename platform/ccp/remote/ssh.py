@@ -142,10 +142,15 @@ class SSH:
                               "check that the machine is up and port 22 is reachable from here" +
                               (" through the bastion" if self.bastion else "")) from None
 
-    async def connection(self, target: Target):
+    async def connection(self, target: Target, *, stale=None):
+        """The pooled connection to ``target``, made when there is none. ``stale``: a pooled connection that
+        just failed to open a channel: it is dropped and a new one made (unless another task did so already)."""
         lock = self._locks.setdefault(target, asyncio.Lock())
         async with lock:
             conn = self._conns.get(target)
+            if stale is not None and conn is stale:
+                conn.abort()
+                conn = None
             if conn is None or conn.is_closed():
                 tunnel = None
                 if self.bastion is not None:
@@ -165,12 +170,13 @@ class SSH:
         streamed, and each of its lines is registered for masking before anything else sees it.
         ``quiet``: stdout is bulky data (certificates, facts) that is neither logged nor streamed, and
         not secret enough to mask everywhere."""
+        import asyncssh
+
         secrets = env_secrets or {}
         for value in secrets.values():
             redact.register(value)
         if secrets and stdin is not None:
             raise ValueError("stdin and env_secrets cannot be combined")
-        conn = await self.connection(target)
         reads = "".join(f"IFS= read -r {k}; export {k}; " for k in secrets)
         if secrets:
             stdin = "".join(v + "\n" for v in secrets.values())
@@ -181,7 +187,7 @@ class SSH:
         out: list[str] = []
         err: deque[str] = deque(maxlen=TAIL)
         err_all: list[str] = []
-        proc = await conn.create_process(remote, encoding="utf-8", errors="replace")
+        proc = await self._open(target, lambda c: c.create_process(remote, encoding="utf-8", errors="replace"))
         if stdin is not None:
             proc.stdin.write(stdin)
         proc.stdin.write_eof()
@@ -209,7 +215,15 @@ class SSH:
             proc.close()
             raise RemoteError(f"{target.name}: `{shown}` did not finish within {timeout or self.timeout:.0f}s",
                               "look at the host's log lines in the run log; then resume", list(err)) from None
-        status = proc.exit_status if proc.exit_status is not None else 255
+        except (asyncssh.Error, OSError) as exc:
+            lost = _reason(exc)
+        else:
+            lost = "no exit status came back" if proc.exit_status is None else ""
+        if lost and check:   # it started, then the connection went: whether it finished is unknown
+            raise RemoteError(f"{target.name}: the SSH connection was lost while `{shown}` ran ({lost})",
+                              f"check that {target.name} is up and look there whether the command finished; then resume",
+                              [redact.scrub(line) for line in err])
+        status = 255 if lost else proc.exit_status
         result = Result(target.name, shown, status, "\n".join(out), "\n".join(err_all), time.monotonic() - t0)
         if self.log:
             self.log.info("[%s] `%s` exited %s after %.2fs", target.name, shown, status, result.seconds)
@@ -218,6 +232,27 @@ class SSH:
                               "the last lines of its error output are below; the full output is in the run log",
                               [redact.scrub(line) for line in err])
         return result
+
+    async def _open(self, target: Target, opener: Callable[[Any], Awaitable[Any]]):
+        """``opener(connection)`` (a process or an SFTP client) on the pooled connection. A pooled connection can
+        be dead without ccp having seen it yet: its host rebooted or its machine was replaced since (the event loop
+        runs only inside ``call``, so the close was never read). Nothing ran when the channel does not open, so it is
+        opened once more on a new connection (found on real nodes: `ccp node replace` probed the new machine over
+        the old machine's connection and stopped with "SSH connection closed")."""
+        import asyncssh
+
+        conn = await self.connection(target)
+        try:   # a dead connection whose host vanished without a word would hang here: bounded like a connect
+            return await asyncio.wait_for(opener(conn), self.connect_timeout)
+        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError, asyncio.TimeoutError) as exc:
+            if self.log:
+                self.log.info("[%s] the pooled SSH connection is gone (%s): connecting again", target.name, _reason(exc))
+            conn = await self.connection(target, stale=conn)
+        try:
+            return await asyncio.wait_for(opener(conn), self.connect_timeout)
+        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+            raise RemoteError(f"{target.name} ({target.address}): the SSH connection closed as a command started ({_reason(exc)})",
+                              f"check that {target.name} is up and its sshd runs; then resume") from None
 
     def _line(self, target: Target, line: str) -> None:
         text = redact.scrub(line)
@@ -230,9 +265,8 @@ class SSH:
                      owner: str = "root:root") -> None:
         """Put files on the host: SFTP into a private temp dir, then move them into place with their owner
         and mode (a move, not a copy: the offline bundle is hundreds of MB a node)."""
-        conn = await self.connection(target)
         tmp = f"/tmp/ccp-{uuid.uuid4().hex[:12]}"
-        async with conn.start_sftp_client() as sftp:
+        async with await self._open(target, lambda c: c.start_sftp_client()) as sftp:
             await sftp.mkdir(tmp, attrs=_attrs(0o700))
             try:
                 for i, (dest, (content, mode)) in enumerate(files.items()):
@@ -262,6 +296,10 @@ class SSH:
 
         await asyncio.gather(*(one(t) for t in targets))
         return out
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def _place(tmp: str, files: dict[str, tuple[str | bytes, int]], owner: str | None) -> str:
