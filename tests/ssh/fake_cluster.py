@@ -325,9 +325,11 @@ class FakeCluster:
         if s.startswith("mkdir -p /etc/kubernetes/ccp-parked-manifests"):
             self.restarted.append(node)
             return 0, "", ""
-        if s.startswith("for i in $(seq") and "/readyz" in s:
+        if s.startswith("for i in $(seq") and "/readyz" in s:   # the upgrade's wait through the VIP
+            return 0, "", ""
+        if s.startswith("end=$((") and "127.0.0.1:6443/readyz" in s and "s_client" in s:   # certs renew: this node, then the VIP
             if node in self.api_down_after_renew:
-                return 1, "", "the API did not answer through the VIP"
+                return 1, "", "after 300s: its API server serves nothing (renewed: notAfter=...), its /readyz: no"
             return 0, "", ""
         if s.startswith("cat /etc/kubernetes/admin.conf"):
             return 0, yaml.safe_dump(ADMIN_CONF), ""

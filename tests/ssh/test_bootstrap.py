@@ -167,8 +167,8 @@ def test_certs_renew_one_control_plane_at_a_time_waiting_for_the_api(cluster, tm
     assert r.code == 0, r.text
     cps = fc.names_by_prefix("cp")
     assert fc.renewed == cps and fc.restarted == cps
-    steps = [(x.node, x.script.split()[0] if not x.script.startswith("for i") else "wait") for x in fc.records
-             if x.node in cps and (x.script.startswith(("kubeadm certs renew", "mkdir -p /etc/kubernetes/ccp-parked", "for i")))]
+    steps = [(x.node, x.script.split()[0] if not x.script.startswith("end=$((") else "wait") for x in fc.records
+             if x.node in cps and (x.script.startswith(("kubeadm certs renew", "mkdir -p /etc/kubernetes/ccp-parked", "end=$((")))]
     assert steps == [(n, s) for n in cps for s in ("kubeadm", "mkdir", "wait")], steps   # strictly one after another
     assert kubeconfig.exists(), "the kubeconfig is rewritten with the renewed client certificate"
 
@@ -176,7 +176,7 @@ def test_certs_renew_one_control_plane_at_a_time_waiting_for_the_api(cluster, tm
     fc.renewed.clear()
     fc.api_down_after_renew.add(cps[1])
     r = run_ccp("certs", "renew", "--config", cfg, "--yes")
-    assert r.code == 5 and f"{cps[1]}: renewed, but the API did not come back" in r.err
+    assert r.code == 5 and f"{cps[1]}: renewed, but its API server and etcd did not come back" in r.err
     assert fc.renewed == cps[:2]
 
 

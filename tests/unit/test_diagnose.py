@@ -319,3 +319,47 @@ def test_one_walk_over_the_pods_serves_the_checks_and_the_bundle():
     for items in ([], ["b", "a"], [f"x{i % 7}" for i in range(30)], list("zyxwvutsrqponm")):
         assert sample_sorted(items) == sample(sorted(items))
     assert [p["metadata"]["name"] for p in runner._log_worthy(tri)][:3] == ["kube-apiserver-cp-1", "web-1", "web-2"]
+
+
+def _renew_stubs(tmp_path, vip_ok: bool, local_ok: bool, served: str):
+    """openssl and curl stand-ins for back_script: the files say when each renewed certificate ends; the
+    served certificates end as ``served`` says; the VIP and this node's /readyz answer as told."""
+    import os
+
+    pki, bin_ = tmp_path / "pki", tmp_path / "bin"
+    (pki / "etcd").mkdir(parents=True)
+    bin_.mkdir()
+    (pki / "apiserver.crt").write_text("Dec 3 2027")
+    (pki / "etcd" / "server.crt").write_text("Dec 3 2027")
+    (bin_ / "openssl").write_text(f"""#!/bin/sh
+if [ "$1" = s_client ]; then echo "SERVED"; exit 0; fi
+for a; do [ "$prev" = -in ] && {{ echo "notAfter=$(cat "$a")"; exit 0; }}; prev=$a; done
+read line; echo "notAfter={served}"
+""")
+    (bin_ / "curl").write_text(f"""#!/bin/sh
+case "$*" in *127.0.0.1:6443*) exit {0 if local_ok else 7};; *) exit {0 if vip_ok else 7};; esac
+""")
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    return str(pki), {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+
+
+def test_renew_waits_for_the_renewed_control_plane_itself_not_only_the_vip(tmp_path):
+    """Found on real nodes: renew waited for the API through the VIP, which the other control planes answer at
+    once, and went on to the next control plane while this one's API server was still starting (two of three
+    down). It now waits until this node's own API server and etcd serve the renewed certificates and answer."""
+    import subprocess
+
+    from ccp.diagnose.renew import back_script
+
+    def run(**kw):
+        pki, env = _renew_stubs(tmp_path / str(len(list(tmp_path.iterdir()))), **kw)
+        r = subprocess.run(["sh", "-c", back_script("10.0.0.5:6443", 2, interval=1, pki=pki)], env=env,
+                           capture_output=True, text=True, timeout=30)
+        return r.returncode, r.stderr
+    assert run(vip_ok=True, local_ok=True, served="Dec 3 2027") == (0, "")
+    code, err = run(vip_ok=True, local_ok=False, served="Dec 3 2027")        # the VIP alone is not enough
+    assert code == 1 and "its /readyz: no, through 10.0.0.5:6443: yes" in err
+    code, err = run(vip_ok=True, local_ok=True, served="Jan 1 2027")         # still the old certificates: not restarted
+    assert code == 1 and "serves notAfter=Jan 1 2027 (renewed: notAfter=Dec 3 2027)" in err
+    assert run(vip_ok=False, local_ok=True, served="Dec 3 2027")[0] == 1

@@ -26,5 +26,5 @@ def renew(ctx: typer.Context, config: Path = CONFIG_OPTION,
         for phase in workflows.certs_renew():
             phase.apply(cctx, [])
     for d in done:
-        ui.out().print(f"[green]✓[/] {d['node']}: renewed, API back through the VIP ({d['seconds']}s)")
+        ui.out().print(f"[green]✓[/] {d['node']}: renewed; its API server and etcd serve the new certificates, the API answers through the VIP ({d['seconds']}s)")
     ui.out().print(f"certificates renewed on {len(done)} control planes; {cctx.state_dir / 'kubeconfig'} rewritten")

@@ -1,5 +1,6 @@
 """ccp certs renew: kubeadm renews every certificate on each control plane in turn, the static pods
-restart to load them, and ccp waits for the API through the VIP before the next control plane.
+restart to load them, and ccp waits until that control plane's own API server and etcd serve the renewed
+certificates and the API answers through the VIP before it touches the next control plane.
 
 Works on a cluster whose certificates expired while it was off: kubeadm renews from the CA on the
 node's disk, and nothing here needs the API until the restart. A run stopped half-way is safe to
@@ -10,7 +11,7 @@ from __future__ import annotations
 import time
 
 from ccp.errors import RemoteError
-from ccp.remote.static_pods import MANIFESTS, PARKED, restart_script, wait_script
+from ccp.remote.static_pods import MANIFESTS, PARKED, back_script, restart_script
 
 
 def renew(ctx, *, pause: int = 20, timeout: int = 300, say=lambda text: None) -> list[dict]:
@@ -35,11 +36,13 @@ def renew(ctx, *, pause: int = 20, timeout: int = 300, say=lambda text: None) ->
             raise RemoteError(f"{t.name}: the static pods could not be restarted (exit {r.exit_status})",
                               f"check {MANIFESTS} and {PARKED} on {t.name}; rerun `ccp certs renew` to finish",
                               (r.stderr or r.stdout).splitlines()[-5:])
-        say(f"{t.name}: waiting for the API through {endpoint}")
-        r = ssh.call(ssh.run(t, wait_script(endpoint, timeout), check=False, timeout=timeout + 60))
+        say(f"{t.name}: waiting for its API server and etcd to serve the new certificates, then the API through {endpoint}")
+        r = ssh.call(ssh.run(t, back_script(endpoint, timeout), sudo=True, check=False, timeout=timeout + 60))
         if not r.ok:
-            raise RemoteError(f"{t.name}: renewed, but the API did not come back through {endpoint} within {timeout}s",
-                              f"look at the API server on {t.name} (crictl ps -a; /var/log/pods); the next control planes "
-                              "were not touched, so the cluster keeps quorum", (r.stderr or r.stdout).splitlines()[-5:])
+            raise RemoteError(f"{t.name}: renewed, but its API server and etcd did not come back with the new certificates "
+                              f"(and the API through {endpoint}) within {timeout}s",
+                              f"look at the static pods on {t.name} (/var/log/pods, journalctl -u kubelet); the next control "
+                              "planes were not touched, so the cluster keeps quorum; then rerun `ccp certs renew`",
+                              (r.stderr or r.stdout).splitlines()[-5:])
         done.append({"node": t.name, "seconds": round(time.monotonic() - t0, 1)})
     return done
