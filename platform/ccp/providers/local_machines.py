@@ -10,7 +10,9 @@ The launch, as measured on a cgroup v1 hybrid host without systemd as PID 1: a l
 ``<hierarchy>/ccp-local/<name>`` of every cgroup hierarchy (unified and name=systemd too) and then execs
 systemd-nspawn, so each machine's cgroup namespace has a root of its own and one kubelet never deletes
 another's pod cgroups. It is double-forked into a session of its own: neither Ctrl-C nor ccp exiting
-reaches it. Stopping kills by cgroup, so nothing of a machine outlives it (local_teardown).
+reaches it; systemd-nspawn is the first process of a pid namespace of its own, so the machine dies with it,
+as a VM with its hypervisor process (DIE_TOGETHER). Stopping kills by cgroup, so nothing of a machine outlives
+it (local_teardown).
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ OUTER = 'sh -c "$CCP_LAUNCH" ccp-launch "$@" >>"$CCP_LOG" 2>&1 </dev/null & echo
 LAUNCH = ('for d in $CCP_CGROUPS; do echo $$ >"$d/cgroup.procs" || { echo "ccp: cannot join cgroup $d" >&2; exit 97; }; '
           'done; unset CCP_CGROUPS CCP_LAUNCH CCP_LOG; exec "$@"')
 
+
+# systemd-nspawn runs as the first process of a pid namespace of its own, so the kernel kills everything in the
+# machine the moment it dies, as a VM dies with its hypervisor process (found on real nodes: a SIGKILLed
+# systemd-nspawn left its machine running on, orphaned, while ccp called it stopped); unshare, the recorded
+# launcher, takes nspawn with it (--kill-child). The new pid namespace needs a /proc of its own (nspawn reads
+# its children there), hence a mount namespace, private so that nothing mounted in it reaches this host.
+DIE_TOGETHER = ("unshare", "--pid", "--kill-child", "--mount-proc", "--propagation", "private", "--")
 
 
 @dataclass(frozen=True)
@@ -291,7 +300,7 @@ class LocalHost(MachineTeardown):
                 except FileNotFoundError:
                     time.sleep(0.05)
         # --console=read-only: the machine's console (systemd's boot status) goes to console.log
-        argv = ["systemd-nspawn", "-b", "-D", str(d / "merged"), "-M", name, f"--uuid={rec['machine_id']}", "--register=no",
+        argv = [*DIE_TOGETHER, "systemd-nspawn", "-b", "-D", str(d / "merged"), "-M", name, f"--uuid={rec['machine_id']}", "--register=no",
                 "--keep-unit", "--console=read-only", f"--network-bridge={rec['bridge']}", "--capability=all",
                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--bind=/dev/kmsg",
                 f"--bind={d / 'containerd'}:/var/lib/containerd", f"--bind={d / 'etcd'}:/var/lib/etcd", "systemd.show_status=true"]
@@ -317,13 +326,15 @@ class LocalHost(MachineTeardown):
 
     @staticmethod
     def _leader(rec: dict) -> int | None:
-        """The machine's init as the host sees it: the launcher's descendant whose innermost pid is 1."""
+        """The machine's init as the host sees it: the launcher's descendant whose innermost pid is 1, other than
+        systemd-nspawn (the first process of the pid namespace around the machine's, see DIE_TOGETHER)."""
         todo = [rec["launcher_pid"]] if rec.get("launcher_pid") else []
-        for _ in range(4):
+        for _ in range(5):
             found = []
             for pid in todo:
                 try:
-                    if Path(f"/proc/{pid}/status").read_text().partition("NSpid:")[2].splitlines()[0].split()[1:] == ["1"]:
+                    innermost = Path(f"/proc/{pid}/status").read_text().partition("NSpid:")[2].splitlines()[0].split()[-1]
+                    if innermost == "1" and Path(f"/proc/{pid}/comm").read_text().strip() != "systemd-nspawn":
                         return pid
                     found += [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
                 except (OSError, IndexError):
