@@ -240,6 +240,52 @@ def test_host_facts_become_findings():
             ("kubelet-service", "fail"), ("kubelet-journal", "warn"), ("clock-offset", "fail"), ("reachable", "fail")} <= got
     clock = next(f for f in fs if f.check == "clock-offset")
     assert "3.10s" in clock.what and "w-1 ahead of cp-1" in clock.what
+    assert "--only vsphere" in next(f for f in fs if f.check == "reachable").remediation
+
+
+def test_an_unreachable_local_machine_points_at_its_machine_not_at_vsphere():
+    """Found on real nodes: a killed local machine's finding said to check the VM with `ccp diagnose --only vsphere`,
+    a section that does not run for provisioner: local."""
+    (f,) = [f for f in hosts.findings({}, {}, {"w-9": "connection refused"}, {}, "local") if f.check == "reachable"]
+    assert "--only machines" in f.remediation and "ccp node replace w-9" in f.remediation and "vsphere" not in f.remediation
+
+
+def test_each_filesystem_holding_kubernetes_data_is_measured_once_for_real():
+    """Found planting a full disk on real nodes: diagnose measured the root filesystem only, while a node's containerd,
+    etcd and logs may live on filesystems of their own (local machines bind containerd's and etcd's; VMs often have
+    separate disks or a /var/log partition): a full one went unreported. The facts script runs here for real, in a mount namespace of
+    its own where /var/log is a small tmpfs filled past the warning threshold."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare: a tmpfs is mounted in a private mount namespace")
+    plant = "mount -t tmpfs -o size=8m tmpfs /var/log && fallocate -l 7600k /var/log/fill && "
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", plant + hosts.FACTS_SCRIPT],
+                       capture_output=True, text=True, timeout=60)
+    facts = hosts.parse(r.stdout)
+    assert r.returncode == 0 and _pct(facts["disk:/var/log"]) >= 90, r.stdout + r.stderr
+    assert "disk:/" in facts and "inodes:/var/log" in facts
+    assert sum(k.startswith("disk:") for k in facts) == len({k for k in facts if k.startswith("disk:")})   # once each
+    fs = hosts.findings({"w-1": facts}, {}, {}, {"w-1": "worker"})
+    full = [f for f in fs if f.check == "disk-usage"]
+    assert len(full) == 1 and full[0].severity == "warn" and "w-1: filesystem of /var/log disk" in full[0].what
+    assert "journalctl --vacuum-size" in full[0].remediation
+
+
+def _pct(text: str) -> int:
+    return int(text.rstrip("%"))
+
+
+def test_disk_findings_name_the_filesystem_and_what_to_do_there():
+    facts = {"cp-1": hosts.parse("disk:/=40%\ninodes:/=3%\ndisk:/var/lib/etcd=96%\ninodes:/var/lib/etcd=1%\n"
+                                 "disk:/var/lib/containerd=87%\ninodes:/var/lib/containerd=90%\n")}
+    got = {(f.check, f.severity, f.what) for f in hosts.findings(facts, {}, {}, {"cp-1": "control-plane"})}
+    assert ("disk-usage", "fail", "cp-1: filesystem of /var/lib/etcd disk 96% used") in got
+    assert ("disk-usage", "warn", "cp-1: filesystem of /var/lib/containerd disk 87% used") in got
+    assert ("inodes-usage", "warn", "cp-1: filesystem of /var/lib/containerd inodes 90% used") in got
+    assert not any("root filesystem" in what for _, _, what in got)
 
 
 # ------------------------------------------------------------------ the bundle

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from ccp.diagnose.base import Finding, sample
 
-FACTS_SCRIPT = r"""echo "disk=$(df -P / | awk 'NR==2{print $5}')"
-echo "inodes=$(df -Pi / | awk 'NR==2{print $5}')"
+# Where a node's Kubernetes data lives: each may be a filesystem of its own (a separate disk or partition for
+# containerd, etcd or logs is common on VMs; local machines bind containerd's and etcd's), and the root
+# filesystem's usage says nothing of those. Each filesystem is reported once, under the first path on it: a
+# block device by its name (bind mounts of one disk), anything else (tmpfs, overlay) by its mount point.
+DATA_PATHS = ("/", "/var/log", "/var/lib/kubelet", "/var/lib/containerd", "/var/lib/etcd")
+FACTS_SCRIPT = r"""seen=" "
+for p in """ + " ".join(DATA_PATHS) + r"""; do
+  [ -d "$p" ] || continue
+  set -- $(df -P "$p" | awk 'NR==2{print $1, $5, $6}'); [ $# -eq 3 ] || continue
+  case "$1" in /dev/*) fs=$1;; *) fs=$3;; esac
+  case "$seen" in *" $fs "*) continue;; esac; seen="$seen$fs "
+  echo "disk:$p=$2"; echo "inodes:$p=$(df -Pi "$p" | awk 'NR==2{print $5}')"
+done
 echo "mem_total_kb=$(awk '/^MemTotal:/{print $2}' /proc/meminfo)"
 echo "mem_avail_kb=$(awk '/^MemAvailable:/{print $2}' /proc/meminfo)"
 echo "swap_kb=$(awk 'NR>1{s+=$3} END{print s+0}' /proc/swaps)"
@@ -16,6 +27,17 @@ echo "kubelet_last_error=$(journalctl -u kubelet --since '-1h' -p err --no-pager
 echo "time=$(date +%s.%N)"
 """
 MAP_COUNT = 262144   # Elasticsearch's minimum
+DISK_REMEDY = {
+    "/": "the kubelet evicts pods near full disks: prune images (crictl rmi --prune) or grow the disk",
+    "/var/log": "logs fill it: journalctl --vacuum-size=200M, remove rotated logs (/var/log/**/*.gz), find the largest "
+                "container logs (du -sh /var/log/pods/*); or grow it",
+    "/var/lib/kubelet": "the kubelet evicts pods near full disks: find the largest emptyDir volumes "
+                        "(du -sh /var/lib/kubelet/pods/*); or grow it",
+    "/var/lib/containerd": "the kubelet deletes images and evicts pods near full disks: prune images (crictl rmi --prune) "
+                           "or grow it",
+    "/var/lib/etcd": "etcd stops writing when its disk is full: compact and defragment it (etcdctl defrag), remove old "
+                     "snapshots, or grow it",
+}
 
 
 def parse(text: str) -> dict[str, str]:
@@ -29,20 +51,31 @@ def _pct(v: str) -> int | None:
         return None
 
 
+UNREACHABLE = {   # what to look at first for a node that does not answer SSH, by provisioner
+    "local": "check that its machine runs (`ccp diagnose --only machines`): `ccp install` starts a stopped one, "
+             "`ccp node replace NAME` makes a broken one new",
+    "static": "check that the host is up and port 22 is reachable from here",
+}
+VM_UNREACHABLE = "check that the VM is powered on (`ccp diagnose --only vsphere`) and its network"
+
+
 def findings(facts: dict[str, dict], offsets: dict[str, float], unreachable: dict[str, str],
-             roles: dict[str, str] | None = None) -> list[Finding]:
+             roles: dict[str, str] | None = None, provisioner: str = "terraform") -> list[Finding]:
     """``facts``: node -> parsed facts; ``offsets``: node -> its clock minus ours (seconds)."""
     out: list[Finding] = []
     roles = roles or {}
     for node, why in sorted(unreachable.items()):
         out.append(Finding("hosts", "reachable", "fail", f"{node} cannot be reached over SSH", [why],
-                           "check that the VM is powered on (`ccp diagnose --only vsphere`) and its network"))
+                           UNREACHABLE.get(provisioner, VM_UNREACHABLE).replace("NAME", node)))
     for node, f in sorted(facts.items()):
-        for key, what in (("disk", "disk"), ("inodes", "inodes")):
-            pct = _pct(f.get(key, ""))
+        for key, value in f.items():
+            kind, _, path = key.partition(":")
+            pct = _pct(value) if kind in ("disk", "inodes") else None
             if pct is not None and pct >= 85:
-                out.append(Finding("hosts", f"{key}-usage", "fail" if pct >= 95 else "warn", f"{node}: root filesystem {what} {pct}% used",
-                                   [], "the kubelet evicts pods near full disks: prune images (crictl rmi --prune) or grow the disk"))
+                path = path or "/"   # facts of ccp before DATA_PATHS: the root filesystem only
+                where = "root filesystem" if path == "/" else f"filesystem of {path}"
+                out.append(Finding("hosts", f"{kind}-usage", "fail" if pct >= 95 else "warn", f"{node}: {where} {kind} {pct}% used",
+                                   [], DISK_REMEDY.get(path, DISK_REMEDY["/"])))
         try:
             total, avail = int(f.get("mem_total_kb", 0)), int(f.get("mem_avail_kb", 0))
             if total and avail / total < 0.1:

@@ -170,7 +170,8 @@ def _hosts(ctx, want_facts: bool, want_pki: bool, want_hardening: bool = False):
     facts = {n: v["facts"] for n, v in fan.results.items() if "facts" in v}
     offsets = {n: v["offset"] for n, v in fan.results.items() if "offset" in v}
     unreachable = {n: getattr(e, "message", None) or str(e) for n, e in fan.failures.items()}
-    found = hosts.findings(facts, offsets, unreachable, {n: nodes[n].role for n in nodes}) if want_facts else []
+    found = hosts.findings(facts, offsets, unreachable, {n: nodes[n].role for n in nodes},
+                           ctx.config.spec.provisioner) if want_facts else []
     pki = [c for n, v in fan.results.items() if "pki" in v for c in certs.from_pki_listing(n, v["pki"])]
     cert_errors = [f"PKI of {n} not read: {why}" for n, why in unreachable.items() if n in control_planes] if want_pki else []
     renewal = ({n: fan.results[n].get("renewal") if n in fan.results else None for n in control_planes}
