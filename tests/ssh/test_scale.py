@@ -181,9 +181,13 @@ def test_a_broken_control_plane_is_replaced_while_the_others_are_healthy(cluster
     assert r.code == 0, r.text
     assert len([rec for rec in fc.records if "member remove" in rec.script]) == 1
     fc.etcd_sick = {"fk-cp-2"}                # another member is down: replacing fk-cp-3 now would risk quorum
+    port.events.clear()
     r = run_ccp("node", "replace", "fk-cp-3", "--config", cfg, "--yes", "--until", "kubeconfig")
-    assert r.code == 6 and "could lose quorum" in r.err
+    assert r.code == 6 and "etcd is not healthy (fk-cp-2)" in r.err and "could lose quorum" in r.err
+    assert "bring fk-cp-2 back first" in r.err and "nothing was changed" in r.err
     assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"}
+    # the refusal used to come after the drain, which left fk-cp-3 cordoned and its pods evicted
+    assert port.events == [], "refused, yet the node was drained"
 
 
 def test_the_first_control_plane_is_replaced_and_joins_the_cluster_the_others_hold(cluster, monkeypatch):

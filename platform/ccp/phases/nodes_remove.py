@@ -55,6 +55,29 @@ def etcd_members(ctx: ClusterContext, leaving=()) -> dict[str, str]:
     return {m.get("name", ""): format(int(m["ID"]), "x") for m in members}
 
 
+def quorum_holds(ctx: ClusterContext, leaving: dict[str, dict], members: dict[str, str], exclude=()) -> None:
+    """A KubernetesError unless every etcd member but the ``leaving`` ones answers healthy: the members that
+    stay must hold quorum on their own (a leaving one may be the broken node being replaced). ``exclude``: the
+    nodes not to act through (all that leave)."""
+    ssh = ctx.ssh()
+    t = first_control_plane(ctx, tuple(exclude) or tuple(leaving))
+    health = ssh.call(ssh.run(t, HEALTH, sudo=True, check=False, quiet=True))  # exits 1 when any member is down
+    try:
+        states = json.loads(health.stdout)
+    except ValueError:
+        states = []
+    gone = [rec.get("address", "") for rec in leaving.values()]
+    others = [s for s in states if not any(a and f"//{a}:" in s.get("endpoint", "") for a in gone)]
+    named = {str(n.address): n.name for n in ctx.nodes}
+    sick = [named.get(s.get("endpoint", "?").split("//")[-1].rsplit(":", 1)[0], s.get("endpoint", "?"))
+            for s in others if not s.get("health")]
+    if sick or len(others) < len(members) - len([n for n in leaving if n in members]):
+        who = ", ".join(sick) or "no health answer"
+        raise KubernetesError(f"etcd is not healthy ({who}): removing the member of {', '.join(leaving)} now could lose quorum",
+                              f"bring {', '.join(sick) or 'etcd'} back first (`ccp diagnose` says why; `ccp node replace` "
+                              "makes a broken machine new), then rerun: nothing was changed")
+
+
 class RemoveNodes(Phase):
     name = "nodes/remove"
     layer = "cluster"
@@ -75,6 +98,8 @@ class RemoveNodes(Phase):
         nodes = set(port.node_names())
         cps = [n for n, rec in leaving.items() if rec.get("role") == inventory.ROLE_CP]
         members = etcd_members(ctx, tuple(leaving)) if cps else {}
+        if any(n in members for n in cps):   # before the first drain: a refusal must leave everything as it was
+            quorum_holds(ctx, leaving, members)
         actions, left = [], len(members)
         for name in removal_order(leaving):
             if name in nodes:
@@ -115,23 +140,15 @@ class RemoveNodes(Phase):
 
     def _remove_member(self, ctx: ClusterContext, name: str, address: str, say) -> None:
         """Remove ``name``'s member only while every *other* member is healthy (the leaving one may be
-        the broken node being replaced): the members left must hold quorum on their own."""
-        leaving = tuple(self.leaving(ctx))
-        members = etcd_members(ctx, leaving)
+        the broken node being replaced): the members left must hold quorum on their own. Checked again here,
+        just before the removal (the plan checked all leaving ones before the first drain)."""
+        leaving = self.leaving(ctx)
+        members = etcd_members(ctx, tuple(leaving))
         if name not in members:
             return
+        quorum_holds(ctx, {name: {"address": address}}, members, exclude=tuple(leaving))
         ssh = ctx.ssh()
-        t = first_control_plane(ctx, leaving)
-        health = ssh.call(ssh.run(t, HEALTH, sudo=True, check=False, quiet=True))  # exits 1 when any member is down
-        try:
-            states = json.loads(health.stdout)
-        except ValueError:
-            states = []
-        others = [s for s in states if f"//{address}:" not in s.get("endpoint", "")]
-        sick = [s.get("endpoint", "?") for s in others if not s.get("health")]
-        if sick or len(others) < len(members) - 1:
-            raise KubernetesError(f"etcd is not healthy ({', '.join(sick) or 'no health answer'}): removing member "
-                                  f"{name} now could lose quorum", "fix etcd first (ccp diagnose), then rerun: nothing was removed")
+        t = first_control_plane(ctx, tuple(leaving))
         say(f"removing etcd member {members[name]}")
         ssh.call(ssh.run(t, f"{ETCD} etcdctl {CERTS} member remove {members[name]}", sudo=True, quiet=True))
 
