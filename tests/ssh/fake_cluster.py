@@ -107,6 +107,14 @@ class FakeCluster:
         _Loop.get().run(go())
         return self
 
+    def down(self, node: str) -> None:
+        """The node stops answering SSH, as a machine that was killed."""
+        async def go():
+            server = self._servers[self.names.index(node)]
+            server.close()
+            await server.wait_closed()
+        _Loop.get().run(go())
+
     def stop(self) -> None:
         async def go():
             for s in self._servers:

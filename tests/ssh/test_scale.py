@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_ccp
-from tests.ssh.fake_cluster import ADDR
+from tests.ssh.fake_cluster import ADDR, MUTATING
 
 
 class NodesPortFake:
@@ -188,6 +188,20 @@ def test_a_broken_control_plane_is_replaced_while_the_others_are_healthy(cluster
     assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"}
     # the refusal used to come after the drain, which left fk-cp-3 cordoned and its pods evicted
     assert port.events == [], "refused, yet the node was drained"
+
+
+def test_replacing_a_control_plane_while_another_does_not_answer_is_refused_before_anything(cluster, monkeypatch):
+    """With one control plane's machine killed, replacing another used to stop on "probing cluster membership failed"
+    and the advice to resume; it now says what is at stake and what to do, and changes nothing."""
+    fc, cfg, port = setup(cluster, monkeypatch)
+    fc.down("fk-cp-3")
+    before = len(fc.records)
+    r = run_ccp("node", "replace", "fk-cp-2", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 6, r.text
+    assert "control plane fk-cp-3 does not answer: removing the etcd member of fk-cp-2 now could lose quorum" in r.err
+    assert "ccp node replace fk-cp-3" in r.err and "nothing was changed" in r.err and "Traceback" not in r.err
+    assert port.events == [] and not [x for x in fc.records[before:] if any(m in x.script for m in MUTATING)]
+    assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"}
 
 
 def test_the_first_control_plane_is_replaced_and_joins_the_cluster_the_others_hold(cluster, monkeypatch):

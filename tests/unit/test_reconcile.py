@@ -80,7 +80,8 @@ def test_control_plane_removal_counts_down_the_members(tmp_path, monkeypatch):
     ctx.outputs["provision"] = {"nodes": {f"rc-cp-{i}": {"role": "control-plane", "address": f"10.0.0.{i}"} for i in (2, 3)}}
     monkeypatch.setattr(facts, "nodes_port", lambda c: NodesPortFake({"rc-cp-1", "rc-cp-2", "rc-cp-3"}))
     monkeypatch.setattr(nodes_remove, "etcd_members", lambda c, leaving=(): {"rc-cp-1": "a1", "rc-cp-2": "b2", "rc-cp-3": "c3"})
-    monkeypatch.setattr(nodes_remove, "quorum_holds", lambda c, leaving, members, exclude=(): None)   # over SSH: tested below
+    monkeypatch.setattr(nodes_remove, "staying_answer", lambda c, leaving, cps: None)    # over SSH: tested below
+    monkeypatch.setattr(nodes_remove, "quorum_holds", lambda c, leaving, members, exclude=(): None)
     actions = nodes_remove.RemoveNodes().plan(ctx)
     assert [(a.verb, a.target) for a in actions] == [
         ("drain", "node rc-cp-3"), ("remove", "etcd member rc-cp-3"), ("delete", "node rc-cp-3"),

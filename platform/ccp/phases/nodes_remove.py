@@ -55,6 +55,24 @@ def etcd_members(ctx: ClusterContext, leaving=()) -> dict[str, str]:
     return {m.get("name", ""): format(int(m["ID"]), "x") for m in members}
 
 
+def staying_answer(ctx: ClusterContext, leaving: dict[str, dict], cps: list[str]) -> None:
+    """A KubernetesError when a control plane that stays does not answer over SSH: its etcd member may be down
+    too, and ccp could not read etcd through it (before: with one control plane's machine killed, replacing another
+    stopped on "probing cluster membership failed on ...", with "then resume" as the advice)."""
+    recorded = ctx.outputs.get("provision", {}).get("nodes", {})
+    staying = [n.name for n in ctx.nodes if n.role == inventory.ROLE_CP and n.name not in leaving
+               and (not recorded or n.name in recorded)]
+    ssh = ctx.ssh()
+    fan = ssh.call(ssh.each(ctx.targets(staying), lambda t: ssh.run(t, "true", check=False, quiet=True)))   # only reaching it counts
+    down = sorted(fan.failures)
+    if down:
+        raise KubernetesError(f"control plane {', '.join(down)} does not answer: removing the etcd member of {', '.join(cps)} "
+                              "now could lose quorum",
+                              f"bring {', '.join(down)} back first (`ccp diagnose` says why; `ccp install` starts a stopped "
+                              f"machine, `ccp node replace {down[0]}` makes a broken one new), then rerun: nothing was changed",
+                              [f"{n}: {getattr(e, 'message', None) or e}" for n, e in sorted(fan.failures.items())])
+
+
 def quorum_holds(ctx: ClusterContext, leaving: dict[str, dict], members: dict[str, str], exclude=()) -> None:
     """A KubernetesError unless every etcd member but the ``leaving`` ones answers healthy: the members that
     stay must hold quorum on their own (a leaving one may be the broken node being replaced). ``exclude``: the
@@ -97,6 +115,8 @@ class RemoveNodes(Phase):
             return []   # never joined a cluster: the provision phase just deletes their VMs
         nodes = set(port.node_names())
         cps = [n for n, rec in leaving.items() if rec.get("role") == inventory.ROLE_CP]
+        if cps:
+            staying_answer(ctx, leaving, cps)
         members = etcd_members(ctx, tuple(leaving)) if cps else {}
         if any(n in members for n in cps):   # before the first drain: a refusal must leave everything as it was
             quorum_holds(ctx, leaving, members)
