@@ -198,6 +198,9 @@ def _load_balancing(render: _Renderer, cfg, nodes) -> None:
     for i, node in enumerate(vrrp_nodes):
         if lbs:
             render("nginx/nginx.conf.j2", f"nginx/{node.name}/nginx.conf", node=node, control_planes=cps)
+            render("nginx/apiserver-health.sh.j2", f"nginx/{node.name}/apiserver-health.sh", node=node,
+                   control_planes=cps, interval=2)
+            render("nginx/ccp-apiserver-health.service.j2", f"nginx/{node.name}/ccp-apiserver-health.service", node=node)
         render("keepalived/keepalived.conf.j2", f"keepalived/{node.name}/keepalived.conf", node=node,
                peers=vrrp_nodes, interface=network.interface, router_id=router_id(cfg),
                priority=200 - i * step, priority_step=step, prefixlen=network.cidr.prefixlen,

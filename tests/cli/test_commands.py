@@ -81,7 +81,7 @@ def test_plan_changes_nothing_and_groups_by_layer(example_config, tmp_path):
     assert [p["phase"] for p in data["phases"]] == [
         "config/validate", "render", "preflight/offline-bundle", "preflight/vsphere", "preflight/local", "nodes/remove", "provision", "hosts/prepare", "loadbalancer/nginx",
         "kubeadm/init", "kubeadm/join-control-plane", "kubeadm/join-workers", "kubeconfig", "backup/schedule", "certs/auto-renew", "cni", "addons", "validate"]
-    assert len(data["nodes"]) == 8 and data["summary"]["prepare"] == 64
+    assert len(data["nodes"]) == 8 and data["summary"]["prepare"] == 68
     hosts = next(p for p in data["phases"] if p["phase"] == "hosts/prepare")
     assert hosts["actions"] == [{"verb": "prepare", "target": "6 hosts", "reason": "after provisioning", "count": 6, "changes": True}]
     provision = next(p for p in data["phases"] if p["phase"] == "provision")["actions"]
@@ -92,10 +92,10 @@ def test_plan_changes_nothing_and_groups_by_layer(example_config, tmp_path):
 def test_render_to_out_dir(example_config, tmp_path):
     r = run_ccp("render", "--config", example_config, "--out", tmp_path / "r", "--output", "json")
     data = json.loads(r.out)
-    assert data["changes"]["create"] == 63 and len(data["files"]) == 63
+    assert data["changes"]["create"] == 67 and len(data["files"]) == 67
     assert (tmp_path / "r" / "terraform" / "main.tf").exists()
     r = run_ccp("render", "--config", example_config, "--out", tmp_path / "r")
-    assert "0 new, 0 changed, 63 unchanged" in r.out
+    assert "0 new, 0 changed, 67 unchanged" in r.out
 
 
 def test_install_rerun_until_skip_and_phases(example_config, tmp_path):

@@ -78,8 +78,8 @@ def test_render_and_the_render_phase_agree_on_the_kept_and_new_addresses(tmp_pat
     rendered = state / "rendered"
     # new nodes in role order: demo-lb-3 takes .28, then demo-cp-4 and demo-cp-5
     cps = ["10.10.0.22", "10.10.0.23", "10.10.0.24", "10.10.0.29", "10.10.0.30"]
-    nginx = (rendered / "nginx" / "demo-lb-1" / "nginx.conf").read_text()
-    assert [line.split()[1].split(":")[0] for line in nginx.splitlines() if line.strip().startswith("server 1")] == cps
+    health = (rendered / "nginx" / "demo-lb-1" / "apiserver-health.sh").read_text()   # writes NGINX's upstream servers
+    assert next(line for line in health.splitlines() if line.startswith("SERVERS=")).split('"')[1].split() == cps
     init = list(yaml.safe_load_all((rendered / "kubeadm" / "demo-cp-1" / "init.yaml").read_text()))
     sans = next(d for d in init if d["kind"] == "ClusterConfiguration")["apiServer"]["certSANs"]
     assert set(cps) <= set(sans) and "10.10.0.28" in sans and "10.10.0.25" not in sans

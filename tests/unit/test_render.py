@@ -131,8 +131,9 @@ def test_load_balancer_and_cloud_init(tmp_path, case):
     lbs = inventory.by_role(nodes, inventory.ROLE_LB)
     for lb in lbs:
         conf = out.files[f"nginx/{lb.name}/nginx.conf"]
-        for cp in cps:
-            assert f"server {cp.address}:6443" in conf
+        health = out.files[f"nginx/{lb.name}/apiserver-health.sh"]
+        assert "include ccp-apiservers.conf;" in conf
+        assert f'SERVERS="{" ".join(str(cp.address) for cp in cps)}"' in health
     holders = lbs or cps
     for node in holders:
         ka = out.files[f"keepalived/{node.name}/keepalived.conf"]

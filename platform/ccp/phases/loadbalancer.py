@@ -11,6 +11,10 @@ from ccp.engine.phase import Action, Phase
 
 FILES = {  # service -> (rendered file, path on the host, mode)
     "nginx": [("nginx/{n}/nginx.conf", "/etc/nginx/nginx.conf", 0o644)],
+    # NGINX's active health check of the API servers: it owns /etc/nginx/ccp-apiservers.conf, which nginx.conf
+    # includes (so that file is not compared here: a server marked down is not drift)
+    "ccp-apiserver-health": [("nginx/{n}/apiserver-health.sh", "/etc/nginx/ccp-apiserver-health.sh", 0o755),
+                             ("nginx/{n}/ccp-apiserver-health.service", "/etc/systemd/system/ccp-apiserver-health.service", 0o644)],
     "keepalived": [("keepalived/{n}/keepalived.conf", "/etc/keepalived/keepalived.conf", 0o644),
                    ("keepalived/{n}/check_apiserver.sh", "/etc/keepalived/check_apiserver.sh", 0o700)],
 }
@@ -25,7 +29,7 @@ def vip_holders(ctx: ClusterContext) -> tuple[list[str], bool]:
 def wanted(ctx: ClusterContext, name: str, with_nginx: bool) -> dict[str, list[tuple[str, str, int]]]:
     out = {}
     for service, files in FILES.items():
-        if service == "nginx" and not with_nginx:
+        if service in ("nginx", "ccp-apiserver-health") and not with_nginx:
             continue
         out[service] = [(rendered(ctx, src.format(n=name)), dest, mode) for src, dest, mode in files]
     return out

@@ -21,6 +21,10 @@ else
   say packages ok
 fi
 
+# the API servers NGINX includes: all up at first, and whenever their set changed (the health check's script)
+if [ ! -f /etc/nginx/ccp-apiservers.conf ] || [[ " $changed " == *" ccp-apiserver-health "* ]]; then
+  /etc/nginx/ccp-apiserver-health.sh --all-up
+fi
 nginx -t -q
 if [[ " $changed " == *" nginx "* ]] || ! systemctl is-active --quiet nginx; then
   systemctl enable nginx >/dev/null 2>&1
@@ -28,6 +32,15 @@ if [[ " $changed " == *" nginx "* ]] || ! systemctl is-active --quiet nginx; the
   say nginx "changed (restarted)"
 else
   say nginx ok
+fi
+
+if [[ " $changed " == *" ccp-apiserver-health "* ]] || ! systemctl is-active --quiet ccp-apiserver-health; then
+  systemctl daemon-reload
+  systemctl enable ccp-apiserver-health >/dev/null 2>&1
+  systemctl restart ccp-apiserver-health
+  say ccp-apiserver-health "changed (restarted)"
+else
+  say ccp-apiserver-health ok
 fi
 
 keepalived -t -f /etc/keepalived/keepalived.conf
