@@ -116,6 +116,35 @@ def test_thousands_of_pods_cost_one_snapshot():
     assert len(crash.evidence) == 11 and crash.evidence[-1] == "... and 30 more"
 
 
+def test_the_bundle_fetches_logs_at_once():
+    """Found on real nodes: with a control plane killed, the bundle's logs took 17 s, one slow fetch after another
+    (each waits for the API server's connection to a dead kubelet)."""
+    import threading
+    import time
+
+    snap = sick_cluster()
+    snap.pods += [pod(f"kube-{c}-cp-9", "kube-system", labels={"tier": "control-plane", "component": c})
+                  for c in ("etcd", "kube-scheduler", "kube-controller-manager")]
+
+    class Slow(DiagnosePortFake):
+        at_once = most = 0
+        lock = threading.Lock()
+
+        def log(self, ns, name, container, tail=500):
+            with self.lock:
+                Slow.at_once += 1
+                Slow.most = max(Slow.most, Slow.at_once)
+            time.sleep(0.3)
+            with self.lock:
+                Slow.at_once -= 1
+            return f"log of {name}"
+    t0 = time.monotonic()
+    rep = runner.run(kube=Slow(snap), only={"kubernetes"}, bundle=True)
+    logs = {k: v for k, v in rep.files.items() if k.startswith("logs/")}
+    assert len(logs) >= 6 and logs["logs/kube-system/kube-etcd-cp-9/main.log"] == "log of kube-etcd-cp-9"
+    assert Slow.most > 1 and time.monotonic() - t0 < 0.3 * len(logs) / 2
+
+
 def test_unknown_section_is_a_config_error():
     with pytest.raises(Exception) as info:
         runner.check_sections({"vsphere", "nope"})
