@@ -237,6 +237,16 @@ def test_node_replace_refuses_what_it_cannot_do_safely(cluster, monkeypatch):
     assert fc.etcd == {"fk-cp-1", "fk-cp-2", "fk-cp-3"} and not port.events
 
 
+def test_node_replace_on_a_cluster_that_is_not_there_installs_nothing(cluster, tmp_path):
+    """Found on real nodes: `ccp node replace` on a destroyed cluster said the install workflow would change nothing
+    but that node, then installed a whole new cluster (6 machines, kubeadm init, add-ons) in 3 minutes."""
+    fc, cfg = cluster()
+    r = run_ccp("node", "replace", "fk-worker-1", "--config", cfg, "--yes")
+    assert r.code == 3 and "cluster fk has no machines (never installed, or destroyed): there is no fk-worker-1" in r.err
+    assert "to fix: `ccp install` creates the cluster" in r.err and "Traceback" not in r.err
+    assert fc.mutating() == [] and not fc.initialized
+
+
 def test_control_plane_one_to_three_and_back(cluster, monkeypatch):
     from ccp.cluster import facts
 

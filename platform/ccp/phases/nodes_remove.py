@@ -23,7 +23,7 @@ from ccp.cluster import facts
 from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
-from ccp.errors import ConfigError, KubernetesError, RemoteError
+from ccp.errors import ConfigError, KubernetesError, PreflightError, RemoteError
 from ccp.remote.etcd import CERTS, ETCD
 
 MEMBERS = f"{ETCD} etcdctl {CERTS} member list -w json"
@@ -198,6 +198,9 @@ def check_replaceable(ctx: ClusterContext, name: str) -> dict:
     if node.role == inventory.ROLE_CP and len(cps) == 1:
         raise ConfigError(f"{name} is the only control plane: replacing it would lose etcd",
                           "grow the control plane to 3 first (edit cluster.yaml, ccp install), or restore from a backup")
+    if not ctx.provisioned():   # never installed, or destroyed: the install that follows would make all of it
+        raise PreflightError(f"cluster {ctx.config.metadata.name} has no machines (never installed, or destroyed): "
+                             f"there is no {name} to replace", "`ccp install` creates the cluster")
     recorded = ctx.outputs.get("provision", {}).get("nodes", {}).get(name)
     return recorded or {"role": node.role, "address": str(node.address)}
 
