@@ -131,3 +131,24 @@ def test_config_init_writes_exactly_the_reference_example():
     from tests.conftest import EXAMPLES
 
     assert run_ccp("config", "init").out == (EXAMPLES / "cluster.yaml").read_text()
+
+
+def test_a_bundle_that_cannot_be_written_is_refused_before_the_diagnosis(tmp_path):
+    """Before: --bundle in a directory that cannot be made ran the whole diagnosis, then ended in an internal error."""
+    (tmp_path / "file").write_text("")
+    for where in ("/proc/ccp-nowhere/b.tar.gz", tmp_path / "file" / "b.tar.gz", tmp_path):
+        r = run_ccp("diagnose", "--bundle", where, "--kubeconfig", tmp_path / "absent")
+        assert r.code == 2 and "the support bundle cannot be written to" in r.err and "to fix: give --bundle" in r.err, r.text
+        assert "internal error" not in r.err and "Traceback" not in r.err
+
+
+def test_a_bundle_write_that_fails_is_an_error_that_says_so(tmp_path, monkeypatch):
+    import os
+
+    from ccp.diagnose import bundle
+    from ccp.errors import ConfigError
+
+    monkeypatch.setattr(os, "open", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(ConfigError) as info:
+        bundle.write(tmp_path / "b.tar.gz", {"findings.txt": "x"})
+    assert "No space left on device" in info.value.message and "room for it" in info.value.resolution

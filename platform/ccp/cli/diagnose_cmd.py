@@ -23,6 +23,8 @@ def diagnose(ctx: typer.Context, config: Optional[Path] = OPTIONAL_CONFIG_OPTION
     from ccp.diagnose import report, runner
 
     chosen = runner.check_sections(split_names(only))
+    if bundle is not None:
+        bundle_mod.writable(bundle)
     say = (lambda text: None) if output is Output.json else (lambda text: ui.err().print(f"  [dim]{ui.escape(text)}[/]"))
     with open_targets(ctx, config, kubeconfig, chosen) as (cctx, kube, kube_path):
         rep = runner.run(ctx=cctx, kube=kube, kubeconfig=kube_path, only=chosen, bundle=bundle is not None, say=say)

@@ -59,6 +59,22 @@ def as_json(obj) -> str:
     return json.dumps(redact_object(obj), indent=1, default=str)
 
 
+def writable(path: Path) -> None:
+    """A ConfigError, before anything is collected, when the bundle cannot be written at ``path`` (before: --bundle
+    in a directory that cannot be made ran the whole diagnosis, then ended in an internal error, "a ccp bug")."""
+    from ccp.errors import ConfigError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok = path.parent.is_dir() and os.access(path.parent, os.W_OK) and not path.is_dir()
+        why = "" if ok else "not a writable file there"
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    if why:
+        raise ConfigError(f"the support bundle cannot be written to {path}: {why}",
+                          "give --bundle a file in a directory you may write to, e.g. ./support.tar.gz")
+
+
 def write(path: Path, files: dict[str, str]) -> dict:
     """Write ``files`` (relative name -> text), each redacted, plus manifest.json; -> the manifest."""
     entries, blobs = [], {}
@@ -70,12 +86,18 @@ def write(path: Path, files: dict[str, str]) -> dict:
                 "redaction": "Secrets are never collected; registered secrets, private keys, bearer tokens, "
                              "password/token/key assignments, kubeconfig credentials and bootstrap tokens are masked as " + MASK}
     blobs["manifest.json"] = json.dumps(manifest, indent=1).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     root = path.name.removesuffix(".tar.gz").removesuffix(".tgz")
-    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data in blobs.items():
-            info = tarfile.TarInfo(f"{root}/{name}")
-            info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            for name, data in blobs.items():
+                info = tarfile.TarInfo(f"{root}/{name}")
+                info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+    except OSError as exc:
+        from ccp.errors import ConfigError
+
+        raise ConfigError(f"the support bundle could not be written to {path}: {exc.strerror or exc}",
+                          "give --bundle a file in a directory you may write to, with room for it") from None
     return manifest
