@@ -1,4 +1,4 @@
-"""Helpers of the real-cluster suites (test_cluster.py, test_day2.py): a cluster built by `ccp install` with
+"""Helpers of the real-cluster suites (test_cluster.py, test_day2.py, test_upgrade.py): a cluster built by `ccp install` with
 provisioner: local, run through ccp, kubectl and SSH as an operator would."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import ROOT
+import yaml
+
+from tests.conftest import EXAMPLES, ROOT
 
 BUNDLE = ROOT / ".tools" / "lab-bundle.tar"
 KUBECTL = ROOT / ".tools" / "lab" / "bin" / "kubectl"
@@ -83,6 +85,32 @@ class Cluster:
             if event.get("phase") == "provision" and event.get("event") == "done":
                 recorded = event["outputs"]["nodes"]
         return {name: rec["address"] for name, rec in recorded.items()}
+
+
+def new_cluster(base: Path, name: str, subnet: str, *, load_balancers: int | None = None,
+                control_planes: int | None = None, workers: int | None = None, **spec) -> Cluster:
+    """examples/local.yaml (and its lab/ beside it) as cluster ``name`` on ``subnet`` ("10.84.0": the VIP is .5,
+    machines take .10-.40), with its own SSH key and the lab bundle; ``spec`` keys replace spec's top-level ones."""
+    c = Cluster(base)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(c.key)], check=True)
+    data = yaml.safe_load((EXAMPLES / "local.yaml").read_text())
+    shutil.copytree(EXAMPLES / "lab", c.base / "lab")
+    data["metadata"]["name"] = name
+    s = data["spec"]
+    s["nodes"]["network"].update(cidr=f"{subnet}.0/24", gateway=f"{subnet}.1", dns=[f"{subnet}.1"],
+                                 addresses=f"{subnet}.10-{subnet}.40")
+    if control_planes is not None:
+        s["nodes"]["controlPlane"]["count"] = control_planes
+    if workers is not None:
+        s["nodes"]["workers"][0]["count"] = workers
+    s["loadBalancer"]["vip"] = f"{subnet}.5"
+    if load_balancers is not None:
+        s["loadBalancer"]["nginx"]["count"] = load_balancers
+    s["ssh"]["privateKeyFile"] = str(c.key)
+    s["offline"]["bundle"] = str(BUNDLE)
+    s.update(spec)
+    c.config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return c
 
 
 def readyz(address: str, timeout: float = 3) -> bool:

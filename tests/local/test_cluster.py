@@ -16,7 +16,6 @@ Needs root, systemd-nspawn, mmdebstrap and ../shared/k8s; the bundle is made by 
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,10 +25,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT
 from tests.local import TIMES
 from tests.local import security_checks
-from tests.local.common import BUNDLE, KUBECTL, Cluster, _why_not, readyz, wait_for
+from tests.local.common import BUNDLE, KUBECTL, _why_not, new_cluster, readyz, wait_for
 from tests.local import test_security as security
 
 pytestmark = [pytest.mark.local, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -63,19 +62,8 @@ def cluster(tmp_path_factory):
     if not BUNDLE.exists() or not KUBECTL.exists():
         subprocess.run(["bash", str(ROOT / "hack" / "lab-bundle.sh")], check=True, cwd=ROOT)
     TIMES["lab bundle"] = time.monotonic() - t0
-    c = Cluster(tmp_path_factory.mktemp("local-cluster"))
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(c.key)], check=True)
-    data = yaml.safe_load((EXAMPLES / "local.yaml").read_text())
-    shutil.copytree(EXAMPLES / "lab", c.base / "lab")
-    data["metadata"]["name"] = NAME
-    spec = data["spec"]
-    spec["nodes"]["network"].update(cidr=f"{SUBNET}.0/24", gateway=f"{SUBNET}.1", dns=[f"{SUBNET}.1"],
-                                    addresses=f"{SUBNET}.10-{SUBNET}.40")
-    spec["loadBalancer"]["vip"] = VIP
-    spec["ssh"]["privateKeyFile"] = str(c.key)
-    spec["offline"]["bundle"] = str(BUNDLE)
-    spec["backup"] = {"schedule": "daily", "keep": 3}   # the scheduled snapshot timer, forced once below
-    c.config.write_text(yaml.safe_dump(data, sort_keys=False))
+    # the scheduled snapshot timer, forced once below
+    c = new_cluster(tmp_path_factory.mktemp("local-cluster"), NAME, SUBNET, backup={"schedule": "daily", "keep": 3})
     try:
         yield c
     finally:

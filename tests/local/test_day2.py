@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import ssl
 import subprocess
@@ -44,9 +43,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES
 from tests.local import TIMES
-from tests.local.common import BUNDLE, KUBECTL, Cluster, _why_not, leftovers, readyz, wait_for
+from tests.local.common import BUNDLE, KUBECTL, Cluster, _why_not, leftovers, new_cluster, readyz, wait_for
 
 pytestmark = [pytest.mark.local, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -57,32 +55,13 @@ CP1, CP2, CP3 = (f"{NAME}-cp-{i}" for i in (1, 2, 3))
 W1, W2 = (f"{NAME}-worker-{i}" for i in (1, 2))
 
 
-def write_cluster(base: Path) -> Cluster:
-    """examples/local.yaml as ccp-d2: its own subnet and VIP, one load balancer (CPU is short here), 3 + 2 nodes."""
-    c = Cluster(base)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(c.key)], check=True)
-    data = yaml.safe_load((EXAMPLES / "local.yaml").read_text())
-    shutil.copytree(EXAMPLES / "lab", c.base / "lab")
-    data["metadata"]["name"] = NAME
-    spec = data["spec"]
-    spec["nodes"]["network"].update(cidr=f"{SUBNET}.0/24", gateway=f"{SUBNET}.1", dns=[f"{SUBNET}.1"],
-                                    addresses=f"{SUBNET}.10-{SUBNET}.40")
-    spec["nodes"]["controlPlane"]["count"] = 3
-    spec["nodes"]["workers"][0]["count"] = 2
-    spec["loadBalancer"]["vip"] = VIP
-    spec["loadBalancer"]["nginx"]["count"] = 1
-    spec["ssh"]["privateKeyFile"] = str(c.key)
-    spec["offline"]["bundle"] = str(BUNDLE)
-    c.config.write_text(yaml.safe_dump(data, sort_keys=False))
-    return c
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     why = _why_not() or (None if BUNDLE.exists() and KUBECTL.exists() else "no lab bundle: make lab-bundle")
     if why:
         pytest.skip(why)
-    c = write_cluster(tmp_path_factory.mktemp("day2-cluster"))
+    # one load balancer: CPU is short here
+    c = new_cluster(tmp_path_factory.mktemp("day2-cluster"), NAME, SUBNET, load_balancers=1, control_planes=3, workers=2)
     t0 = time.monotonic()
     try:
         yield c

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import signal
 import ssl
 import subprocess
@@ -31,9 +30,9 @@ import pytest
 import yaml
 
 from ccp.errors import EXIT_REMOTE
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT
 from tests.local import TIMES
-from tests.local.test_cluster import KUBECTL, Cluster, _why_not, wait_for
+from tests.local.common import KUBECTL, _why_not, new_cluster, wait_for
 
 pytestmark = [pytest.mark.local, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -118,19 +117,10 @@ def cluster(tmp_path_factory):
         pytest.skip(why)
     # always: it packs again only when an input changed (a bundle made before it held the target is)
     subprocess.run(["bash", str(ROOT / "hack" / "lab-bundle.sh")], check=True, cwd=ROOT)
-    c = Cluster(tmp_path_factory.mktemp("upgrade-cluster"))
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(c.key)], check=True)
-    data = yaml.safe_load((EXAMPLES / "local.yaml").read_text())
-    shutil.copytree(EXAMPLES / "lab", c.base / "lab")
-    data["metadata"]["name"] = NAME
-    spec = data["spec"]
-    spec["nodes"]["network"].update(cidr=f"{SUBNET}.0/24", gateway=f"{SUBNET}.1", dns=[f"{SUBNET}.1"],
-                                    addresses=f"{SUBNET}.10-{SUBNET}.40")
-    spec["loadBalancer"]["vip"] = VIP
-    spec["loadBalancer"]["nginx"]["count"] = 1       # CPU: one load balancer is enough to prove the VIP stays
-    spec["ssh"]["privateKeyFile"] = str(c.key)
-    spec["offline"]["bundle"] = str(BUNDLE)
-    spec["validation"]["pvc"]["crossNode"] = False
+    # one load balancer is enough to prove the VIP stays (CPU); one PVC check on one node
+    c = new_cluster(tmp_path_factory.mktemp("upgrade-cluster"), NAME, SUBNET, load_balancers=1)
+    data = yaml.safe_load(c.config.read_text())
+    data["spec"]["validation"]["pvc"]["crossNode"] = False
     c.config.write_text(yaml.safe_dump(data, sort_keys=False))
     t0 = time.monotonic()
     try:
