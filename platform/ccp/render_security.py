@@ -12,6 +12,7 @@ plane (render_renewal); the phase certs/auto-renew installs them.
 
 from __future__ import annotations
 
+import re
 import shlex
 
 NODE_DIR = "/etc/kubernetes/ccp"
@@ -21,7 +22,7 @@ ADMISSION_CONFIG = f"{NODE_DIR}/admission-config.yaml"
 AUDIT_LOG_DIR = "/var/log/kubernetes/audit"
 AUDIT_LOG = f"{AUDIT_LOG_DIR}/audit.log"
 KEY_PLACEHOLDER = "${CCP_ENCRYPTION_KEY}"
-KEY_NAME = "ccp-1"                       # in every stored value's prefix: k8s:enc:<provider>:v1:ccp-1:
+KEY_NAME = "ccp-1"                       # the first key's name; in every stored value's prefix: k8s:enc:<provider>:v1:<name>:
 ALWAYS_EXEMPT = ("kube-system",)         # the control plane's own pods, kube-proxy, the CNI, vSphere CPI
 
 RENEW_UNIT = "ccp-cert-renew"
@@ -99,6 +100,14 @@ def api_server(security) -> dict[str, list[dict]]:
     return {"args": args, "volumes": volumes}
 
 
+# kube-apiserver flags and volumes only spec.security sets: what `ccp apply` may add to, change in or remove from a
+# running API server's static pod and kubeadm's ClusterConfiguration (every other flag is left as it is)
+MANAGED_ARGS = ("encryption-provider-config", "audit-policy-file", "audit-log-path", "audit-log-maxage",
+                "audit-log-maxbackup", "audit-log-maxsize", "audit-log-compress", "admission-control-config-file")
+MANAGED_VOLUMES = ("ccp-security", "audit-log")
+_KEY_ENTRY = re.compile(r'^(?P<indent>[ \t]*)- name: \S+\n(?P=indent)  secret: "\$\{CCP_ENCRYPTION_KEY\}"$', re.M)
+
+
 def fill_key(text: str, key: str) -> str:
     """The encryption configuration as uploaded: the placeholder replaced by the key (in memory only)."""
     if KEY_PLACEHOLDER not in text:
@@ -107,6 +116,20 @@ def fill_key(text: str, key: str) -> str:
         raise InternalError("the rendered encryption configuration has no key placeholder",
                             "this is a ccp bug; run the render phase again, then report it")
     return text.replace(KEY_PLACEHOLDER, key)
+
+
+def fill_keys(text: str, keys: list[tuple[str, str]]) -> str:
+    """The rendered configuration's one key entry replaced by ``keys`` ((name, secret), the one that encrypts
+    first), in memory only; with a single key named as rendered, exactly the placeholder filled in."""
+    found = _KEY_ENTRY.search(text)
+    if found is None or not keys:
+        from ccp.errors import InternalError
+
+        raise InternalError("the rendered encryption configuration has no key placeholder",
+                            "this is a ccp bug; run the render phase again, then report it")
+    pad = found.group("indent")
+    entries = "\n".join(f'{pad}- name: {name}\n{pad}  secret: "{secret}"' for name, secret in keys)
+    return text[:found.start()] + entries + text[found.end():]
 
 
 def render_renewal(render_file, certificates, control_planes, endpoint: str) -> None:
