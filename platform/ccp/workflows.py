@@ -25,13 +25,16 @@ def install() -> list[Phase]:
     from ccp.phases.preflight_vsphere import PreflightVsphere
     from ccp.phases.provision import Provision
     from ccp.phases.render import Render
+    from ccp.phases.security_apply import SecurityApply
     from ccp.phases.validate import Validate
 
     # kubeconfig comes before cni: the pod network is applied through the API with those credentials.
     # nodes/remove comes before provision: a node leaves the cluster before its VM is deleted.
+    # security/apply comes after the joins: a cluster that runs already gets a changed spec.security on every
+    # control plane, the ones that just joined too.
     return [ValidateConfig(), Render(), PreflightBundle(), PreflightVsphere(), PreflightLocal(), RemoveNodes(), Provision(), PrepareHosts(), LoadBalancer(),
-            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), Kubeconfig(), BackupSchedule(), CertAutoRenew(), Cni(),
-            Addons(), Validate()]
+            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), SecurityApply(), Kubeconfig(), BackupSchedule(), CertAutoRenew(),
+            Cni(), Addons(), Validate()]
 
 
 def replace(node: str) -> list[Phase]:

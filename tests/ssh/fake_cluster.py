@@ -18,6 +18,7 @@ import asyncssh
 import yaml
 
 from tests.conftest import example_data, write_config
+from tests.ssh.fake_apiserver import ApiServersFake
 from tests.ssh.servers import _Loop
 
 MUTATING = ("enable --now", "disable --now", "member remove", "kubeadm reset", "mv -f /tmp/ccp-", "bash /var/lib/ccp/", "kubeadm init", "kubeadm join", "kubeadm token create",
@@ -90,6 +91,7 @@ class FakeCluster:
         self.upgrade_delay: dict[str, float] = {}     # node -> seconds its `bash -s kubeadm` takes (time to signal ccp)
         self.upgraded_file: Path | None = None        # `upgraded` kept there too, for a ccp in a process of its own
         self.host_keys = {n: asyncssh.generate_private_key("ssh-ed25519") for n in names}
+        self.apis = ApiServersFake(self)               # the control planes' API servers and what etcd stores
         self._servers = []
 
     # -------------------------------------------------- servers
@@ -128,7 +130,7 @@ class FakeCluster:
         stdin = await process.stdin.read()   # ccp always ends stdin; a script may arrive on it (bash -s)
         secrets = dict(zip(secret_names, stdin.splitlines()))
         start = time.monotonic()
-        code, out, err = await self.answer(node, script, secrets)
+        code, out, err = await self.apis.answer(node, script, stdin) or await self.answer(node, script, secrets)
         self.records.append(Record(node, script, start, time.monotonic(), secrets))
         if out:
             process.stdout.write(out if out.endswith("\n") else out + "\n")
@@ -254,6 +256,7 @@ class FakeCluster:
             self.members.add(node)
             self.etcd.add(node)
             self.admin_conf.add(node)
+            self.apis.init(node, files["/etc/ccp/kubeadm/init.yaml"])
             return 0, "[init] Using Kubernetes version\nYour Kubernetes control-plane has initialized successfully!", ""
         if s.startswith("curl -ksf") and "https://127.0.0.1:6443/readyz" in s:   # the node's own API server
             up = node in self.members and not self.parked.get(node) and node not in self.api_down
@@ -279,6 +282,7 @@ class FakeCluster:
             if secrets.get("CCP_CERTIFICATE_KEY"):   # a control plane: etcd member, and kubeadm writes admin.conf
                 self.etcd.add(node)
                 self.admin_conf.add(node)
+                self.apis.joined(node)
             return 0, "This node has joined the cluster", ""
         if s in ("bash -s kubeadm", "bash -s kubelet") or s.startswith("kubeadm upgrade "):
             step = s.split()[-1] if s.startswith("bash") else " ".join(s.split()[1:3])
@@ -323,6 +327,7 @@ class FakeCluster:
             for path in [p for p in files if p.startswith("/etc/kubernetes/ccp/") and "/etc/kubernetes/ccp" in s]:
                 files.pop(path)
             self.prepared.pop(node, None)
+            self.apis.reset(node)
             self.admin_conf.discard(node)
             self.members.discard(node)
             self.etcd.discard(node)

@@ -54,9 +54,10 @@ def test_every_control_plane_gets_the_same_files_before_kubeadm(cluster, tmp_pat
         assert not [p for p in fc.files[worker] if p.startswith(CCP_DIR)], "a worker runs no API server"
     assert fc.apiserver_files == set(FILES)
 
-    before = len(fc.records)   # a rerun uploads nothing and makes no new key
+    before = len(fc.records)   # a rerun uploads nothing, restarts nothing and makes no new key (security/apply reads)
     assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
-    assert not [x for x in fc.records[before:] if CCP_DIR in x.script]
+    assert not [x for x in fc.records[before:] if CCP_DIR in x.script and not x.script.startswith(("cat ", "sha256sum "))]
+    assert fc.apis.restarts == [] and fc.apis.kubeadm_config_updates == 0
     assert key_file.read_text().strip() == key
 
 
@@ -83,6 +84,7 @@ def test_a_later_control_plane_gets_the_running_clusters_key_even_when_the_state
     key_file.unlink()                     # the state directory lost it (or is a new one)
 
     cfg.write_text(full)                  # 1 -> 3 control planes
+    before = len(fc.records)
     r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
     assert r.code == 0, r.text
     for cp in ("fk-cp-2", "fk-cp-3"):
@@ -90,14 +92,29 @@ def test_a_later_control_plane_gets_the_running_clusters_key_even_when_the_state
     assert secret_of(fc.files["fk-cp-3"][FILES[0]]) == cluster_key
     assert key_file.read_text().strip() == cluster_key, "the state directory has the cluster's key back"
     assert key_file.stat().st_mode & 0o777 == 0o600
-    reads = [x for x in fc.records if x.script == f"cat {FILES[0]}"]
+    joins = [x for x in fc.records[before:] if "kubeadm token create" in x.script or "kubeadm join" in x.script]
+    reads = [x for x in fc.records[before:] if x.script == f"cat {FILES[0]}" and joins[0].end <= x.start <= joins[-1].end]
     assert {x.node for x in reads} == {"fk-cp-1"} and len(reads) == 1, "read once, from the control plane ccp acts through"
     assert cluster_key not in r.text
 
 
-def test_encryption_turned_on_after_init_gives_joining_control_planes_no_key(cluster, tmp_path):
-    """The API servers' flags are fixed at init: a cluster installed without encryption does not start using a
-    key because a later join would bring one (turning it on for a running cluster is not done yet)."""
+def quiet_cluster_api(monkeypatch) -> None:
+    """The phases after kubeconfig reach the Kubernetes API, which the fake nodes do not serve: they have nothing
+    to do here, so `ccp plan --detailed-exitcode` judges the phases that run over SSH."""
+    from ccp.phases.addons import Addons
+    from ccp.phases.cni import Cni
+    from ccp.phases.validate import Validate
+
+    for phase in (Cni, Addons, Validate):
+        monkeypatch.setattr(phase, "plan", lambda self, ctx: [])
+
+
+def test_encryption_turned_on_after_init_reaches_every_control_plane_through_security_apply(cluster, tmp_path, monkeypatch):
+    """A cluster installed without encryption, then encryption on (the default) and 1 -> 3 control planes in one
+    `ccp apply`: the joining control planes get no key from the join (the running API servers have no encryption
+    flag, so kubeadm-config gives them none); then security/apply turns it on everywhere — every API server reads
+    the key before any writes with it (two restarts each, one control plane at a time), every Secret is rewritten
+    encrypted, kubeadm-config gets the flag — with no moment at which an API server could not read an object."""
     from tests.ssh.test_scale import shrink
 
     fc, cfg = cluster()
@@ -107,10 +124,33 @@ def test_encryption_turned_on_after_init_gives_joining_control_planes_no_key(clu
     shrink(cfg, ["fk-cp-2", "fk-cp-3"])
     assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig").code == 0
     assert fc.apiserver_files == set(FILES[1:])
+    assert set(fc.apis.prefixes().values()) == {""}, "stored in plain text"
 
     cfg.write_text(yaml.safe_dump(full, sort_keys=False))   # encryption on (the default), 1 -> 3 control planes
-    r = run_ccp("install", "--config", cfg, "--yes", "--until", "kubeconfig")
+    plan = json.loads(run_ccp("plan", "--config", cfg, "--output", "json").out)
+    apply = {p["phase"]: p["actions"] for p in plan["phases"]}["security/apply"]
+    assert [(a["verb"], a["target"]) for a in apply] == [
+        ("generate", "the cluster's encryption key"), *[("update", f"kube-apiserver on {cp}") for cp in CPS * 2],
+        ("rewrite", "every secrets object"), ("update", "the kubeadm-config ConfigMap")], apply
+    r = run_ccp("apply", "--config", cfg, "--yes", "--until", "kubeconfig")
     assert r.code == 0, r.text
     for cp in ("fk-cp-2", "fk-cp-3"):
-        assert FILES[0] not in fc.files[cp] and {FILES[1], FILES[2]} <= set(fc.files[cp])
-    assert not (tmp_path / ".ccp" / "fk" / "secrets" / "encryption-key").exists()
+        join = next(x for x in fc.of(cp) if "kubeadm join" in x.script)
+        uploads = [x for x in fc.of(cp) if "mv -f /tmp/ccp-" in x.script and x.end <= join.start]
+        assert not [x for x in uploads if FILES[0] in x.script], "the join brought no key"
+    key = (tmp_path / ".ccp" / "fk" / "secrets" / "encryption-key").read_text().strip()
+    for cp in CPS:
+        assert secret_of(fc.files[cp][FILES[0]]) == key and fc.modes[cp][FILES[0]] == "600"
+        assert fc.apis.loaded[cp]["secrets"][0] == ("secretbox", "ccp-1", key)
+    assert fc.apis.restarts == list(CPS) * 2, "readers, then writers: one control plane at a time"
+    assert fc.apis.violations == []
+    assert set(fc.apis.prefixes().values()) == {"k8s:enc:secretbox:v1:ccp-1:"}, "every Secret rewritten, encrypted"
+    assert FILES[0] in fc.apiserver_files and fc.apis.kubeadm_config_updates == 1
+    assert key not in r.text
+
+    quiet_cluster_api(monkeypatch)
+    r = run_ccp("plan", "--config", cfg, "--detailed-exitcode")
+    assert r.code == 0, "a rerun has nothing to do:\n" + r.text
+    before = len(fc.apis.restarts)
+    r = run_ccp("apply", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0 and len(fc.apis.restarts) == before and fc.apis.kubeadm_config_updates == 1, r.text

@@ -11,71 +11,39 @@ Secrets were written with, whatever this state directory holds.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import secrets
 from pathlib import Path
 
 from ccp import redact, render_security
+from ccp.cluster import keyring
 from ccp.cluster.hostwork import rendered
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action
-from ccp.errors import ConfigError, RemoteError
+from ccp.errors import RemoteError
 
-KEY_BYTES = 32
+KEY_BYTES = keyring.KEY_BYTES
 WHAT = {"encryption": "the encryption configuration", "audit": "the audit policy",
         "podSecurity": "the Pod Security admission configuration"}
 
 
 def key_path(ctx: ClusterContext) -> Path:
-    return ctx.state_dir / "secrets" / "encryption-key"
+    return keyring.primary_path(ctx.state_dir)
 
 
 def stored_key(ctx: ClusterContext) -> str | None:
-    """The key in the state directory (registered for masking), or None when there is none yet."""
-    path = key_path(ctx)
-    try:
-        key = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ConfigError(f"the encryption key {path} cannot be read: {exc.strerror}",
-                          "run ccp as the user that owns the state directory") from None
-    redact.register(key)
-    if not _is_key(key):
-        raise ConfigError(f"{path} does not hold a {KEY_BYTES}-byte base64 key",
-                          "restore it from a backup of the state directory: the cluster's Secrets can only be read "
-                          "with the key they were written with")
-    return key
+    """The key the cluster encrypts with, from the state directory (registered for masking); None before one is made."""
+    return keyring.primary_key(ctx.state_dir)
 
 
 def ensure_key(ctx: ClusterContext) -> str:
     """The stored key, or a new one from the OS's random source, stored before it is used anywhere."""
     key = stored_key(ctx)
     if key is None:
-        key = base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
-        redact.register(key)
-        _store(ctx, key)
+        key = keyring.new_key()
+        keyring.store(ctx.state_dir, render_security.KEY_NAME, key)
         if ctx.reporter is not None:
             ctx.reporter.note(f"made the cluster's encryption key: {key_path(ctx)} (0600); back it up with the state "
                               "directory, etcd backups cannot be read without it")
     return key
-
-
-def _is_key(text: str) -> bool:
-    try:
-        return len(base64.b64decode(text, validate=True)) == KEY_BYTES
-    except (binascii.Error, ValueError):
-        return False
-
-
-def _store(ctx: ClusterContext, key: str) -> None:
-    from ccp.engine.files import atomic_write, ensure_dir, make_private
-
-    path = key_path(ctx)
-    ensure_dir(path.parent)
-    make_private(path.parent)
-    atomic_write(path, key + "\n", mode=0o600)
 
 
 def init_actions(ctx: ClusterContext, node: str) -> list[Action]:
@@ -92,55 +60,48 @@ def init_actions(ctx: ClusterContext, node: str) -> list[Action]:
 
 async def control_plane_files(ctx: ClusterContext, ssh, source=None) -> dict[str, tuple[str, int]]:
     """Path on the node -> (content, mode) for ssh.upload: the files of the settings that are on, 0600.
-    ``source``: a member of the running cluster, for joins: a joining control plane gets its encryption
-    configuration, so every control plane holds the same keys, and none when it has none (a cluster
-    installed without encryption: its API servers' flags, fixed at init, name no such file)."""
+    ``source``: a member of the running cluster, for joins: a joining control plane gets the files the running
+    API servers have (their flags, which the join's kubeadm takes from kubeadm-config, name them), so every
+    control plane holds the same keys; a file the cluster has none of comes from the render (security/apply then
+    brings every control plane to cluster.yaml), and no encryption configuration when the cluster has none."""
     out = {dest: (rendered(ctx, rel), 0o600) for rel, dest in render_security.files(ctx.config.spec.security).items()}
     if source is not None:
-        running = await _running_encryption_config(ctx, ssh, source)
         out.pop(render_security.ENCRYPTION_CONFIG, None)
-        if running is not None:
-            out[render_security.ENCRYPTION_CONFIG] = (running, 0o600)
+        for dest in (render_security.ENCRYPTION_CONFIG, render_security.AUDIT_POLICY, render_security.ADMISSION_CONFIG):
+            running = await _running_file(ctx, ssh, source, dest)
+            if running is not None:
+                out[dest] = (running, 0o600)
     elif render_security.ENCRYPTION_CONFIG in out:
         template = out[render_security.ENCRYPTION_CONFIG][0]
-        out[render_security.ENCRYPTION_CONFIG] = (render_security.fill_key(template, ensure_key(ctx)), 0o600)
+        key = ensure_key(ctx)
+        name = (keyring.primary(ctx.state_dir) or (render_security.KEY_NAME, key))[0]
+        out[render_security.ENCRYPTION_CONFIG] = (render_security.fill_keys(template, [(name, key)]), 0o600)
     return out
 
 
-async def _running_encryption_config(ctx: ClusterContext, ssh, source) -> str | None:
-    """The encryption configuration on ``source``, its keys registered for masking; None when it has none.
-    Read quietly: the text is neither logged nor streamed."""
-    path = render_security.ENCRYPTION_CONFIG
+async def _running_file(ctx: ClusterContext, ssh, source, path: str) -> str | None:
+    """A file of /etc/kubernetes/ccp on ``source`` (the encryption configuration's keys registered for masking and
+    kept in the state directory when it lacks them); None when there is none. Read quietly: never logged."""
+    from ccp.cluster.encryption import parse
+
     r = await ssh.run(source, f"cat {path}", sudo=True, check=False, quiet=True)
     if not r.ok or not r.stdout.strip():
         return None
-    keys = _keys(r.stdout)
-    if keys is None:
-        raise RemoteError(f"{source.name}: {path} is not an encryption configuration",
+    if path != render_security.ENCRYPTION_CONFIG:
+        return r.stdout + "\n"
+    running = parse(r.stdout)
+    if running is None:
+        raise RemoteError(f"{source.name}: {path} is not an encryption configuration ccp can read",
                           f"compare it with another control plane's {path}; the API server on {source.name} reads it")
-    for key in keys:
+    held = keyring.keys(ctx.state_dir)
+    for name, key in running.keys.items():
         redact.register(key)
-    if keys and stored_key(ctx) is None and _is_key(keys[0]):
-        _store(ctx, keys[0])    # a state directory without the key (lost, or new) gets the cluster's back
-        if ctx.reporter is not None:
-            ctx.reporter.note(f"the state directory had no encryption key: the running cluster's is kept in {key_path(ctx)}")
-    elif keys and keys[0] != stored_key(ctx) and ctx.reporter is not None:
-        ctx.reporter.note(f"the running cluster's encryption key is not the one in {key_path(ctx)}: the cluster's is "
-                          "used for the joining control planes")
+        if name not in held and keyring.is_key(key) and keyring.is_name(name):
+            keyring.store(ctx.state_dir, name, key)   # a state directory without the key (lost, or new) gets the cluster's back
+            if ctx.reporter is not None:
+                ctx.reporter.note(f"the state directory had no encryption key {name}: the running cluster's is kept in "
+                                  f"{keyring.secrets_dir(ctx.state_dir)}")
+        elif name in held and held[name] != key and ctx.reporter is not None:
+            ctx.reporter.note(f"the running cluster's encryption key {name} is not the one in {keyring.secrets_dir(ctx.state_dir)}: "
+                              "the cluster's is used for the joining control planes")
     return r.stdout + "\n"
-
-
-def _keys(text: str) -> list[str] | None:
-    """The secrets of an EncryptionConfiguration, the one that encrypts first; None if it is not one."""
-    import yaml
-
-    try:
-        doc = yaml.safe_load(text)
-        found = []
-        for resource in doc["resources"]:
-            for provider in resource["providers"]:
-                for conf in provider.values():
-                    found += [k["secret"] for k in (conf or {}).get("keys", []) if isinstance(k, dict) and "secret" in k]
-    except (yaml.YAMLError, KeyError, TypeError, AttributeError):
-        return None
-    return found if doc.get("kind") == "EncryptionConfiguration" else None
