@@ -52,6 +52,13 @@ def restore(snapshot) -> list[Phase]:
     return [RestoreVerify(snapshot), RestoreStop(snapshot), RestoreSnapshot(snapshot), RestoreStart(snapshot)]
 
 
+def rotate_key(key: str) -> list[Phase]:
+    """`ccp secrets rotate-key`: the steps Kubernetes documents, named after the new key (ccp.phases.rotate_key)."""
+    from ccp.phases.rotate_key import RotateAdd, RotateDrop, RotateNewKey, RotateRewrite, RotateSwitch
+
+    return [RotateNewKey(key), RotateAdd(key), RotateSwitch(key), RotateRewrite(key), RotateDrop(key)]
+
+
 def upgrade(target: str, steps, bill_of_materials: str | None = None) -> list[Phase]:
     """`ccp upgrade`: a phase for each step of its plan (ccp.upgrade.plan: the order and the batches) —
     preflight, backup, each control plane, the worker batches — then the install's add-ons and validate

@@ -49,3 +49,34 @@ def test_the_encryption_key_leaks_nowhere(cluster, tmp_path, source):
     assert list((state / "logs").glob("*.log")) and (state / "journal.jsonl").exists() and (state / "rendered").is_dir()
     assert not [rec.script for rec in fc.records if key in rec.script], "a command line"
     assert not [rec.secrets for rec in fc.records if key in rec.secrets.values()], "an environment secret"
+
+
+def test_a_key_rotation_leaks_neither_key(cluster, tmp_path):
+    """`ccp secrets rotate-key` (with --debug, and its plan) from a planted key: the old and the new key are in
+    <state>/secrets and in the uploaded configurations only, never in an output, a log, the journal, a command
+    line or an environment secret; the old one is gone from <state>/secrets at the end."""
+    fc, cfg = cluster()
+    state = tmp_path / ".ccp" / "fk"
+    secrets = state / "secrets"
+    secrets.mkdir(parents=True, mode=0o700)
+    (secrets / "encryption-key").write_text(PLANTED + "\n")
+    (secrets / "encryption-key").chmod(0o600)
+    outputs = []
+    for args in (["install", "--config", cfg, "--yes", "--until", "kubeconfig"], ["secrets", "rotate-key", "--config", cfg],
+                 ["--debug", "secrets", "rotate-key", "--config", cfg, "--yes"], ["phases", "--config", cfg, "--output", "json"]):
+        r = run_ccp(*args)
+        assert r.code == (2 if args[1:3] == ["rotate-key", "--config"] and "--yes" not in args else 0), r.text
+        outputs.append(r.text)
+    new = (secrets / "encryption-key").read_text().strip()
+    assert new != PLANTED and len(base64.b64decode(new)) == 32
+    assert all(new in fc.files[cp][ENCRYPTION_CONFIG] and PLANTED not in fc.files[cp][ENCRYPTION_CONFIG]
+               for cp in ("fk-cp-1", "fk-cp-2", "fk-cp-3"))
+    for key in (PLANTED, new):
+        assert not [text for text in outputs if key in text], "the console"
+        leaked = [p for p in _files_holding(state, key, but=secrets / "encryption-key")
+                  if not p.startswith(str(secrets)) and not p.endswith("/encryption-config.yaml")]
+        assert leaked == [], "the state directory (rendered files, journal, logs)"
+        assert not [rec.script for rec in fc.records if key in rec.script], "a command line"
+        assert not [rec.secrets for rec in fc.records if key in rec.secrets.values()], "an environment secret"
+    assert _files_holding(secrets, PLANTED, but=secrets / "encryption-key") == [], "the old key left <state>/secrets"
+    assert _files_holding(state, new, but=secrets / "encryption-key") == [str(secrets / "encryption-keys" / "ccp-2")]

@@ -111,6 +111,8 @@ def test_a_change_cut_short_goes_on_from_where_it_stopped(cluster, tmp_path):
     assert "ccp install --config" in r.err and "--resume" in r.err
     assert fc.apis.restarts == ["fk-cp-1"] and fc.apis.violations == []
 
+    refused = run_ccp("secrets", "rotate-key", "--config", cfg, "--yes")
+    assert refused.code == 2 and "left a change of spec.security unfinished" in refused.err, refused.text
     plan = planned(cfg)
     assert "finishing the change an earlier run started" in plan[0][2]
     assert [t for _, t, _ in plan][:5] == [f"kube-apiserver on {cp}" for cp in ("fk-cp-2", "fk-cp-3", *CPS)]

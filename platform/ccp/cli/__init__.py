@@ -16,7 +16,7 @@ from ccp.cli.apps import app
 # Register the commands (each module is small and imports its heavy parts lazily).
 from ccp.cli import (  # noqa: F401
     addons_cluster_cmd, addons_cmd, appliance_cmd, backup_cmd, bundle_cmd, certs_cmd, certs_renew_cmd, config_cmd, destroy_cmd, diagnose_cmd, images_cmd, install_cmd, node_cmd, phases_cmd, plan_cmd,
-    preflight_cmd, render_cmd, restore_cmd, upgrade_cmd, validate_cmd, version_cmd)
+    preflight_cmd, render_cmd, restore_cmd, secrets_cmd, upgrade_cmd, validate_cmd, version_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,9 @@ app.add_typer(addons_app, name="addons")
 certs_app = typer.Typer(help="Certificates of the cluster: how long each one still has.", no_args_is_help=True,
                         cls=SectionedGroup)
 app.add_typer(certs_app, name="certs")
+secrets_app = typer.Typer(help="The cluster's Secrets at rest: rotate the key etcd stores them encrypted with.",
+                          no_args_is_help=True, cls=SectionedGroup)
+app.add_typer(secrets_app, name="secrets")
 bundle_app = typer.Typer(help="The offline bundle for air-gapped sites: what is needed, assemble it, verify it.",
                          no_args_is_help=True, cls=SectionedGroup)
 app.add_typer(bundle_app, name="bundle")

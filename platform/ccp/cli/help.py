@@ -7,7 +7,8 @@ import typer.core
 
 SECTIONS = {
     "Build a cluster (in this order)": ["config", "plan", "preflight", "install", "apply", "render"],
-    "Run it": ["phases", "validate", "diagnose", "certs", "upgrade", "node", "backup", "restore", "addons", "images", "bundle"],
+    "Run it": ["phases", "validate", "diagnose", "certs", "secrets", "upgrade", "node", "backup", "restore", "addons", "images",
+               "bundle"],
     "Tear down": ["destroy"],
     "Ship ccp": ["appliance"],
     "About ccp": ["version"],

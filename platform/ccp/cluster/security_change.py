@@ -167,3 +167,23 @@ def unfinished(outputs: dict) -> str | None:
         return "change"
     return None
 
+
+def rotation_target(ctx, records: dict, *, resume: bool) -> tuple[str, bool]:
+    """(the key a `ccp secrets rotate-key` run rotates to, whether it continues one that did not finish): the
+    newest rotation in the journal whose drop step is not done, else a name no key had (state directory, journal,
+    control planes)."""
+    if not ctx.config.spec.security.encryption.enabled:
+        raise ConfigError("cluster.yaml turns encryption at rest off (spec.security.encryption.enabled: false): "
+                          "there is no key to rotate", "turn it on and run `ccp apply` first")
+    seen = {m.group(1) for n in records if (m := _ROTATION.match(n))}
+    open_ = [k for k in seen if getattr(records.get(f"{ROTATE}/{k}/drop"), "status", None) != "done"]
+    if open_:
+        return max(open_, key=lambda k: int(k.split("-")[1])), True
+    if resume:
+        raise ConfigError("there is no key rotation to resume in " + str(ctx.state_dir),
+                          f"start one: ccp secrets rotate-key --config {ctx.loaded.path}")
+    from ccp.cluster.facts import initialized
+
+    members = initialized(ctx) if ctx.provisioned() else []
+    running = {k for st in probe_all(ctx, members).values() for k in st.file.keys} if members else set()
+    return keyring.next_name(set(keyring.keys(ctx.state_dir)) | seen | running), False
