@@ -46,10 +46,13 @@ def replace(node: str) -> list[Phase]:
 
 
 def restore(snapshot) -> list[Phase]:
-    """`ccp restore`: etcd from a snapshot on every control plane (see ccp.backup.restore)."""
+    """`ccp restore`: etcd from a snapshot on every control plane (see ccp.backup.restore); the encryption keys
+    the snapshot's data needs are back on every control plane before the API servers start."""
     from ccp.phases.restore import RestoreSnapshot, RestoreStart, RestoreStop, RestoreVerify
+    from ccp.phases.restore_keys import RestoreKeys
 
-    return [RestoreVerify(snapshot), RestoreStop(snapshot), RestoreSnapshot(snapshot), RestoreStart(snapshot)]
+    return [RestoreVerify(snapshot), RestoreStop(snapshot), RestoreSnapshot(snapshot), RestoreKeys(snapshot),
+            RestoreStart(snapshot)]
 
 
 def rotate_key(key: str) -> list[Phase]:

@@ -63,7 +63,8 @@ def test_a_key_rotation_leaks_neither_key(cluster, tmp_path):
     (secrets / "encryption-key").chmod(0o600)
     outputs = []
     for args in (["install", "--config", cfg, "--yes", "--until", "kubeconfig"], ["secrets", "rotate-key", "--config", cfg],
-                 ["--debug", "secrets", "rotate-key", "--config", cfg, "--yes"], ["phases", "--config", cfg, "--output", "json"]):
+                 ["--debug", "secrets", "rotate-key", "--config", cfg, "--yes"], ["phases", "--config", cfg, "--output", "json"],
+                 ["backup", "--config", cfg]):
         r = run_ccp(*args)
         assert r.code == (2 if args[1:3] == ["rotate-key", "--config"] and "--yes" not in args else 0), r.text
         outputs.append(r.text)
@@ -79,4 +80,7 @@ def test_a_key_rotation_leaks_neither_key(cluster, tmp_path):
         assert not [rec.script for rec in fc.records if key in rec.script], "a command line"
         assert not [rec.secrets for rec in fc.records if key in rec.secrets.values()], "an environment secret"
     assert _files_holding(secrets, PLANTED, but=secrets / "encryption-key") == [], "the old key left <state>/secrets"
-    assert _files_holding(state, new, but=secrets / "encryption-key") == [str(secrets / "encryption-keys" / "ccp-2")]
+    (backup,) = (state / "backups").iterdir()
+    assert sorted(_files_holding(state, new, but=secrets / "encryption-key")) == sorted(
+        [str(secrets / "encryption-keys" / "ccp-2"), str(backup / "encryption-config.yaml")])
+    assert (backup / "encryption-config.yaml").stat().st_mode & 0o777 == 0o600

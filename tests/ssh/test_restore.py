@@ -89,3 +89,40 @@ def test_at_a_real_terminal_no_and_ctrl_c_change_nothing(cluster, tmp_path):
     child.sendintr()
     assert finish(child) == 130, screen.text[-2000:]
     assert "interrupted" in screen.text and "Traceback" not in screen.text and not fc.parked
+
+
+def test_a_backup_keeps_its_keys_and_a_restore_after_a_rotation_brings_the_old_key_back(cluster, tmp_path):
+    """ccp backup keeps the encryption configuration its snapshot needs (0600); after a rotation dropped that key
+    from the control planes and <state>/secrets, ccp restore adds it back for reading before the API servers start
+    (the cluster's key still encrypts), so every restored Secret reads; the next ccp apply rewrites them with the
+    cluster's key and drops the old one again."""
+    import json
+
+    import yaml
+
+    fc, cfg, where = backed_up(cluster, tmp_path)
+    state = tmp_path / ".ccp" / "fk"
+    old = (state / "secrets" / "encryption-key").read_text().strip()
+    kept = where / "encryption-config.yaml"
+    assert kept.stat().st_mode & 0o777 == 0o600 and old in kept.read_text()
+    assert json.loads((where / "backup.json").read_text())["encryptionKeys"] == ["ccp-1"]
+
+    assert run_ccp("secrets", "rotate-key", "--config", cfg, "--yes").code == 0
+    assert not [p for p in (state / "secrets").rglob("*") if p.is_file() and old in p.read_text()]
+    r = run_ccp("restore", "--config", cfg, "--from", where, "--yes")
+    assert r.code == 0, r.text
+    assert "restore/encryption-keys" in r.err and old not in r.text
+    assert fc.apis.violations == [], "every restored Secret is readable once the API servers start"
+    assert set(fc.apis.prefixes().values()) == {"k8s:enc:secretbox:v1:ccp-1:"}, "etcd as the snapshot had it"
+    new = (state / "secrets" / "encryption-key").read_text().strip()
+    for cp in fc.names_by_prefix("cp"):
+        doc = yaml.safe_load(fc.files[cp]["/etc/kubernetes/ccp/encryption-config.yaml"])
+        keys = [k["name"] for p in doc["resources"][0]["providers"] for c in p.values() for k in (c or {}).get("keys", [])]
+        assert keys == ["ccp-2", "ccp-1"], "the cluster's key first, the snapshot's for reading"
+    assert (state / "secrets" / "encryption-keys" / "ccp-1").read_text().strip() == old
+
+    r = run_ccp("apply", "--config", cfg, "--yes", "--until", "kubeconfig")
+    assert r.code == 0, r.text
+    assert fc.apis.violations == [] and set(fc.apis.prefixes().values()) == {"k8s:enc:secretbox:v1:ccp-2:"}
+    assert sorted(p.name for p in (state / "secrets" / "encryption-keys").iterdir()) == ["ccp-2"]
+    assert (state / "secrets" / "encryption-key").read_text().strip() == new

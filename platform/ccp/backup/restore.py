@@ -12,6 +12,9 @@ they stopped):
                     `etcdutl snapshot restore` from the node's own etcd image into a new data
                     directory with the cluster's members as one new cluster, and swapped in; the old
                     data is kept as /var/lib/etcd/ccp-before-restore-<id>
+  restore/encryption-keys  the keys the snapshot's Secrets are stored with (the backup's encryption
+                    configuration) added for reading to every control plane's that lacks one, and to
+                    <state>/secrets; the cluster's own key still encrypts
   restore/start     the manifests put back (etcd first), the API awaited through the VIP, the
                     uploaded snapshot removed from the nodes (it holds the cluster's Secrets)
 
@@ -41,6 +44,7 @@ class Snapshot:
     path: Path
     sha256: str
     kubernetes: str | None
+    encryption: Path | None = None    # the encryption configuration the snapshot's API servers read (ccp backup)
 
     @property
     def rid(self) -> str:
@@ -57,7 +61,8 @@ def find(source: Path) -> Snapshot:
                               "pass a directory under <state>/backups/, or a snapshot .db file with its .sha256")
         try:
             info = json.loads(meta.read_text())
-            return Snapshot(db, str(info["sha256"]), info.get("kubernetes"))
+            keys = source / "encryption-config.yaml"
+            return Snapshot(db, str(info["sha256"]), info.get("kubernetes"), keys if keys.is_file() else None)
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"{meta} is damaged: it does not record the snapshot's sha256",
                               "restore from another backup (ccp backup writes a new one while the cluster runs)") from None
