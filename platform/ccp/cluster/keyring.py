@@ -27,7 +27,8 @@ from ccp.render_security import KEY_NAME
 KEY_BYTES = 32
 PRIMARY = "encryption-key"
 KEYS = "encryption-keys"
-_NAME = re.compile(r"^ccp-(\d+)$")
+_NAME = re.compile(r"^ccp-(\d+)$")                      # the names ccp gives its keys
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")   # any key name a file can be named after (a hand-made key's)
 
 
 def secrets_dir(state_dir: Path) -> Path:
@@ -93,8 +94,8 @@ def primary(state_dir: Path) -> tuple[str, str] | None:
 
 
 def is_name(name: str) -> bool:
-    """A key name ccp makes: ccp-1, ccp-2, ..."""
-    return bool(_NAME.match(name))
+    """A key name the keyring can keep: ccp's own (ccp-1, ccp-2, ...) or a hand-made key's."""
+    return bool(_SAFE.match(name))
 
 
 def next_name(names) -> str:
@@ -116,7 +117,8 @@ def store(state_dir: Path, name: str, key: str) -> None:
     """Keep ``key`` as ``name`` before it is used anywhere. A cluster's first key, ccp-1, is encryption-key alone
     (as before key names); the keyring is written out at the first change, that key first."""
     if not is_name(name):
-        raise InternalError(f"{name!r} is not a key name ccp makes", "this is a ccp bug; report it")
+        raise ConfigError(f"an encryption key is named {name!r}: ccp cannot keep it in {secrets_dir(state_dir) / KEYS}",
+                          "rename it on every control plane (letters, digits, '.', '_', '-'), or rotate it away")
     held = keys(state_dir)
     if held.get(name, key) != key:
         raise ConfigError(f"the state directory holds another key named {name}",

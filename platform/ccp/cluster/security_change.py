@@ -50,7 +50,7 @@ def remember(ctx, states: dict[str, apiserver.NodeState]) -> list[str]:
     added = []
     for st in states.values():
         for name, key in st.file.keys.items():
-            if name not in held and keyring.is_name(name):
+            if name not in held:   # a name the keyring cannot keep is refused: the state must hold every key
                 keyring.store(ctx.state_dir, name, key)
                 held[name] = key
                 added.append(name)

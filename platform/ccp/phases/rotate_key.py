@@ -32,10 +32,10 @@ def common_shape(states: dict) -> dict:
     differ = [n for n, st in states.items() if not same(st.encryption.shape, st0.encryption.shape)]
     if differ:
         raise ConfigError(f"the control planes do not run the same encryption configuration ({', '.join(differ)} "
-                          f"differ from {first})", "run `ccp apply` first: it brings every control plane to cluster.yaml's")
+                          f"differ from {first})", "run ccp apply first: it brings every control plane to cluster.yaml's")
     if not key_names(st0.encryption.shape):
         raise ConfigError("the cluster's API servers encrypt nothing: there is no key to rotate",
-                          "turn spec.security.encryption on in cluster.yaml and run `ccp apply`")
+                          "turn spec.security.encryption on in cluster.yaml and run ccp apply")
     return st0.encryption.shape
 
 
@@ -54,7 +54,7 @@ class _Rotation(Phase):
         names = initialized(ctx) if ctx.provisioned() else []
         if not names:
             raise ConfigError(f"cluster {ctx.config.metadata.name} has no control plane running yet",
-                              "install it first: `ccp install --config F`")
+                              f"install it first: ccp install --config {ctx.loaded.path}")
         return names
 
     def transition(self, ctx: ClusterContext, states: dict | None = None):
@@ -81,6 +81,11 @@ class RotateNewKey(_Rotation):
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         members = self.members(ctx)
         states = probe_all(ctx, members)
+        if ctx.outputs.get(self.name):   # made before, lost from the state directory since: the nodes' copy is kept
+            remember(ctx, states)
+            if self.key in keyring.keys(ctx.state_dir):
+                return ctx.outputs[self.name]
+            # no control plane has it yet either: nothing is stored with it, it is made anew
         shape = common_shape(states)
         if any(self.key in st.file.keys for st in states.values()):
             raise ConfigError(f"a control plane already holds a key named {self.key} that this rotation did not make",
