@@ -100,9 +100,10 @@ def api_server(security) -> dict[str, list[dict]]:
     return {"args": args, "volumes": volumes}
 
 
-# kube-apiserver flags and volumes only spec.security sets: what `ccp apply` may add to, change in or remove from a
-# running API server's static pod and kubeadm's ClusterConfiguration (every other flag is left as it is)
-MANAGED_ARGS = ("encryption-provider-config", "audit-policy-file", "audit-log-path", "audit-log-maxage",
+# kube-apiserver flags and volumes ccp's ClusterConfiguration sets (profiling off, spec.security's): what `ccp apply`
+# may add to, change in or remove from a running API server's static pod and kubeadm-config (every other flag is left
+# as it is). A cluster installed before profiling was turned off gets --profiling=false from its next `ccp apply`.
+MANAGED_ARGS = (*(a["name"] for a in HARDENING_ARGS), "encryption-provider-config", "audit-policy-file", "audit-log-path", "audit-log-maxage",
                 "audit-log-maxbackup", "audit-log-maxsize", "audit-log-compress", "admission-control-config-file")
 MANAGED_VOLUMES = ("ccp-security", "audit-log")
 _KEY_ENTRY = re.compile(r'^(?P<indent>[ \t]*)- name: \S+\n(?P=indent)  secret: "\$\{CCP_ENCRYPTION_KEY\}"$', re.M)
