@@ -4,9 +4,9 @@ uploaded next to init.yaml and join.yaml before kubeadm starts the API server's 
 
 The key is registered with ccp.redact the moment it is read or made, is filled into the encryption
 configuration only in memory, and reaches a node only inside an SFTP upload (never a command line, a log
-line or a rendered file). A control plane that joins a running cluster gets the running cluster's own
-encryption configuration, read from the control plane ccp works through: its key is the one the stored
-Secrets were written with, whatever this state directory holds.
+line or a rendered file). A control plane that joins a running cluster gets the running cluster's own files,
+read from the control plane ccp works through: its keys are the ones the stored Secrets were written with,
+whatever this state directory holds (which keeps them too: ccp.cluster.keyring).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def ensure_key(ctx: ClusterContext) -> str:
         key = keyring.new_key()
         keyring.store(ctx.state_dir, render_security.KEY_NAME, key)
         if ctx.reporter is not None:
-            ctx.reporter.note(f"made the cluster's encryption key: {key_path(ctx)} (0600); back it up with the state "
-                              "directory, etcd backups cannot be read without it")
+            ctx.reporter.note(f"made the cluster's encryption key: {key_path(ctx)} (0600); etcd's Secrets cannot be read "
+                              "without it (ccp backup keeps it beside each snapshot)")
     return key
 
 

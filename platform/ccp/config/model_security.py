@@ -109,7 +109,8 @@ class Certificates(Strict):
 
 
 class Security(Strict):
-    """Applied by a fresh `ccp install` (kubeadm init and the joins): the API server's flags are fixed at init.
+    """Applied by a fresh `ccp install` (kubeadm init and the joins), and to a running cluster by `ccp apply` (the
+    security/apply phase: one control plane at a time; encryption changes in stages, every Secret rewritten).
     The certificate renewal timer is installed, changed and removed by any `ccp install` or `ccp apply`."""
 
     encryption: Encryption = Field(default_factory=Encryption)
