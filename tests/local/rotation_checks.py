@@ -1,7 +1,7 @@
 """Key rotation and spec.security changes on the real HA cluster that tests/local/test_cluster.py builds: plain
 functions over its ``Cluster`` (ccp(), kubectl(), ssh(address, cmd), nodes(), config, state), for the real-node
 suite to call after the checks of test_security.py (which expect the first key, ccp-1) and before the machines are
-stopped. pytest collects nothing here. WRITTEN WITHOUT MACHINES: checked only against a stand-in cluster object.
+stopped. pytest collects nothing here.
 
   stored_prefix                  a Secret's (or ConfigMap's) value read straight from etcd on a control plane
                                  (etcdctl in the etcd static pod, as test_security.py reads it): its
@@ -11,15 +11,12 @@ stopped. pytest collects nothing here. WRITTEN WITHOUT MACHINES: checked only ag
                                  the same, reads never fail for long, every control plane's configuration names
                                  only the new key (names read with grep: no key on a command line or in output),
                                  <state>/secrets holds only it, and `--resume` has nothing left
-  exempt_namespace_takes_effect  spec.security.podSecurity.exemptNamespaces and audit.maxSizeMB changed in
-                                 cluster.yaml: `ccp plan` shows security/apply, `ccp apply` makes a privileged pod
-                                 (server dry run) accepted in that namespace where it was refused, every control
-                                 plane's manifest and kubeadm-config carry the new flag; the rerun plans nothing;
-                                 cluster.yaml put back and applied again, the refusal is back
-  configmaps_encryption_takes_effect
-                                 configmaps added to spec.security.encryption.resources: a ConfigMap stored in
-                                 plain text is stored encrypted with the cluster's key after `ccp apply` and reads
-                                 back; removed again, plain text again
+  security_changes_take_effect   spec.security.podSecurity.exemptNamespaces, audit.maxSizeMB and configmaps in
+                                 encryption.resources changed in cluster.yaml: `ccp plan` shows security/apply,
+                                 one `ccp apply` makes a privileged pod (server dry run) accepted in that namespace
+                                 where it was refused, every control plane's manifest and kubeadm-config carry the
+                                 new flag, a ConfigMap stored in plain text is stored encrypted and reads back;
+                                 the rerun plans nothing
 """
 
 from __future__ import annotations
@@ -175,20 +172,30 @@ def _planned(cluster) -> list[dict]:
     return next(p for p in plan["phases"] if p["phase"] == "security/apply")["actions"]
 
 
-def exempt_namespace_takes_effect(cluster, namespace: str = "ccp-psa-exempt-check") -> dict:
+def security_changes_take_effect(cluster, namespace: str = "ccp-psa-exempt-check",
+                                 name: str = "ccp-configmap-encryption-check") -> dict:
+    """One `ccp apply` of three spec.security changes (CI time: each apply restarts every API server in turn): a
+    namespace exempt from Pod Security, the audit log's size, ConfigMaps encrypted too. Before: a privileged pod is
+    refused there and a ConfigMap lies in etcd in plain text; after: the pod is accepted (server dry run), every
+    control plane's manifest and kubeadm-config carry the new audit flag, the ConfigMap is stored with the cluster's
+    key and reads back; the rerun plans nothing. The cluster keeps the changes (the suite destroys it at the end)."""
     cluster.kubectl("create", "namespace", namespace)
-    original = None
+    cluster.kubectl("-n", "default", "create", "configmap", name, f"--from-literal=k={PLAIN}")
     try:
         refused = _privileged_dry_run(cluster, namespace)
         assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
+        assert stored_prefix(cluster, name, resource="configmaps") == ""
 
         def change(sec):
             sec.setdefault("podSecurity", {})["exemptNamespaces"] = [namespace]
             sec.setdefault("audit", {})["maxSizeMB"] = 123
-        original = _edit(cluster, change)
+            sec.setdefault("encryption", {})["resources"] = ["secrets", "configmaps"]
+        _edit(cluster, change)
         actions = _planned(cluster)
         cps = control_planes(cluster)
-        assert [a["target"] for a in actions] == [f"kube-apiserver on {cp}" for cp in cps] + ["the kubeadm-config ConfigMap"], actions
+        targets = [a["target"] for a in actions]
+        assert all(f"kube-apiserver on {cp}" in targets for cp in cps) and "the kubeadm-config ConfigMap" in targets, actions
+        assert "rewrite" in [a["verb"] for a in actions], actions
         assert cluster.ccp("plan", "--config", cluster.config, "--detailed-exitcode", check=False).returncode == 2
         t0 = time.monotonic()
         cluster.ccp("apply", "--config", cluster.config, "--yes", timeout=1800)
@@ -202,48 +209,12 @@ def exempt_namespace_takes_effect(cluster, namespace: str = "ccp-psa-exempt-chec
         config = cluster.kubectl("-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "jsonpath={.data.ClusterConfiguration}")
         args = {a["name"]: a["value"] for a in yaml.safe_load(config)["apiServer"]["extraArgs"]}
         assert args["audit-log-maxsize"] == "123", args
-        assert _planned(cluster) == [], "a rerun has nothing to do"
-        assert cluster.ccp("plan", "--config", cluster.config, "--detailed-exitcode", check=False).returncode == 0
-
-        cluster.config.write_text(original)
-        original = None
-        cluster.ccp("apply", "--config", cluster.config, "--yes", timeout=1800)
-        again = _privileged_dry_run(cluster, namespace)
-        assert again.returncode != 0 and "violates PodSecurity" in again.stderr, "back as it was"
-        return {"apply seconds": round(seconds, 1)}
-    finally:
-        if original is not None:
-            cluster.config.write_text(original)
-            cluster.ccp("apply", "--config", cluster.config, "--yes", timeout=1800, check=False)
-        cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
-
-
-def configmaps_encryption_takes_effect(cluster, name: str = "ccp-configmap-encryption-check") -> dict:
-    cluster.kubectl("-n", "default", "create", "configmap", name, f"--from-literal=k={PLAIN}")
-    original = None
-    try:
-        assert stored_prefix(cluster, name, resource="configmaps") == ""
-        original = _edit(cluster, lambda sec: sec.setdefault("encryption", {}).__setitem__("resources", ["secrets", "configmaps"]))
-        verbs = [a["verb"] for a in _planned(cluster)]
-        assert "rewrite" in verbs and verbs.count("update") == 2 * len(control_planes(cluster)), verbs   # read, then write
-        t0 = time.monotonic()
-        cluster.ccp("apply", "--config", cluster.config, "--yes", timeout=1800)
-        on = time.monotonic() - t0
         prefix = stored_prefix(cluster, name, resource="configmaps")
         assert prefix.startswith("k8s:enc:secretbox:v1:ccp-"), prefix
         assert cluster.kubectl("-n", "default", "get", "configmap", name, "-o", "jsonpath={.data.k}") == PLAIN
-        assert _planned(cluster) == []
-
-        cluster.config.write_text(original)
-        original = None
-        t0 = time.monotonic()
-        cluster.ccp("apply", "--config", cluster.config, "--yes", timeout=1800)
-        off = time.monotonic() - t0
-        assert stored_prefix(cluster, name, resource="configmaps") == "", "plain text again"
-        assert cluster.kubectl("-n", "default", "get", "configmap", name, "-o", "jsonpath={.data.k}") == PLAIN
-        return {"prefix": prefix, "on seconds": round(on, 1), "off seconds": round(off, 1)}
+        assert _planned(cluster) == [], "a rerun has nothing to do"
+        assert cluster.ccp("plan", "--config", cluster.config, "--detailed-exitcode", check=False).returncode == 0
+        return {"apply seconds": round(seconds, 1), "configmap prefix": prefix}
     finally:
-        if original is not None:
-            cluster.config.write_text(original)
-            cluster.ccp("apply", "--config", cluster.config, "--yes", timeout=1800, check=False)
+        cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
         cluster.kubectl("-n", "default", "delete", "configmap", name, "--ignore-not-found")

@@ -27,7 +27,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.local import TIMES
-from tests.local import security_checks
+from tests.local import rotation_checks, security_checks
 from tests.local.common import BUNDLE, KUBECTL, _why_not, new_cluster, readyz, wait_for
 from tests.local import test_security as security
 
@@ -146,6 +146,19 @@ def test_the_renewal_timers_renew_every_certificate_one_control_plane_at_a_time(
 
 def test_the_hardening_check_passes_and_names_a_planted_world_readable_key(cluster):
     security_checks.hardening_names_a_planted_key(cluster)
+
+
+def test_a_key_rotation_moves_every_secret_to_the_new_key_while_the_api_answers(cluster):
+    """`ccp secrets rotate-key` while a Secret is read through the VIP: its prefix in etcd moves to the new key's name."""
+    result = rotation_checks.rotation_changes_the_key_name(cluster)
+    TIMES["key rotation"] = result["seconds"]
+    TIMES["rotation: Secret reads missed through the VIP"] = float(result["misses"])
+    print(f"key rotation: {result}")
+
+
+def test_spec_security_changes_reach_the_running_cluster_with_apply(cluster):
+    result = rotation_checks.security_changes_take_effect(cluster)
+    TIMES["security changes applied"] = result["apply seconds"]
 
 
 def test_a_rerun_changes_nothing(cluster):
