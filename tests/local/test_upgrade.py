@@ -80,8 +80,12 @@ class Probe(threading.Thread):
                 deploy = json.loads(self._get("/apis/apps/v1/namespaces/default/deployments/web"))
                 available = deploy["status"].get("availableReplicas", 0)
                 self.min_available = available if self.min_available is None else min(self.min_available, available)
-                if available < deploy["spec"]["replicas"] and len(self.low) < 60:
-                    self.low.append(self._picture(available))
+                if available < deploy["spec"]["replicas"] and len(self.low) < 200:
+                    picture = self._picture(available)
+                    if not self.low or self.low[-1].split(" ", 1)[1] != picture.split(" ", 1)[1]:
+                        self.low.append(picture)   # each change once, with the time it was first seen
+                elif available >= deploy["spec"]["replicas"] and self.low and not self.low[-1].endswith(" all available"):
+                    self.low.append(f"{time.strftime('%H:%M:%S')} all available")
             except (OSError, ValueError, KeyError):
                 pass
             self.samples += 1
