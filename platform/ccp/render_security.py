@@ -138,7 +138,7 @@ def render_renewal(render_file, certificates, control_planes, endpoint: str) -> 
     (which knows the other control planes, to check their API servers first) and its service and timer."""
     if not certificates.autoRenew:
         return
-    from ccp.remote.static_pods import MANIFESTS, PARKED, restart_script, wait_script
+    from ccp.remote.static_pods import LOCK, LOCK_WAIT, MANIFESTS, PARKED, restart_script, wait_script
 
     steps = {"restart": f"sh -c {shlex.quote(restart_script(RESTART_PAUSE))}",
              "wait_local": f"sh -c {shlex.quote(wait_script('127.0.0.1:6443', API_WAIT))}",
@@ -147,7 +147,7 @@ def render_renewal(render_file, certificates, control_planes, endpoint: str) -> 
         extra = {"node": node, "index": i, "count": len(control_planes), "at": certificates.check_time(i),
                  "stagger": certificates.staggerMinutes, "before_days": certificates.renewBeforeDays,
                  "peers": [n for n in control_planes if n.name != node.name],
-                 "manifests": MANIFESTS, "parked": PARKED, "env_file": RENEW_ENV, "script_path": RENEW_SCRIPT, **steps}
+                 "manifests": MANIFESTS, "parked": PARKED, "lock": LOCK, "lock_wait": LOCK_WAIT, "env_file": RENEW_ENV, "script_path": RENEW_SCRIPT, **steps}
         for template, (dest, _, _) in zip(("scripts/cert-renew.sh.j2", "systemd/ccp-cert-renew.service.j2",
                                            "systemd/ccp-cert-renew.timer.j2"), RENEW_FILES):
             render_file(template, dest.format(n=node.name), **extra)

@@ -1,7 +1,6 @@
 """Issue 21's certificate renewal and hardening check on the real HA cluster that tests/local/test_cluster.py builds.
 Plain functions over its ``Cluster`` (ssh(address, cmd, check), ccp(*args, check), kubectl(*args), nodes(), config),
 to be called from test_cluster.py after the validate test, like test_security.py's; pytest collects nothing here.
-WRITTEN BUT NOT YET RUN: its author may not start machines on the machine it was written on.
 
   renewal_timer_renews_when_forced   on each control plane in turn: the ccp-cert-renew timer is enabled; the service
                                      is started with CCP_RENEW_BEFORE_DAYS above the certificates' lifetime (through
@@ -9,8 +8,10 @@ WRITTEN BUT NOT YET RUN: its author may not start machines on the machine it was
                                      renews gets a later expiry, the journal says so without a key, and the API
                                      answers through the VIP after each. Returns {node: {"before", "after", "vip_misses"}}
                                      (expiry dates by kubeadm's certificate name; /readyz misses through the VIP while
-                                     that control plane restarted). Then `ccp diagnose --only certs` has nothing failing
-                                     and sees every timer's last run succeed.
+                                     that control plane restarted). The first one starts while ccp's control-plane lock
+                                     is held there (as during a kubeadm upgrade): it waits, and renews after. Then
+                                     `ccp diagnose --only certs` has nothing failing and sees every timer's last run
+                                     succeed.
   hardening_names_a_planted_key      `ccp diagnose --only hardening` passes on the fresh cluster; a world-readable file
                                      planted as /etc/kubernetes/pki/ccp-planted.key on the first control plane fails
                                      it (exit 9) in a file-modes finding naming the node and the path; removed, it
@@ -20,7 +21,10 @@ WRITTEN BUT NOT YET RUN: its author may not start machines on the machine it was
 from __future__ import annotations
 
 import json
+import shlex
 import time
+
+from ccp.remote.static_pods import LOCK
 
 RENEW_ENV = "/etc/ccp/cert-renew.env"
 UNIT = "ccp-cert-renew"
@@ -60,9 +64,17 @@ def renewal_timer_renews_when_forced(cluster, lifetime_days: int = 100_000, time
         assert before, f"{cp}: kubeadm lists no certificate"
         time.sleep(1.1)   # certificates carry whole seconds: a renewal must show in the dates
         misses = 0
+        first = not result
+        if first:   # the first one starts while ccp's lock is held there, as by a kubeadm upgrade: it must wait
+            _hold_control_plane_lock(cluster, address, HOLD)
         try:
             cluster.ssh(address, f"sudo -n mkdir -p /etc/ccp && echo CCP_RENEW_BEFORE_DAYS={lifetime_days} "
                                  f"| sudo -n tee {RENEW_ENV} >/dev/null && sudo -n systemctl start --no-block {UNIT}.service")
+            if first:
+                time.sleep(3)
+                waiting = cluster.ssh(address, f"sudo -n journalctl -u {UNIT}.service -n 5 -o cat --no-pager -q").stdout
+                assert "waiting for another change to the static pods" in waiting and "renewing:" not in waiting, waiting
+                assert cluster.ssh(address, f"sudo -n flock -n {LOCK} true", check=False).returncode != 0, "the lock is held"
             deadline = time.monotonic() + timeout
             while True:
                 shown = cluster.ssh(address, f"systemctl show {UNIT}.service -p ActiveState -p Result").stdout
@@ -77,6 +89,8 @@ def renewal_timer_renews_when_forced(cluster, lifetime_days: int = 100_000, time
         journal = cluster.ssh(address, f"sudo -n journalctl -u {UNIT}.service -n 30 -o cat --no-pager -q").stdout
         assert props.get("Result") == "success", f"{cp}: {UNIT}.service ended {props}:\n{journal}"
         assert f"below {lifetime_days}" in journal and "renewed; the API answers through" in journal, journal
+        if first:
+            assert journal.index("waiting for another change") < journal.index("renewing:"), journal
         assert "PRIVATE KEY" not in journal
         after = _expiries(cluster, address)
         stale = sorted(n for n in before if after.get(n, "") <= before[n])
@@ -93,6 +107,22 @@ def renewal_timer_renews_when_forced(cluster, lifetime_days: int = 100_000, time
     assert [f["severity"] for f in timers] == ["ok"], timers
     assert all(", last " in e and "not run yet" not in e for e in timers[0]["evidence"]), timers[0]["evidence"]
     return result
+
+
+HOLD = 20   # seconds the first control plane's lock is held before its timer may renew
+
+
+def _hold_control_plane_lock(cluster, address: str, seconds: int) -> None:
+    """ccp's own lock (static_pods.locked) taken on the node for ``seconds``, in a transient unit."""
+    from ccp.remote.static_pods import locked
+
+    cmd = locked(f"sleep {seconds}")
+    cluster.ssh(address, f"sudo -n systemd-run --quiet --collect --unit=ccp-test-hold-lock sh -c {shlex.quote(cmd)}")
+    for _ in range(50):
+        if cluster.ssh(address, f"sudo -n flock -n {LOCK} true", check=False).returncode != 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{address}: the lock was never taken")
 
 
 def hardening_names_a_planted_key(cluster) -> None:

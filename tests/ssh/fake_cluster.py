@@ -34,12 +34,20 @@ TOKEN = "abcdef.0123456789abcdef"
 CERT_KEY = "c" * 64
 
 
-def unwrap(command: str) -> tuple[str, list[str]]:
-    """'sudo -n -- sh -c SCRIPT' or 'sh -c SCRIPT' -> (script without the secret reads, secret names)."""
+LOCKED = re.compile(r"flock -w \d+ -E 75 /run/ccp-control-plane.lock sh -c (.*)", re.S)
+
+
+def unwrap(command: str) -> tuple[str, list[str], bool]:
+    """'sudo -n -- sh -c SCRIPT' or 'sh -c SCRIPT' -> (script without the secret reads, secret names, whether it
+    runs under the control plane's lock: static_pods.locked, whose flock wrapper is taken off too)."""
     parts = shlex.split(command)
     script = parts[-1]
     names = re.findall(r"IFS= read -r (\w+); export \1; ", script)
-    return re.sub(r"IFS= read -r \w+; export \w+; ", "", script), names
+    script = re.sub(r"IFS= read -r \w+; export \w+; ", "", script)
+    m = LOCKED.fullmatch(script)
+    if m:
+        (script,) = shlex.split(m.group(1))
+    return script, names, bool(m)
 
 
 @dataclass
@@ -49,6 +57,7 @@ class Record:
     start: float
     end: float
     secrets: dict = field(default_factory=dict)
+    locked: bool = False     # run under the control plane's lock (static_pods.locked)
 
 
 class FakeCluster:
@@ -126,12 +135,12 @@ class FakeCluster:
 
     # -------------------------------------------------- the model
     async def handle(self, node: str, process) -> None:
-        script, secret_names = unwrap(process.command)
+        script, secret_names, locked = unwrap(process.command)
         stdin = await process.stdin.read()   # ccp always ends stdin; a script may arrive on it (bash -s)
         secrets = dict(zip(secret_names, stdin.splitlines()))
         start = time.monotonic()
         code, out, err = await self.apis.answer(node, script, stdin) or await self.answer(node, script, secrets)
-        self.records.append(Record(node, script, start, time.monotonic(), secrets))
+        self.records.append(Record(node, script, start, time.monotonic(), secrets, locked))
         if out:
             process.stdout.write(out if out.endswith("\n") else out + "\n")
         if err:

@@ -171,6 +171,8 @@ def test_certs_renew_one_control_plane_at_a_time_waiting_for_the_api(cluster, tm
     steps = [(x.node, x.script.split()[0] if not x.script.startswith("end=$((") else "wait") for x in fc.records
              if x.node in cps and (x.script.startswith(("kubeadm certs renew", "mkdir -p /etc/kubernetes/ccp-parked", "end=$((")))]
     assert steps == [(n, s) for n in cps for s in ("kubeadm", "mkdir", "wait")], steps   # strictly one after another
+    changes = [x for x in fc.records if x.script.startswith(("kubeadm certs renew", "mkdir -p /etc/kubernetes/ccp-parked"))]
+    assert all(x.locked for x in changes), "the renewal and the restart hold the control plane's lock (the timer's too)"
     assert kubeconfig.exists(), "the kubeconfig is rewritten with the renewed client certificate"
 
     # the API not coming back after the second control plane stops there: the third is untouched

@@ -80,7 +80,7 @@ def sandbox(script: str, root: Path, stubs: Path) -> tuple[Path, dict]:
     for stub in ("curl", "sleep"):
         (stubs / stub).chmod(0o755)
     path = root / "cert-renew.sh"
-    path.write_text(script.replace("/run/ccp-cert-renew.lock", str(root / "lock"))
+    path.write_text(script.replace("/run/ccp-control-plane.lock", str(root / "lock"))
                     .replace("/etc/kubernetes", str(root / "etc" / "kubernetes")))
     return path, {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"}
 
@@ -167,6 +167,54 @@ def test_a_failed_kubeadm_renewal_says_so_and_restarts_nothing(tmp_path):
     r = run(path, env)
     assert r.returncode == 1 and "kubeadm certs renew all failed" in r.stderr and "the CA key is unreadable" in r.stderr
     assert "restarting" not in r.stdout
+
+
+def _hold_lock(lock: Path, seconds: float) -> subprocess.Popen:
+    """What ccp runs on a control plane around a static-pod change (static_pods.locked), for real: flock holding
+    ``lock`` while a command runs; returns once the lock is taken."""
+    from ccp.remote.static_pods import LOCK, locked
+
+    marker = lock.parent / "held"
+    cmd = locked(f"touch {marker}; sleep {seconds}").replace(LOCK, str(lock))
+    holder = subprocess.Popen(["sh", "-c", cmd])
+    for _ in range(100):
+        if marker.exists():
+            return holder
+        subprocess.run(["sleep", "0.05"])
+    raise AssertionError("the holder never took the lock")
+
+
+def test_the_timer_waits_for_a_change_ccp_is_making_to_the_static_pods(tmp_path):
+    path, env = sandbox(rendered_script(tmp_path), tmp_path / "node", tmp_path / "bin")
+    fake_kubeadm(tmp_path / "bin", in_days(5))
+    holder = _hold_lock(tmp_path / "node" / "lock", 1.5)
+    r = run(path, env)
+    assert holder.wait(10) == 0
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == f"ccp-cert-renew: waiting for another change to the static pods of demo-cp-2 to end ({tmp_path / 'node' / 'lock'})"
+    assert "renewed; the API answers" in r.stdout
+
+
+def test_ccp_waits_for_the_lock_then_refuses_in_two_lines_while_it_stays_held(tmp_path):
+    from ccp.errors import RemoteError
+    from ccp.remote.static_pods import LOCK, LOCK_BUSY, lock_busy, locked
+
+    lock = tmp_path / "lock"
+    holder = _hold_lock(lock, 3)
+    ran = tmp_path / "ran"
+    busy = subprocess.run(["sh", "-c", locked(f"touch {ran}", wait=1).replace(LOCK, str(lock))])
+    assert busy.returncode == LOCK_BUSY and not ran.exists()
+
+    class Result:
+        exit_status = busy.returncode
+    err = lock_busy("demo-cp-1", Result(), wait=1)
+    assert isinstance(err, RemoteError) and "demo-cp-1: another change to its static pods held" in str(err)
+    assert "journalctl -u ccp-cert-renew" in err.resolution
+    holder.wait(10)
+    done = subprocess.run(["sh", "-c", locked(f"touch {ran}; exit 3", wait=1).replace(LOCK, str(lock))])
+    assert done.returncode == 3 and ran.exists(), "the command's own exit code passes through"
+    Result.exit_status = 3
+    assert lock_busy("demo-cp-1", Result()) is None
 
 
 # ------------------------------------------------------------------ ccp diagnose reads the timers

@@ -28,6 +28,8 @@ def test_restore_order_and_what_each_node_runs(cluster, tmp_path):
     last_park = max(i for i, k in enumerate(kinds) if k == "park")
     first_restore = min(i for i, k in enumerate(kinds) if k == "restore")
     assert kinds.count("park") == 3 and last_park < first_restore, "every member stops before any restores"
+    parks = [x for x in fc.records if x.script.startswith("set -e; mkdir -p /etc/kubernetes/ccp-restore-parked")]
+    assert len(parks) == 3 and all(x.locked for x in parks), "stopping the static pods waits for the renewal timer"
     starts = [k for k in kinds if k.startswith("start")]
     assert starts == ["start etcd.yaml"] * 3 + ["start kube-apiserver.yaml"] * 3
     assert kinds[-3:] == ["clean"] * 3

@@ -65,6 +65,7 @@ def test_audit_limits_and_pod_security_levels_change_one_control_plane_at_a_time
     # each restart came after its files and before the next control plane was touched
     restarts = [x for x in fc.records if x.script.startswith("set -e; mkdir -p /etc/kubernetes/ccp-apiserver-restart")]
     assert [x.node for x in restarts] == list(CPS) and all(a.end <= b.start for a, b in zip(restarts, restarts[1:]))
+    assert all(x.locked for x in restarts), "each restart holds the control plane's lock"
     assert kubeadm_args(fc)["audit-log-maxsize"] == "200" and fc.apis.kubeadm_config_updates == 1
     assert not fc.apis.rewrites, "encryption did not change: nothing rewritten"
 

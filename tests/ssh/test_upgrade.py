@@ -65,6 +65,8 @@ def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_
     # control planes strictly one after another, the canary before any batch
     order = [r.node for r in fc.records if r.script == "bash -s kubelet"]
     assert order[:4] == cps + [workers[0]]
+    kubeadm_upgrades = [r for r in fc.records if r.script.startswith(("kubeadm upgrade apply", "kubeadm upgrade node"))]
+    assert kubeadm_upgrades and all(r.locked for r in kubeadm_upgrades), "kubeadm upgrade holds the node's lock"
     assert upgrade_fakes.calls(tmp_path) == []
     before = {n: list(v) for n, v in fc.upgraded.items()}
 

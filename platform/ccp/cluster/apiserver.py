@@ -175,7 +175,11 @@ async def roll(ssh, t, endpoint: str, *, upload: dict[str, tuple[str, int]], man
     if files:
         await ssh.upload(t, files)
     say(f"{t.name}: restarting kube-apiserver")
-    r = await ssh.run(t, restart_script(), sudo=True, check=False, timeout=300)
+    from ccp.remote.static_pods import LOCK_WAIT, lock_busy, locked
+
+    r = await ssh.run(t, locked(restart_script()), sudo=True, check=False, timeout=300 + LOCK_WAIT)
+    if lock_busy(t.name, r):
+        raise lock_busy(t.name, r)
     if not r.ok:
         raise RemoteError(f"{t.name}: kube-apiserver could not be restarted (exit {r.exit_status})",
                           f"look at the kubelet on {t.name} (journalctl -u kubelet) and {MANIFEST}; the control planes "

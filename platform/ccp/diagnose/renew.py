@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from ccp.errors import RemoteError
-from ccp.remote.static_pods import MANIFESTS, PARKED, back_script, restart_script
+from ccp.remote.static_pods import MANIFESTS, PARKED, back_script, lock_busy, locked, restart_script
 
 
 def renew(ctx, *, pause: int = 20, timeout: int = 300, say=lambda text: None) -> list[dict]:
@@ -25,13 +25,17 @@ def renew(ctx, *, pause: int = 20, timeout: int = 300, say=lambda text: None) ->
     for t in ctx.targets(control_planes):
         t0 = time.monotonic()
         say(f"{t.name}: kubeadm certs renew all")
-        r = ssh.call(ssh.run(t, "kubeadm certs renew all", sudo=True, check=False, timeout=300))
+        r = ssh.call(ssh.run(t, locked("kubeadm certs renew all"), sudo=True, check=False, timeout=300 + 900))
+        if lock_busy(t.name, r):
+            raise lock_busy(t.name, r)
         if not r.ok:
             raise RemoteError(f"{t.name}: kubeadm certs renew all failed (exit {r.exit_status})",
                               "read kubeadm's message above; the control planes before it are renewed and running",
                               (r.stderr or r.stdout).splitlines()[-5:])
         say(f"{t.name}: restarting the static pods")
-        r = ssh.call(ssh.run(t, restart_script(pause), sudo=True, check=False, timeout=pause + 120))
+        r = ssh.call(ssh.run(t, locked(restart_script(pause)), sudo=True, check=False, timeout=pause + 120 + 900))
+        if lock_busy(t.name, r):
+            raise lock_busy(t.name, r)
         if not r.ok:
             raise RemoteError(f"{t.name}: the static pods could not be restarted (exit {r.exit_status})",
                               f"check {MANIFESTS} and {PARKED} on {t.name}; rerun `ccp certs renew` to finish",

@@ -7,6 +7,7 @@ from ccp.cluster.facts import api_endpoint, wait_api
 from ccp.config import inventory, versions
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
+from ccp.errors import RemoteError
 
 
 def control_planes(ctx: ClusterContext):
@@ -69,7 +70,16 @@ class RestoreStop(_Restore):
 
         async def stop(t):
             ctx.reporter.item(t.name, "stopping etcd and the API server")
-            await ssh.run(t, r.park_script(), sudo=True, timeout=180)
+            from ccp.remote.static_pods import LOCK_WAIT, lock_busy, locked
+
+            # after the renewal timer, if it is restarting this node's static pods now
+            res = await ssh.run(t, locked(r.park_script()), sudo=True, check=False, timeout=180 + LOCK_WAIT)
+            if lock_busy(t.name, res):
+                raise lock_busy(t.name, res)
+            if not res.ok:
+                raise RemoteError(f"{t.name}: stopping etcd and the API server failed (exit {res.exit_status})",
+                                  f"look at {r.MANIFESTS} and {r.PARKED} on {t.name}; then rerun ccp restore",
+                                  (res.stderr or res.stdout).splitlines()[-5:])
         _fan(ctx, stop, "stopping etcd", [t for t in control_planes(ctx) if t.name in todo])
         return {"stopped": sorted(todo)}
 
@@ -96,8 +106,6 @@ class RestoreSnapshot(_Restore):
             await ssh.upload(t, {f"{r.WORK}/snapshot.db": (data, 0o600)})
             got = (await ssh.run(t, f"sha256sum {r.WORK}/snapshot.db", sudo=True)).stdout.split()[:1]
             if got != [self.snap.sha256]:
-                from ccp.errors import RemoteError
-
                 raise RemoteError(f"{t.name}: the snapshot arrived damaged (sha256 {got[0] if got else 'none'})",
                                   "rerun ccp restore: nothing was restored on this node yet")
             ctx.reporter.item(t.name, "etcdutl snapshot restore")

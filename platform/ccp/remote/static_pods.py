@@ -1,12 +1,39 @@
 """Node-side shell for a control plane's static pods, shared by `ccp certs renew` (run over SSH), the
 certificate renewal timer's script (rendered, run by systemd) and the upgrade's API wait: the same
-restart and the same wait, written once."""
+restart and the same wait, written once.
+
+One lock per control plane, LOCK, is held by whatever changes its static pods: the renewal timer for its whole
+run, and ccp around each such step (kubeadm upgrade, certs renew and the restart after it, an API server
+restart of spec.security or a key rotation, the restore's stop and start). Without it the timer, parking every
+manifest to restart the pods, could put back an old kube-apiserver manifest over the one ccp just wrote, or
+restart etcd in the middle of a `kubeadm upgrade`."""
 
 from __future__ import annotations
 
 import shlex
 
 MANIFESTS, PARKED = "/etc/kubernetes/manifests", "/etc/kubernetes/ccp-parked-manifests"
+LOCK = "/run/ccp-control-plane.lock"
+LOCK_BUSY = 75          # flock's exit code when LOCK stayed held for the whole wait (EX_TEMPFAIL)
+LOCK_WAIT = 900         # a renewal takes a few minutes; ccp waits that long for the timer, and the timer for ccp
+
+
+def locked(script: str, wait: int = LOCK_WAIT) -> str:
+    """``script`` run by sh holding this control plane's LOCK, waiting up to ``wait`` s for it; exit LOCK_BUSY
+    when it stayed held."""
+    return f"flock -w {int(wait)} -E {LOCK_BUSY} {LOCK} sh -c {shlex.quote(script)}"
+
+
+def lock_busy(node: str, result, wait: int = LOCK_WAIT):
+    """A RemoteError when ``result`` (of a locked() command) says the lock stayed held, else None."""
+    from ccp.errors import RemoteError
+
+    if getattr(result, "exit_status", None) != LOCK_BUSY:
+        return None
+    return RemoteError(f"{node}: another change to its static pods held {LOCK} for {wait}s (its certificate renewal "
+                       "timer, or another ccp run), so ccp changed nothing there",
+                       f"see what holds it on {node} (journalctl -u ccp-cert-renew; ps -ef | grep -e kubeadm -e flock); "
+                       "when it has ended, run the same ccp command again (with --resume where it has one)")
 
 
 def restart_script(pause: int, manifests: str = MANIFESTS, parked: str = PARKED) -> str:

@@ -98,8 +98,12 @@ async def _on_node(ssh, t, target: str, script: str, first_cp: bool, api_wait: s
                    stamp: str | None = None) -> None:
     """What one node runs: the first control plane of the inventory `kubeadm upgrade apply`, every other
     node `kubeadm upgrade node`; a control plane then waits for the API through the VIP."""
-    async def sh(cmd, what, **kw):
-        r = await ssh.run(t, cmd, sudo=True, check=False, timeout=1800, **kw)
+    from ccp.remote.static_pods import lock_busy, locked
+
+    async def sh(cmd, what, lock=False, **kw):
+        r = await ssh.run(t, locked(cmd) if lock else cmd, sudo=True, check=False, timeout=1800, **kw)
+        if lock and lock_busy(t.name, r):
+            raise lock_busy(t.name, r)
         if not r.ok:
             raise RemoteError(f"{t.name}: {what} failed (exit {r.exit_status})",
                               f"read the output above; {t.name} is drained and cordoned, the others are untouched; "
@@ -109,9 +113,9 @@ async def _on_node(ssh, t, target: str, script: str, first_cp: bool, api_wait: s
     await sh("bash -s kubeadm", f"kubeadm {target}", stdin=script)
     if first_cp:
         await sh(f"kubeadm upgrade plan v{target}{extra('plan')}", "kubeadm upgrade plan")
-        await sh(f"kubeadm upgrade apply -y v{target}{extra('apply')}", f"kubeadm upgrade apply v{target}")
+        await sh(f"kubeadm upgrade apply -y v{target}{extra('apply')}", f"kubeadm upgrade apply v{target}", lock=True)
     else:
-        await sh(f"kubeadm upgrade node{extra('node')}", "kubeadm upgrade node")
+        await sh(f"kubeadm upgrade node{extra('node')}", "kubeadm upgrade node", lock=True)
     await sh("bash -s kubelet", f"kubelet and kubectl {target}", stdin=script)
     if api_wait is not None:
         await sh(api_wait, "waiting for the API through the VIP")

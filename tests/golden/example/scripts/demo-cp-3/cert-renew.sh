@@ -11,8 +11,13 @@ set -euo pipefail
 umask 077
 before_days=${CCP_RENEW_BEFORE_DAYS:-30}
 say() { echo "ccp-cert-renew: $*"; }
-exec 9>/run/ccp-cert-renew.lock
-flock -n 9 || { say "another renewal is running on demo-cp-3: nothing done"; exit 0; }
+# This control plane's lock, held by whatever changes its static pods (ccp too: kubeadm upgrade, certs renew,
+# an API server restart): wait for it, then look at the certificates as they are by then
+exec 9>>/run/ccp-control-plane.lock
+if ! flock -n 9; then
+  say "waiting for another change to the static pods of demo-cp-3 to end (/run/ccp-control-plane.lock)"
+  flock -w 900 9 || { say "/run/ccp-control-plane.lock stayed held for 900s: nothing done; the next run tries again" >&2; exit 1; }
+fi
 
 # "DAYS NAME DATE" of the soonest certificate kubeadm renews (not the CAs, not externally managed ones)
 soonest() {
