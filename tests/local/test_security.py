@@ -65,9 +65,13 @@ def secrets_are_encrypted_in_etcd(cluster) -> None:
     key_file = cluster.state / "secrets" / "encryption-key"
     assert key_file.stat().st_mode & 0o777 == 0o600 and key_file.parent.stat().st_mode & 0o777 == 0o700
     from ccp import render_security
+    from ccp.cluster import keyring
 
-    expected = render_security.fill_key((cluster.state / "rendered" / "security" / "encryption-config.yaml").read_text(),
-                                        key_file.read_text().strip())
+    name, key = keyring.primary(cluster.state)
+    assert key == key_file.read_text().strip()
+    # as ccp uploads it: the rendered configuration's key entry filled in (its comment keeps the placeholder)
+    expected = render_security.fill_keys((cluster.state / "rendered" / "security" / "encryption-config.yaml").read_text(),
+                                         [(name, key)])
     digest = hashlib.sha256(expected.encode()).hexdigest()
     for cp, address in _control_planes(cluster).items():
         r = cluster.ssh(address, f"sudo -n stat -c %a {ENCRYPTION_CONFIG} && sudo -n sha256sum {ENCRYPTION_CONFIG}")
