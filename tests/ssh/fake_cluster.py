@@ -66,6 +66,7 @@ class FakeCluster:
         self.names, self.addresses, self.port = names, addresses, port
         self.authorized_key, self.root = authorized_key, root
         self.fail = fail or {}
+        self.lb_health = False     # the load balancers run ccp-apiserver-health (lb_hold can hold an API server out)
         self.join_seconds = join_seconds
         self.files: dict[str, dict[str, str]] = {n: {} for n in names}
         self.modes: dict[str, dict[str, str]] = {n: {} for n in names}   # octal mode each upload was given
@@ -149,6 +150,12 @@ class FakeCluster:
 
     async def answer(self, node: str, s: str, secrets: dict) -> tuple[int, str, str]:
         files = self.files[node]
+        if s.startswith("[ -f /etc/nginx/ccp-apiservers.conf ] ||"):   # lb_hold.hold_script
+            if not self.lb_health:
+                return 3, "", "no /etc/nginx/ccp-apiservers.conf: this load balancer has no API server health check yet"
+            return 0, "", ""
+        if s == "rm -f /etc/nginx/ccp-apiservers-held":
+            return 0, "", ""
         if s.startswith("cat /etc/ccp/prepared"):
             return 0, self.prepared.get(node, ""), ""
         if "mv -f /tmp/ccp-" in s:   # an upload put into place (ssh._place)

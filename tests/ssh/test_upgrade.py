@@ -102,6 +102,52 @@ def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_
     assert sum(1 for rec in fc.records if rec.script.startswith("bash /var/lib/ccp/prepare-node.sh")) == before, r.text
 
 
+def test_each_control_plane_is_held_out_of_the_load_balancers_while_kubeadm_changes_it(cluster, tmp_path, monkeypatch):
+    """Found on real nodes: kubelets held on an API server whose etcd kubeadm restarted posted no status for 40 s,
+    and their nodes went NotReady. Each control plane's API server is held out of every load balancer before
+    `kubeadm upgrade` touches it and released after its kubelet; a load balancer without the health check is said
+    and the upgrade goes on."""
+    from ccp.remote import lb_hold
+
+    monkeypatch.setattr(lb_hold, "LET_GO", 0)
+    fc, cfg, _ = installed(cluster, tmp_path)
+    upgrade_fakes.install(monkeypatch.setattr, tmp_path)
+    fc.lb_health = True
+    r = run_ccp("upgrade", "--config", cfg, "--to", TARGET, "--yes")
+    assert r.code == 0, r.text
+    cps, lbs = fc.names_by_prefix("cp"), fc.names_by_prefix("lb")
+    recs = sorted(fc.records, key=lambda x: x.start)
+
+    def at(pred) -> list[float]:
+        return [x.start for x in recs if pred(x)]
+    for i, cp in enumerate(cps):
+        address = fc.addresses[cp]
+        holds = at(lambda x: x.node in lbs and x.script.startswith("[ -f /etc/nginx/ccp-apiservers.conf ]")
+                   and f"echo {address} > /etc/nginx/ccp-apiservers-held.tmp" in x.script)
+        kubeadm = at(lambda x: x.node == cp and x.script.startswith("kubeadm upgrade"))
+        kubelet = at(lambda x: x.node == cp and x.script == "bash -s kubelet")
+        releases = [t for t in at(lambda x: x.node in lbs and x.script == lb_hold.RELEASE) if t > kubelet[0]]
+        assert len(holds) == len(lbs) and max(holds) < min(kubeadm), f"{cp}: held before kubeadm upgrade"
+        assert releases, f"{cp}: released after its kubelet"
+        if i + 1 < len(cps):
+            later = at(lambda x: x.node == cps[i + 1] and x.script.startswith("kubeadm upgrade"))
+            assert releases[0] < min(later), f"{cp}: released before the next control plane changes"
+    workers = fc.names_by_prefix("worker")
+    assert not any(fc.addresses[w] in x.script for x in recs if x.node in lbs for w in workers), "workers are not held"
+    assert "cannot hold" not in r.err
+
+
+def test_a_load_balancer_that_cannot_hold_is_named_and_the_upgrade_goes_on(cluster, tmp_path, monkeypatch):
+    """A cluster installed before the load balancers' health check: nothing can hold the API server out."""
+    fc, cfg, _ = installed(cluster, tmp_path)
+    upgrade_fakes.install(monkeypatch.setattr, tmp_path)
+    r = run_ccp("upgrade", "--config", cfg, "--to", TARGET, "--yes")
+    assert r.code == 0, r.text
+    lb = fc.names_by_prefix("lb")[0]
+    assert f"{lb}: cannot hold {fc.names_by_prefix('cp')[0]}'s API server out of its pool" in r.err, r.err
+    assert "no API server health check yet" in r.err and "going on without" in r.err
+
+
 def test_sigint_between_two_nodes_then_resume_prints_the_install_timing_table(cluster, tmp_path):
     """A real Ctrl-C: SIGINT to a ccp process while it upgrades the second control plane (slow on purpose),
     then `ccp upgrade --resume` in a new process."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -203,3 +204,50 @@ def test_the_api_server_health_check_marks_failing_servers_down_for_real(tmp_pat
     assert run([]) == []
     subprocess.run(["sh", str(script), "--all-up"], env=env, check=True)
     assert "down" not in "".join(ln for ln in conf.read_text().splitlines() if ln.startswith("server"))
+
+
+def test_a_held_api_server_is_marked_down_whatever_its_readyz_and_hold_script_sees_it(tmp_path):
+    """`ccp upgrade` holds a control plane's API server out of the load balancers before kubeadm restarts its etcd
+    (found on real nodes: kubelets held on it posted no status for 40 s and their nodes went NotReady). The rendered
+    health check and lb_hold's scripts run here for real, with curl and nginx stand-ins: the held address is marked
+    down though it answers, lb_hold.hold_script sees it marked, a list older than 30 minutes is ignored, and never
+    all are down."""
+    from ccp.remote import lb_hold
+
+    out, root = rendered(tmp_path, "example")
+    script = root / "nginx" / "demo-lb-1" / "apiserver-health.sh"
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "curl").write_text("#!/bin/sh\nexit 0\n")   # every API server answers /readyz
+    (bin_ / "nginx").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "nginx.log"}\n')
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    conf, held = tmp_path / "ccp-apiservers.conf", tmp_path / "held"
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "CCP_APISERVERS": str(conf), "CCP_APISERVERS_HELD": str(held)}
+
+    def run() -> list[str]:
+        proc = subprocess.Popen(["sh", str(script)], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            proc.wait(timeout=1.5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return [line.split()[1].split(":")[0] for line in conf.read_text().splitlines() if line.endswith(" down;")]
+
+    def hold(address: str) -> subprocess.CompletedProcess:
+        cmd = lb_hold.hold_script(address, timeout=1).replace(lb_hold.SERVERS, str(conf)).replace(lb_hold.HELD, str(held))
+        return subprocess.run(["sh", "-c", cmd], capture_output=True, text=True)
+
+    missing = hold("10.10.0.23")
+    assert missing.returncode == lb_hold.NO_CHECK and "no API server health check yet" in missing.stderr
+    assert run() == []
+    before = hold("10.10.0.23")          # listed, but the check has not marked it yet
+    assert before.returncode == 1 and "did not mark 10.10.0.23 down" in before.stderr
+    assert held.read_text().split() == ["10.10.0.23"]
+    assert run() == ["10.10.0.23"]
+    assert hold("10.10.0.23").returncode == 0
+    os.utime(held, (time.time() - 31 * 60,) * 2)   # left behind by a ccp that was killed: expired
+    assert run() == []
+    held.write_text("10.10.0.22\n10.10.0.23\n10.10.0.24\n")
+    assert run() == []                   # never every API server down
+    held.unlink()                        # lb_hold.RELEASE
+    assert run() == []

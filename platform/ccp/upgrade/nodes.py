@@ -82,9 +82,21 @@ def upgrade(ctx, kind: str, todo: list[str], target_cfg, port, *, node_done, say
     flags = {c: kubeadm_flags(ctx.config, target, c) for c in ("plan", "apply", "node", "worker")}
     for node in todo:   # drained together: a batch is at most maxUnavailable nodes
         drain(port, node, ctx.config.spec.upgrade.drainTimeoutSeconds, say=say, clock=clock, sleep=sleep)
-    fan = ssh.call(ssh.each(ctx.targets(todo), lambda t: _on_node(
-        ssh, t, target, script, t.name == first_cp, api_wait, flags if kind == "control-plane" else {"node": flags["worker"]},
-        (stamps or {}).get(t.name))))
+    from ccp.remote import lb_hold
+
+    holding = []
+    reporter = getattr(ctx, "reporter", None)
+    warn = reporter.note if reporter is not None and hasattr(reporter, "note") else say
+    if kind == "control-plane" and len(todo) == 1:   # its API server out of the load balancers before it changes
+        (t,) = ctx.targets(todo)
+        holding = lb_hold.hold(ctx, ssh, t.name, t.address, say=say, warn=warn, sleep=sleep)
+    try:
+        fan = ssh.call(ssh.each(ctx.targets(todo), lambda t: _on_node(
+            ssh, t, target, script, t.name == first_cp, api_wait, flags if kind == "control-plane" else {"node": flags["worker"]},
+            (stamps or {}).get(t.name))))
+    finally:
+        if holding:
+            lb_hold.release(ctx, ssh, holding, warn=warn)
     for node in todo:
         if node in fan.results:   # the others stay drained and cordoned for the operator to look at
             port.cordon(node, False)

@@ -4,8 +4,12 @@
 # server's /readyz; the upstream servers NGINX includes (ccp-apiservers.conf, beside nginx.conf) are rewritten
 # with the failing ones marked down, and NGINX reloaded, only when that set changes. When every one fails, none is
 # marked down (NGINX then tries them all, as without this check). `--all-up` writes the file with none down, once.
+# The addresses in ccp-apiservers-held (one a line; ccp writes it while `ccp upgrade` changes that control plane)
+# are marked down whatever their /readyz says, so clients leave an API server before its etcd or itself restarts
+# (for 30 minutes at most: a list left by a ccp that was killed expires).
 set -u
 OUT="${CCP_APISERVERS:-/etc/nginx/ccp-apiservers.conf}"
+HELD="${CCP_APISERVERS_HELD:-/etc/nginx/ccp-apiservers-held}"
 SERVERS="10.10.0.22 10.10.0.23 10.10.0.24"
 
 write() {   # $1: the servers marked down
@@ -26,8 +30,10 @@ fi
 last="unknown"
 while :; do
   down="" all=0 failing=0
+  held=$(find "$HELD" -mmin -30 -exec cat {} \; 2>/dev/null | tr '\n' ' ' || true)   # a list ccp left behind expires
   for s in $SERVERS; do
     all=$((all + 1))
+    case " $held " in *" $s "*) down="$down $s"; failing=$((failing + 1)); continue ;; esac
     curl -ksf --max-time 2 -o /dev/null "https://$s:6443/readyz" || { down="$down $s"; failing=$((failing + 1)); }
   done
   [ "$failing" -eq "$all" ] && down=""
