@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -28,7 +27,7 @@ import yaml
 from tests.conftest import ROOT
 from tests.local import TIMES
 from tests.local import rotation_checks, security_checks
-from tests.local.common import BUNDLE, KUBECTL, _why_not, new_cluster, readyz, wait_for
+from tests.local.common import BUNDLE, KUBECTL, _why_not, leftovers, new_cluster, readyz, wait_for
 from tests.local import test_security as security
 
 pytestmark = [pytest.mark.local, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -36,21 +35,6 @@ pytestmark = [pytest.mark.local, pytest.mark.slow, pytest.mark.timeout(1800)]
 NAME = "ccp-ci"
 SUBNET = "10.79.0"
 VIP = f"{SUBNET}.5"
-
-
-def leftovers() -> list[str]:
-    """What a destroyed cluster of this test could have left on the host."""
-    found = []
-    mounts = Path("/proc/self/mountinfo").read_text()
-    found += [f"mount {line.split()[4]}" for line in mounts.splitlines() if f"/{NAME}-" in line.split()[4]]
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    found += [f"link {line.split(':')[1].strip()}" for line in links.splitlines() if "ccp-ci" in line or "vb-ccp-ci" in line]
-    procs = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    found += [f"process {line.strip()}" for line in procs.splitlines() if "systemd-nspawn" in line and f"{NAME}-" in line]
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        found += [f"cgroup {p}" for p in hierarchy.glob(f"**/{NAME}-*") if p.is_dir()][:3]
-    found += [f"propagate {p}" for p in Path("/run/systemd/nspawn/propagate").glob(f"{NAME}-*")]
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -307,6 +291,6 @@ def test_destroy_leaves_nothing(cluster):
     cluster.ccp("destroy", "--config", cluster.config, "--yes")
     TIMES["destroy"] = time.monotonic() - t0
     assert cluster.host().machines(NAME) == {}
-    assert leftovers() == []
+    assert leftovers(NAME) == []
     r = cluster.ccp("destroy", "--config", cluster.config, "--yes")
     assert "nothing to destroy" in r.stdout

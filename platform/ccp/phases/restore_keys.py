@@ -12,21 +12,10 @@ from __future__ import annotations
 from ccp import render_security
 from ccp.cluster import keyring
 from ccp.cluster.encryption import key_names, merged, parse, render
-from ccp.config import inventory
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 from ccp.errors import ConfigError, RemoteError
-
-
-def control_planes(ctx: ClusterContext):
-    return ctx.targets([n.name for n in ctx.nodes if n.role == inventory.ROLE_CP])
-
-
-def _fan(ctx: ClusterContext, fn, what: str, targets=None) -> dict:
-    ssh = ctx.ssh()
-    fan = ssh.call(ssh.each(targets if targets is not None else control_planes(ctx), fn))
-    fan.raise_if_failed(what)
-    return fan.results
+from ccp.phases.restore import _fan, control_planes
 
 
 class RestoreKeys(Phase):
