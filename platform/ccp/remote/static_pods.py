@@ -4,7 +4,7 @@ restart and the same wait, written once.
 
 One lock per control plane, LOCK, is held by whatever changes its static pods: the renewal timer for its whole
 run, and ccp around each such step (kubeadm upgrade, certs renew and the restart after it, an API server
-restart of spec.security or a key rotation, the restore's stop and start). Without it the timer, parking every
+restart of spec.security or a key rotation, the restore's stop). Without it the timer, parking every
 manifest to restart the pods, could put back an old kube-apiserver manifest over the one ccp just wrote, or
 restart etcd in the middle of a `kubeadm upgrade`."""
 
