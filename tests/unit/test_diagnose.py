@@ -12,7 +12,9 @@ import pytest
 from ccp.diagnose import bundle, certs, hosts, runner
 from ccp.diagnose.kubernetes import Snapshot
 
-NOW = datetime.datetime.now(datetime.timezone.utc)
+def now():
+    """Read at each use: the suite runs for over an hour before these tests in CI."""
+    return datetime.datetime.now(datetime.timezone.utc)
 PLANTED = "PLANTED-s3cr3t-Val9e"
 
 
@@ -40,7 +42,7 @@ def flapping():
 
 
 def event(reason, message, minutes_ago=5, kind="Warning"):
-    t = (NOW - datetime.timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
+    t = (now() - datetime.timedelta(minutes=minutes_ago)).isoformat().replace("+00:00", "Z")
     return {"type": kind, "reason": reason, "message": message, "lastTimestamp": t, "count": 2,
             "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p"}}
 
@@ -161,10 +163,10 @@ def make_cert(days: float, cn="kube-apiserver"):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    start = NOW - datetime.timedelta(days=400)
+    start = now() - datetime.timedelta(days=400)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(start)
-            .not_valid_after(NOW + datetime.timedelta(days=days)).sign(key, hashes.SHA256()))
+            .not_valid_after(now() + datetime.timedelta(days=days)).sign(key, hashes.SHA256()))
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 

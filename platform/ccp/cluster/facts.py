@@ -21,6 +21,20 @@ def by_role(ctx: ClusterContext, role: str) -> list[str]:
     return [n.name for n in ctx.nodes if n.role == role]
 
 
+def control_planes(ctx: ClusterContext):
+    """The control planes' SSH targets, in config order."""
+    return ctx.targets(by_role(ctx, inventory.ROLE_CP))
+
+
+def fan(ctx: ClusterContext, fn, what: str, targets=None) -> dict:
+    """``fn(target)`` on every target at once (the control planes unless given); {name: result}, or a
+    RemoteError naming ``what`` and the nodes it failed on."""
+    ssh = ctx.ssh()
+    out = ssh.call(ssh.each(targets if targets is not None else control_planes(ctx), fn))
+    out.raise_if_failed(what)
+    return out.results
+
+
 def api_endpoint(ctx: ClusterContext) -> str:
     return inventory.api_endpoint(ctx.config)
 

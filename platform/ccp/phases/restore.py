@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from ccp.backup import restore as r
-from ccp.cluster.facts import api_endpoint, wait_api
-from ccp.config import inventory, versions
+from ccp.cluster.facts import api_endpoint, control_planes, fan as _fan, wait_api
+from ccp.config import versions
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 from ccp.errors import RemoteError
 
 
-def control_planes(ctx: ClusterContext):
-    names = [n.name for n in ctx.nodes if n.role == inventory.ROLE_CP]
-    return ctx.targets(names)
-
-
 async def _probe(ssh, t, script: str) -> bool:
     return (await ssh.run(t, script, sudo=True, check=False)).ok
-
-
-def _fan(ctx: ClusterContext, fn, what: str, targets=None) -> dict:
-    ssh = ctx.ssh()
-    fan = ssh.call(ssh.each(targets if targets is not None else control_planes(ctx), fn))
-    fan.raise_if_failed(what)
-    return fan.results
 
 
 class _Restore(Phase):

@@ -12,10 +12,10 @@ from __future__ import annotations
 from ccp import render_security
 from ccp.cluster import keyring
 from ccp.cluster.encryption import key_names, merged, parse, render
+from ccp.cluster.facts import control_planes, fan as _fan
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 from ccp.errors import ConfigError, RemoteError
-from ccp.phases.restore import _fan, control_planes
 
 
 class RestoreKeys(Phase):
