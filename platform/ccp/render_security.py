@@ -32,7 +32,7 @@ RENEW_ENV = "/etc/ccp/cert-renew.env"     # optional: CCP_RENEW_BEFORE_DAYS for 
 RENEW_FILES = [("scripts/{n}/cert-renew.sh", RENEW_SCRIPT, 0o700),
                ("systemd/{n}/ccp-cert-renew.service", f"/etc/systemd/system/{RENEW_UNIT}.service", 0o644),
                ("systemd/{n}/ccp-cert-renew.timer", f"/etc/systemd/system/{RENEW_UNIT}.timer", 0o644)]
-RESTART_PAUSE, API_WAIT = 20, 300          # as `ccp certs renew`: seconds the static pods stay stopped; API wait
+RESTART_PAUSE, API_WAIT = 3, 300           # as `ccp certs renew`: seconds the static pods stay stopped at least; API wait
 
 # rendered file (under <state>/rendered) -> where it goes on a control plane, by the setting that turns it on
 FILES = {"encryption": ("security/encryption-config.yaml", ENCRYPTION_CONFIG),

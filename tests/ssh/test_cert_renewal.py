@@ -67,7 +67,8 @@ def rendered_script(tmp_path: Path, node: str = "demo-cp-2", data: dict | None =
 
 def sandbox(script: str, root: Path, stubs: Path) -> tuple[Path, dict]:
     """The script with its node paths moved under ``root`` (manifests, lock), and an environment whose PATH
-    starts with ``stubs``: curl answers from ``stubs/down-<address>`` (absent: ready), sleep returns at once."""
+    starts with ``stubs``: curl answers from ``stubs/down-<address>`` (absent: ready), sleep returns at once,
+    crictl lists no container."""
     manifests = root / "etc" / "kubernetes" / "manifests"
     if not manifests.is_dir():   # (the real kubeadm's, in the e2e test, are kept)
         manifests.mkdir(parents=True)
@@ -77,7 +78,8 @@ def sandbox(script: str, root: Path, stubs: Path) -> tuple[Path, dict]:
     (stubs / "curl").write_text('#!/bin/bash\nurl=${!#}; host=${url#https://}; host=${host%%:*}\n'
                                 'echo "$url" >> "$(dirname "$0")/curl.log"\n[ ! -e "$(dirname "$0")/down-$host" ] || exit 7\n')
     (stubs / "sleep").write_text("#!/bin/sh\nexit 0\n")
-    for stub in ("curl", "sleep"):
+    (stubs / "crictl").write_text("#!/bin/sh\nexit 0\n")   # no static pod container runs: the restart goes on at once
+    for stub in ("curl", "sleep", "crictl"):
         (stubs / stub).chmod(0o755)
     path = root / "cert-renew.sh"
     path.write_text(script.replace("/run/ccp-control-plane.lock", str(root / "lock"))

@@ -364,20 +364,49 @@ def test_a_planted_secret_reaches_0_bytes_of_the_bundle(tmp_path):
 
 
 def test_the_static_pod_restart_script_for_real_and_after_an_interrupted_run(tmp_path):
+    import os
     import subprocess
 
     from ccp.remote.static_pods import restart_script
 
-    man, parked = tmp_path / "manifests", tmp_path / "parked"
+    man, parked, bin_ = tmp_path / "manifests", tmp_path / "parked", tmp_path / "bin"
     man.mkdir()
+    bin_.mkdir()
     for n in ("etcd", "kube-apiserver"):
         (man / f"{n}.yaml").write_text(n)
-    script = restart_script(0, str(man), str(parked))
-    assert subprocess.run(["sh", "-c", script], timeout=30).returncode == 0
+    # Stand-ins: crictl lists a running kube-apiserver until ctr killed it; curl fails when down-readyz exists.
+    (bin_ / "crictl").write_text(f'#!/bin/sh\necho "$*" >> {bin_}/crictl.log\n'
+                                 f'[ "$3" = "^kube-apiserver\\$" ] && [ ! -e {bin_}/killed ] && echo c0ffee\nexit 0\n')
+    (bin_ / "ctr").write_text(f'#!/bin/sh\necho "$*" >> {bin_}/ctr.log\ntouch {bin_}/killed\n')
+    (bin_ / "curl").write_text(f'#!/bin/sh\n[ ! -e {bin_}/down-readyz ]\n')
+    (bin_ / "sleep").write_text("#!/bin/sh\nexit 0\n")
+    for stub in bin_.iterdir():
+        stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+
+    def restart(timeout=120):
+        return subprocess.run(["sh", "-c", restart_script(0, str(man), str(parked), timeout=timeout)], timeout=30, env=env,
+                              capture_output=True, text=True)
+
+    (bin_ / "down-readyz").touch()                  # the kubelet is stopping it: its /readyz fails
+    r = restart()
+    assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in man.iterdir()) == ["etcd.yaml", "kube-apiserver.yaml"] and not parked.exists()
+    assert (bin_ / "ctr.log").read_text() == "-n k8s.io tasks kill -s SIGKILL c0ffee\n"
+    polls = (bin_ / "crictl.log").read_text().count("^etcd$")
+    assert polls == 1 + 5 + 1, "killed only after 5 s of waiting, gone at the next look"
+
+    (bin_ / "killed").unlink()                      # it answers /readyz: not killed; the manifests go back after the wait
+    (bin_ / "down-readyz").unlink()
+    (bin_ / "ctr.log").unlink()
+    r = restart(timeout=8)
+    assert r.returncode == 0 and "static pods still run 8 s after their manifests were moved away" in r.stderr
+    assert not (bin_ / "ctr.log").exists() and not parked.exists()
+
+    (bin_ / "killed").touch()                       # nothing runs
     parked.mkdir()                                   # a run killed during the pause left one parked
     (man / "etcd.yaml").rename(parked / "etcd.yaml")
-    assert subprocess.run(["sh", "-c", script], timeout=30).returncode == 0
+    assert restart().returncode == 0
     assert sorted(p.name for p in man.iterdir()) == ["etcd.yaml", "kube-apiserver.yaml"] and not parked.exists()
 
 

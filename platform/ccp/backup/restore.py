@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccp.errors import ConfigError, PreflightError
-from ccp.remote.etcd import RUNNING
 
 WORK = "/var/lib/ccp/restore"
 ETCD_DATA = "/var/lib/etcd"   # kubeadm's etcd data directory (its member/ is what a restore replaces)
@@ -98,8 +97,10 @@ def restore_argv(name: str, peers: dict[str, str], rid: str, snapshot: str, data
 
 def park_script() -> str:
     moves = "; ".join(f"[ ! -f {MANIFESTS}/{m} ] || mv {MANIFESTS}/{m} {PARKED}/{m}" for m in PARK_ORDER)
-    return (f"set -e; mkdir -p {PARKED}; {moves}; for _ in $(seq 1 120); do "
-            f"[ -z \"$({RUNNING} etcd kube-apiserver)\" ] && exit 0; sleep 1; done; "
+    from ccp.remote.static_pods import gone_script
+
+    return (f"set -e; mkdir -p {PARKED}; {moves}; {gone_script(('etcd', 'kube-apiserver'), 120)}"
+            "[ -n \"$gone\" ] && exit 0; "
             "echo 'etcd or the API server still runs 120 s after their manifests were moved' >&2; exit 1")
 
 

@@ -12,8 +12,8 @@ own order and format (a test compares the result with what the real kubeadm writ
 ConfigMap's ClusterConfiguration gets the same flags, so a later `kubeadm upgrade`, which writes the manifests
 from it, keeps them.
 
-The restart moves the manifest out of the kubelet's directory, waits until no kube-apiserver container runs,
-and puts the new one (or the same one) back: the kubelet starts the API server, which reads its files at start.
+The restart moves the manifest out of the kubelet's directory, waits until no kube-apiserver container runs
+(hurrying it: static_pods.gone_script), and puts the new one (or the same one) back: the kubelet starts the API server, which reads its files at start.
 An interrupted restart is finished by the next (a manifest left parked is put back first).
 """
 
@@ -27,7 +27,6 @@ import yaml
 from ccp import render_security
 from ccp.cluster.encryption import Running, parse
 from ccp.errors import KubernetesError, RemoteError
-from ccp.remote.etcd import RUNNING
 
 MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 PARK = "/etc/kubernetes/ccp-apiserver-restart"
@@ -151,12 +150,12 @@ def cluster_configuration_managed(text: str) -> tuple[dict[str, str], dict[str, 
 
 
 def restart_script(timeout: int = 120) -> str:
-    running = f"{RUNNING} kube-apiserver"
+    from ccp.remote.static_pods import gone_script
+
     return (f"set -e; mkdir -p {PARK}; "
             f"[ -f {MANIFEST} ] || [ ! -f {PARK}/current.yaml ] || mv {PARK}/current.yaml {MANIFEST}; "   # an earlier run stopped here
             f"[ -f {MANIFEST} ] || {{ echo 'no {MANIFEST} on this node' >&2; exit 1; }}; "
-            f"mv {MANIFEST} {PARK}/current.yaml; gone=; "
-            f"for _ in $(seq 1 {timeout}); do [ -z \"$({running})\" ] && {{ gone=1; break; }}; sleep 1; done; "
+            f"mv {MANIFEST} {PARK}/current.yaml; {gone_script(('kube-apiserver',), timeout)}"
             f"if [ -z \"$gone\" ]; then mv {PARK}/current.yaml {MANIFEST}; "
             f"echo 'kube-apiserver still runs {timeout} s after its manifest was moved away' >&2; exit 1; fi; "
             f"if [ -f {NEW_MANIFEST} ]; then mkdir -p {PREVIOUS.rsplit('/', 1)[0]}; mv {PARK}/current.yaml {PREVIOUS}; "

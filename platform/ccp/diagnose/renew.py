@@ -14,7 +14,7 @@ from ccp.errors import RemoteError
 from ccp.remote.static_pods import MANIFESTS, PARKED, back_script, lock_busy, locked, restart_script
 
 
-def renew(ctx, *, pause: int = 20, timeout: int = 300, say=lambda text: None) -> list[dict]:
+def renew(ctx, *, pause: int = 3, timeout: int = 300, say=lambda text: None) -> list[dict]:
     from ccp.cluster.facts import api_endpoint
     from ccp.config import inventory
 

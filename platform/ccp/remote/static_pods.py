@@ -16,6 +16,8 @@ MANIFESTS, PARKED = "/etc/kubernetes/manifests", "/etc/kubernetes/ccp-parked-man
 LOCK = "/run/ccp-control-plane.lock"
 LOCK_BUSY = 75          # flock's exit code when LOCK stayed held for the whole wait (EX_TEMPFAIL)
 LOCK_WAIT = 900         # a renewal takes a few minutes; ccp waits that long for the timer, and the timer for ccp
+HURRY = 5               # s after its manifest left before a kube-apiserver the kubelet is stopping is SIGKILLed
+STATIC = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 def locked(script: str, wait: int = LOCK_WAIT) -> str:
@@ -36,12 +38,40 @@ def lock_busy(node: str, result, wait: int = LOCK_WAIT):
                        "when it has ended, run the same ccp command again (with --resume where it has one)")
 
 
-def restart_script(pause: int, manifests: str = MANIFESTS, parked: str = PARKED) -> str:
+def gone_script(names: tuple[str, ...] | list[str], timeout: int, hurry: int = HURRY) -> str:
+    """Shell that waits, once their manifests were moved away, until no container of the static pods ``names``
+    runs, up to ``timeout`` s; sets gone=1 when none does.
+
+    kube-apiserver does not exit on the kubelet's SIGTERM while clients hold watches open: it waits for them
+    up to its own shutdown timeout (60 s), so the kubelet SIGKILLs it only when the pod's grace period (30 s)
+    ends. Measured on real nodes: 30 of the 36 s of every API server restart. Its listener is closed by then
+    and its /readyz fails, so clients are on the other API servers already; what the wait keeps open are the
+    watches, which the SIGKILL ends as well. So once its own /readyz no longer says ok (the kubelet has begun
+    stopping it) and ``hurry`` s have passed since the manifest left, what still runs of kube-apiserver is
+    SIGKILLed here (ctr, on every containerd node). Should the kubelet not have seen the manifest leave yet,
+    it would start the container again and stop it when it does: no worse than waiting."""
+    from ccp.remote.etcd import RUNNING
+
+    listed = " ".join(shlex.quote(n) for n in names)
+    return (f"running() {{ {RUNNING} \"$@\"; }}; gone=; i=0; while [ $i -lt {int(timeout)} ]; do i=$((i+1)); "
+            f"[ -z \"$(running {listed})\" ] && {{ gone=1; break; }}; "
+            f"if [ $i -gt {int(hurry)} ]; then api=$(running kube-apiserver); "
+            "if [ -n \"$api\" ] && ! curl -ksf --max-time 2 https://127.0.0.1:6443/readyz >/dev/null 2>&1; then "
+            "for c in $api; do ctr -n k8s.io tasks kill -s SIGKILL \"$c\" >/dev/null 2>&1 || true; done; fi; fi; "
+            "sleep 1; done; ")
+
+
+def restart_script(pause: int, manifests: str = MANIFESTS, parked: str = PARKED, timeout: int = 120) -> str:
     """Move the static pod manifests away and back: the kubelet stops the pods, then starts them with
-    the renewed certificates (kubeadm's documented way). Idempotent across an interrupted run."""
+    the renewed certificates (kubeadm's documented way). Back ``pause`` s after they left (so the kubelet
+    has seen them go even where a pod was not running) and once none of their containers runs — up to
+    ``timeout`` s; after that they are put back all the same, and the caller's wait for the renewed
+    certificates being served says what did not restart. Idempotent across an interrupted run."""
     return (f"mkdir -p {parked}; "
             f"for f in {parked}/*.yaml; do [ -f \"$f\" ] && mv \"$f\" {manifests}/; done; "   # an earlier run stopped here
-            f"mv {manifests}/*.yaml {parked}/ && sleep {pause} && mv {parked}/*.yaml {manifests}/ && rmdir {parked}")
+            f"mv {manifests}/*.yaml {parked}/ && sleep {int(pause)} && {{ {gone_script(STATIC, timeout)}"
+            f"[ -n \"$gone\" ] || echo \"static pods still run {int(timeout)} s after their manifests were moved away\" >&2; }} "
+            f"&& mv {parked}/*.yaml {manifests}/ && rmdir {parked}")
 
 
 def wait_script(endpoint: str, timeout: int, interval: int = 5) -> str:

@@ -53,7 +53,15 @@ fi
 say "kubeadm renewed $(grep -c ' renewed$' "$out" || true) certificates"
 rm -f "$out"
 say "restarting the static pods: their manifests out of /etc/kubernetes/manifests and back"
-sh -c 'mkdir -p /etc/kubernetes/ccp-parked-manifests; for f in /etc/kubernetes/ccp-parked-manifests/*.yaml; do [ -f "$f" ] && mv "$f" /etc/kubernetes/manifests/; done; mv /etc/kubernetes/manifests/*.yaml /etc/kubernetes/ccp-parked-manifests/ && sleep 20 && mv /etc/kubernetes/ccp-parked-manifests/*.yaml /etc/kubernetes/manifests/ && rmdir /etc/kubernetes/ccp-parked-manifests' || { say "the static pods did not restart: look at /etc/kubernetes/manifests and /etc/kubernetes/ccp-parked-manifests" >&2; exit 1; }
+sh -c 'mkdir -p /etc/kubernetes/ccp-parked-manifests; for f in /etc/kubernetes/ccp-parked-manifests/*.yaml; do [ -f "$f" ] && mv "$f" /etc/kubernetes/manifests/; done; mv /etc/kubernetes/manifests/*.yaml /etc/kubernetes/ccp-parked-manifests/ && sleep 3 && { running() { sh -c '"'"'if command -v crictl >/dev/null 2>&1; then
+  for n in "$@"; do crictl ps --name "^$n\$" -q; done
+  exit 0
+fi
+for n in "$@"; do
+  for c in $(ctr -n k8s.io containers ls -q "labels.\"io.kubernetes.container.name\"==$n"); do
+    ctr -n k8s.io tasks ls | awk -v c="$c" '"'"'"'"'"'"'"'"'$1 == c && $3 == "RUNNING" { print c }'"'"'"'"'"'"'"'"'
+  done
+done'"'"' ccp-running "$@"; }; gone=; i=0; while [ $i -lt 120 ]; do i=$((i+1)); [ -z "$(running etcd kube-apiserver kube-controller-manager kube-scheduler)" ] && { gone=1; break; }; if [ $i -gt 5 ]; then api=$(running kube-apiserver); if [ -n "$api" ] && ! curl -ksf --max-time 2 https://127.0.0.1:6443/readyz >/dev/null 2>&1; then for c in $api; do ctr -n k8s.io tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true; done; fi; fi; sleep 1; done; [ -n "$gone" ] || echo "static pods still run 120 s after their manifests were moved away" >&2; } && mv /etc/kubernetes/ccp-parked-manifests/*.yaml /etc/kubernetes/manifests/ && rmdir /etc/kubernetes/ccp-parked-manifests' || { say "the static pods did not restart: look at /etc/kubernetes/manifests and /etc/kubernetes/ccp-parked-manifests" >&2; exit 1; }
 sh -c 'for i in $(seq 1 60); do curl -ksf --max-time 5 https://127.0.0.1:6443/readyz >/dev/null && exit 0; sleep 5; done; echo '"'"'the API did not answer through 127.0.0.1:6443 within 300s'"'"' >&2; exit 1' || { say "this node's API server is not ready after the restart" >&2; exit 1; }
 sh -c 'for i in $(seq 1 60); do curl -ksf --max-time 5 https://10.10.0.10:6443/readyz >/dev/null && exit 0; sleep 5; done; echo '"'"'the API did not answer through 10.10.0.10:6443 within 300s'"'"' >&2; exit 1' || { say "the API does not answer through 10.10.0.10:6443 after the restart" >&2; exit 1; }
 read -r days name date < <(soonest) || true
