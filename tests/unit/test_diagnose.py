@@ -469,3 +469,44 @@ def test_renew_waits_for_the_renewed_control_plane_itself_not_only_the_vip(tmp_p
     code, err = run(vip_ok=True, local_ok=True, served="Jan 1 2027")         # still the old certificates: not restarted
     assert code == 1 and "serves notAfter=Jan 1 2027 (renewed: notAfter=Dec 3 2027)" in err
     assert run(vip_ok=False, local_ok=True, served="Dec 3 2027")[0] == 1
+
+
+def test_kubeadm_upgrade_hurried_kills_only_the_api_server_its_new_manifest_replaces(tmp_path):
+    """static_pods.hurried for real over stand-ins: a `kubeadm` that writes a new kube-apiserver manifest and
+    waits for the old container to go; crictl lists c0ffee until ctr killed it; curl says /readyz fails
+    unless ready-readyz exists. The kubeadm's exit status comes through."""
+    import os
+    import subprocess
+
+    from ccp.remote.static_pods import MANIFESTS, hurried
+
+    bin_, man = tmp_path / "bin", tmp_path / "manifests"
+    bin_.mkdir()
+    man.mkdir()
+    (man / "kube-apiserver.yaml").write_text("old")
+    (bin_ / "kubeadm").write_text(f'#!/bin/sh\n/bin/sleep 0.2; echo new > {man}/kube-apiserver.yaml\n'
+                                  f'for i in $(seq 1 100); do [ -e {bin_}/killed ] && exit 3; /bin/sleep 0.05; done; exit 4\n')
+    (bin_ / "crictl").write_text(f'#!/bin/sh\n[ -e {bin_}/killed ] || echo c0ffee\n')
+    (bin_ / "ctr").write_text(f'#!/bin/sh\necho "$*" >> {bin_}/ctr.log\ntouch {bin_}/killed\n')
+    (bin_ / "curl").write_text(f'#!/bin/sh\n[ -e {bin_}/ready-readyz ]\n')
+    (bin_ / "sleep").write_text("#!/bin/sh\n/bin/sleep 0.05\n")
+    for stub in bin_.iterdir():
+        stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+    script = hurried("kubeadm upgrade node").replace(MANIFESTS, str(man))
+
+    r = subprocess.run(["sh", "-c", script], env=env, timeout=30, capture_output=True, text=True)
+    assert r.returncode == 3, r.stderr
+    assert (bin_ / "ctr.log").read_text() == "-n k8s.io tasks kill -s SIGKILL c0ffee\n"
+
+    (bin_ / "killed").unlink()                      # while its /readyz answers, nothing is killed
+    (bin_ / "ctr.log").unlink()
+    (bin_ / "ready-readyz").touch()
+    (man / "kube-apiserver.yaml").write_text("old")
+    r = subprocess.run(["sh", "-c", script], env=env, timeout=30, capture_output=True, text=True)
+    assert r.returncode == 4 and not (bin_ / "ctr.log").exists()
+
+    (bin_ / "ready-readyz").unlink()                # a manifest that does not change: nothing is killed either
+    (bin_ / "kubeadm").write_text("#!/bin/sh\n/bin/sleep 1\n")
+    r = subprocess.run(["sh", "-c", script], env=env, timeout=30, capture_output=True, text=True)
+    assert r.returncode == 0 and not (bin_ / "ctr.log").exists()

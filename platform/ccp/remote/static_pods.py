@@ -61,6 +61,24 @@ def gone_script(names: tuple[str, ...] | list[str], timeout: int, hurry: int = H
             "sleep 1; done; ")
 
 
+def hurried(cmd: str, hurry: int = HURRY) -> str:
+    """``cmd`` (a `kubeadm upgrade`, which writes the static pod manifests anew and waits for each pod to
+    restart) with its old kube-apiserver hurried as in gone_script: the containers that run when the
+    manifest changes are the old API server's; once ``hurry`` s have passed since and its /readyz fails (the
+    kubelet is stopping it), they are SIGKILLed rather than left to the kubelet's 30 s grace period. The
+    watch ends with ``cmd``, whose exit status is the command's."""
+    from ccp.remote.etcd import RUNNING
+
+    m = f"{MANIFESTS}/kube-apiserver.yaml"
+    return (f"{cmd} & k=$!; running() {{ {RUNNING} \"$@\"; }}; was=$(cksum < {m} 2>/dev/null); old=; n=0; "
+            "while kill -0 $k 2>/dev/null; do sleep 1; "
+            f"now=$(cksum < {m} 2>/dev/null); "
+            "if [ -z \"$old\" ]; then [ \"$now\" = \"$was\" ] || { old=$(running kube-apiserver); n=0; was=$now; }; "
+            f"else n=$((n+1)); if [ $n -ge {int(hurry)} ] && ! curl -ksf --max-time 2 https://127.0.0.1:6443/readyz >/dev/null 2>&1; then "
+            "for c in $old; do ctr -n k8s.io tasks kill -s SIGKILL \"$c\" >/dev/null 2>&1 || true; done; old=; fi; fi; "
+            "done; wait $k")
+
+
 def restart_script(pause: int, manifests: str = MANIFESTS, parked: str = PARKED, timeout: int = 120) -> str:
     """Move the static pod manifests away and back: the kubelet stops the pods, then starts them with
     the renewed certificates (kubeadm's documented way). Back ``pause`` s after they left (so the kubelet

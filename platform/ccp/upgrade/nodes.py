@@ -93,7 +93,7 @@ def upgrade(ctx, kind: str, todo: list[str], target_cfg, port, *, node_done, say
     try:
         fan = ssh.call(ssh.each(ctx.targets(todo), lambda t: _on_node(
             ssh, t, target, script, t.name == first_cp, api_wait, flags if kind == "control-plane" else {"node": flags["worker"]},
-            (stamps or {}).get(t.name))))
+            (stamps or {}).get(t.name), control_plane=kind == "control-plane")))
     finally:
         if holding:
             lb_hold.release(ctx, ssh, holding, warn=warn)
@@ -107,10 +107,14 @@ def upgrade(ctx, kind: str, todo: list[str], target_cfg, port, *, node_done, say
 
 
 async def _on_node(ssh, t, target: str, script: str, first_cp: bool, api_wait: str | None, flags: dict[str, str],
-                   stamp: str | None = None) -> None:
+                   stamp: str | None = None, control_plane: bool = False) -> None:
     """What one node runs: the first control plane of the inventory `kubeadm upgrade apply`, every other
-    node `kubeadm upgrade node`; a control plane then waits for the API through the VIP."""
-    from ccp.remote.static_pods import lock_busy, locked
+    node `kubeadm upgrade node`; a control plane then waits for the API through the VIP. On a control plane
+    kubeadm's restart of the API server is hurried (static_pods.hurried): it is out of the load balancers."""
+    from ccp.remote.static_pods import hurried, lock_busy, locked
+
+    def upgrade(cmd):
+        return hurried(cmd) if control_plane else cmd
 
     async def sh(cmd, what, lock=False, **kw):
         r = await ssh.run(t, locked(cmd) if lock else cmd, sudo=True, check=False, timeout=1800, **kw)
@@ -125,9 +129,9 @@ async def _on_node(ssh, t, target: str, script: str, first_cp: bool, api_wait: s
     await sh("bash -s kubeadm", f"kubeadm {target}", stdin=script)
     if first_cp:
         await sh(f"kubeadm upgrade plan v{target}{extra('plan')}", "kubeadm upgrade plan")
-        await sh(f"kubeadm upgrade apply -y v{target}{extra('apply')}", f"kubeadm upgrade apply v{target}", lock=True)
+        await sh(upgrade(f"kubeadm upgrade apply -y v{target}{extra('apply')}"), f"kubeadm upgrade apply v{target}", lock=True)
     else:
-        await sh(f"kubeadm upgrade node{extra('node')}", "kubeadm upgrade node", lock=True)
+        await sh(upgrade(f"kubeadm upgrade node{extra('node')}"), "kubeadm upgrade node", lock=True)
     await sh("bash -s kubelet", f"kubelet and kubectl {target}", stdin=script)
     if api_wait is not None:
         await sh(api_wait, "waiting for the API through the VIP")
