@@ -363,33 +363,39 @@ def test_a_planted_secret_reaches_0_bytes_of_the_bundle(tmp_path):
     assert modes == {0o600} and oct(out.stat().st_mode & 0o777) == "0o600"
 
 
-def test_the_static_pod_restart_script_for_real_and_after_an_interrupted_run(tmp_path):
+def node_stand_ins(bin_, sleep: str = "exit 0") -> dict:
+    """Stand-ins on PATH for the static pod scripts: crictl lists a running kube-apiserver (c0ffee) until ctr
+    killed it (both log their arguments), curl says /readyz answers only while ``bin_``/ready-readyz exists,
+    sleep runs ``sleep``. Returns the environment."""
     import os
+
+    bin_.mkdir()
+    (bin_ / "crictl").write_text(f'#!/bin/sh\necho "$*" >> {bin_}/crictl.log\n'
+                                 f'[ "$3" = "^kube-apiserver\\$" ] && [ ! -e {bin_}/killed ] && echo c0ffee\nexit 0\n')
+    (bin_ / "ctr").write_text(f'#!/bin/sh\necho "$*" >> {bin_}/ctr.log\ntouch {bin_}/killed\n')
+    (bin_ / "curl").write_text(f'#!/bin/sh\n[ -e {bin_}/ready-readyz ]\n')
+    (bin_ / "sleep").write_text(f"#!/bin/sh\n{sleep}\n")
+    for stub in bin_.iterdir():
+        stub.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+
+
+def test_the_static_pod_restart_script_for_real_and_after_an_interrupted_run(tmp_path):
     import subprocess
 
     from ccp.remote.static_pods import restart_script
 
     man, parked, bin_ = tmp_path / "manifests", tmp_path / "parked", tmp_path / "bin"
     man.mkdir()
-    bin_.mkdir()
     for n in ("etcd", "kube-apiserver"):
         (man / f"{n}.yaml").write_text(n)
-    # Stand-ins: crictl lists a running kube-apiserver until ctr killed it; curl fails when down-readyz exists.
-    (bin_ / "crictl").write_text(f'#!/bin/sh\necho "$*" >> {bin_}/crictl.log\n'
-                                 f'[ "$3" = "^kube-apiserver\\$" ] && [ ! -e {bin_}/killed ] && echo c0ffee\nexit 0\n')
-    (bin_ / "ctr").write_text(f'#!/bin/sh\necho "$*" >> {bin_}/ctr.log\ntouch {bin_}/killed\n')
-    (bin_ / "curl").write_text(f'#!/bin/sh\n[ ! -e {bin_}/down-readyz ]\n')
-    (bin_ / "sleep").write_text("#!/bin/sh\nexit 0\n")
-    for stub in bin_.iterdir():
-        stub.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+    env = node_stand_ins(bin_)
 
     def restart(timeout=120):
         return subprocess.run(["sh", "-c", restart_script(0, str(man), str(parked), timeout=timeout)], timeout=30, env=env,
                               capture_output=True, text=True)
 
-    (bin_ / "down-readyz").touch()                  # the kubelet is stopping it: its /readyz fails
-    r = restart()
+    r = restart()                                   # the kubelet is stopping it: its /readyz fails
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in man.iterdir()) == ["etcd.yaml", "kube-apiserver.yaml"] and not parked.exists()
     assert (bin_ / "ctr.log").read_text() == "-n k8s.io tasks kill -s SIGKILL c0ffee\n"
@@ -397,7 +403,7 @@ def test_the_static_pod_restart_script_for_real_and_after_an_interrupted_run(tmp
     assert polls == 1 + 5 + 1, "killed only after 5 s of waiting, gone at the next look"
 
     (bin_ / "killed").unlink()                      # it answers /readyz: not killed; the manifests go back after the wait
-    (bin_ / "down-readyz").unlink()
+    (bin_ / "ready-readyz").touch()
     (bin_ / "ctr.log").unlink()
     r = restart(timeout=8)
     assert r.returncode == 0 and "static pods still run 8 s after their manifests were moved away" in r.stderr
@@ -472,27 +478,19 @@ def test_renew_waits_for_the_renewed_control_plane_itself_not_only_the_vip(tmp_p
 
 
 def test_kubeadm_upgrade_hurried_kills_only_the_api_server_its_new_manifest_replaces(tmp_path):
-    """static_pods.hurried for real over stand-ins: a `kubeadm` that writes a new kube-apiserver manifest and
-    waits for the old container to go; crictl lists c0ffee until ctr killed it; curl says /readyz fails
-    unless ready-readyz exists. The kubeadm's exit status comes through."""
-    import os
+    """static_pods.hurried for real over stand-ins (node_stand_ins, and a `kubeadm` that writes a new
+    kube-apiserver manifest and waits for the old container to go). The kubeadm's exit status comes through."""
     import subprocess
 
     from ccp.remote.static_pods import MANIFESTS, hurried
 
     bin_, man = tmp_path / "bin", tmp_path / "manifests"
-    bin_.mkdir()
     man.mkdir()
     (man / "kube-apiserver.yaml").write_text("old")
+    env = node_stand_ins(bin_, sleep="/bin/sleep 0.05")
     (bin_ / "kubeadm").write_text(f'#!/bin/sh\n/bin/sleep 0.2; echo new > {man}/kube-apiserver.yaml\n'
                                   f'for i in $(seq 1 100); do [ -e {bin_}/killed ] && exit 3; /bin/sleep 0.05; done; exit 4\n')
-    (bin_ / "crictl").write_text(f'#!/bin/sh\n[ -e {bin_}/killed ] || echo c0ffee\n')
-    (bin_ / "ctr").write_text(f'#!/bin/sh\necho "$*" >> {bin_}/ctr.log\ntouch {bin_}/killed\n')
-    (bin_ / "curl").write_text(f'#!/bin/sh\n[ -e {bin_}/ready-readyz ]\n')
-    (bin_ / "sleep").write_text("#!/bin/sh\n/bin/sleep 0.05\n")
-    for stub in bin_.iterdir():
-        stub.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+    (bin_ / "kubeadm").chmod(0o755)
     script = hurried("kubeadm upgrade node").replace(MANIFESTS, str(man))
 
     r = subprocess.run(["sh", "-c", script], env=env, timeout=30, capture_output=True, text=True)
