@@ -171,6 +171,16 @@ def test_timer_units_pass_systemd_analyze_verify(tmp_path):
     assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
 
 
+def health_round(script, env, conf) -> list[str]:
+    """Let the rendered NGINX health check run its first round (1.5 s), then the API servers it marked down."""
+    proc = subprocess.Popen(["sh", str(script)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        proc.wait(timeout=1.5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    return [line.split()[1].split(":")[0] for line in conf.read_text().splitlines() if line.endswith(" down;")]
+
+
 def test_the_api_server_health_check_marks_failing_servers_down_for_real(tmp_path):
     """Found on real nodes: NGINX's least_conn sent every new connection to the API server with the fewest, which is
     the one that does not answer (its etcd stopped: every request through the VIP failed; just restarted by `ccp certs
@@ -190,12 +200,7 @@ def test_the_api_server_health_check_marks_failing_servers_down_for_real(tmp_pat
 
     def run(failing: list[str]) -> list[str]:
         state.write_text("".join(f"{s}\n" for s in failing))
-        proc = subprocess.Popen(["sh", str(script)], env=env, stdout=subprocess.PIPE, text=True)
-        try:
-            proc.wait(timeout=1.5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        return [line.split()[1].split(":")[0] for line in conf.read_text().splitlines() if line.endswith(" down;")]
+        return health_round(script, env, conf)
     assert run(["10.10.0.23"]) == ["10.10.0.23"]
     assert [ln for ln in conf.read_text().splitlines() if ln.startswith("server")] == [
         f"server {s}:6443 max_fails=2 fail_timeout=10s{' down' if s == '10.10.0.23' else ''};" for s in servers]
@@ -226,12 +231,7 @@ def test_a_held_api_server_is_marked_down_whatever_its_readyz_and_hold_script_se
     env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "CCP_APISERVERS": str(conf), "CCP_APISERVERS_HELD": str(held)}
 
     def run() -> list[str]:
-        proc = subprocess.Popen(["sh", str(script)], env=env, stdout=subprocess.PIPE, text=True)
-        try:
-            proc.wait(timeout=1.5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        return [line.split()[1].split(":")[0] for line in conf.read_text().splitlines() if line.endswith(" down;")]
+        return health_round(script, env, conf)
 
     def hold(address: str) -> subprocess.CompletedProcess:
         cmd = lb_hold.hold_script(address, timeout=1).replace(lb_hold.SERVERS, str(conf)).replace(lb_hold.HELD, str(held))
