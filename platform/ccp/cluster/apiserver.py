@@ -13,7 +13,8 @@ ConfigMap's ClusterConfiguration gets the same flags, so a later `kubeadm upgrad
 from it, keeps them.
 
 The restart moves the manifest out of the kubelet's directory, waits until no kube-apiserver container runs
-(hurrying it: static_pods.gone_script), and puts the new one (or the same one) back: the kubelet starts the API server, which reads its files at start.
+(hurrying it: static_pods.gone_script), and puts the new one (or the same one) back: the kubelet starts the
+API server, which reads its files at start.
 An interrupted restart is finished by the next (a manifest left parked is put back first).
 """
 
