@@ -214,7 +214,7 @@ class FakeCluster:
         if s.startswith("test -f /etc/kubernetes/manifests/etcd.yaml -o"):
             return (0 if node in self.etcd and not self.parked.get(node) else 1), "", ""
         if s.startswith("set -e; mkdir -p /etc/kubernetes/ccp-restore-parked"):
-            self.parked[node] = ["kube-apiserver.yaml", "etcd.yaml"]
+            self.parked[node] = ["kube-controller-manager.yaml", "kube-scheduler.yaml", "kube-apiserver.yaml", "etcd.yaml"]
             self.events.append((node, "park"))
             return 0, "", ""
         if s.startswith("test -f /var/lib/ccp/restore/restored-"):
@@ -239,6 +239,13 @@ class FakeCluster:
             if manifest in self.parked.get(node, []):
                 self.parked[node].remove(manifest)
                 self.events.append((node, f"start {manifest}"))
+            return 0, "", ""
+        if s.startswith("i=0; while") and "127.0.0.1:10257/healthz" in s:   # the restore's wait for the controllers
+            running = not {"kube-controller-manager.yaml", "kube-scheduler.yaml"} & set(self.parked.get(node, []))
+            self.events.append((node, "controllers"))
+            return (0, "", "") if running else (1, "", "https://127.0.0.1:10257/healthz does not answer after 180s")
+        if s.startswith("i=0; while") and "-l tier=control-plane" in s:   # the restore's wait for the pods' status
+            self.events.append((node, "settled"))
             return 0, "", ""
         if s == "rm -rf /var/lib/ccp/restore":
             self.restore_markers.discard(node)

@@ -31,8 +31,11 @@ def test_restore_order_and_what_each_node_runs(cluster, tmp_path):
     parks = [x for x in fc.records if x.script.startswith("set -e; mkdir -p /etc/kubernetes/ccp-restore-parked")]
     assert len(parks) == 3 and all(x.locked for x in parks), "stopping the static pods waits for the renewal timer"
     starts = [k for k in kinds if k.startswith("start")]
-    assert starts == ["start etcd.yaml"] * 3 + ["start kube-apiserver.yaml"] * 3
-    assert kinds[-3:] == ["clean"] * 3
+    assert starts == (["start etcd.yaml"] * 3 + ["start kube-apiserver.yaml"] * 3 + ["start kube-scheduler.yaml"] * 3
+                      + ["start kube-controller-manager.yaml"] * 3), "the controllers restart too, after the API"
+    assert kinds[-7:] == ["controllers"] * 3 + ["settled"] + ["clean"] * 3, "awaited before the restore ends"
+    settled = next(x for x in fc.records if "-l tier=control-plane" in x.script)
+    assert "-ge 12 ]" in settled.script, "4 static pods on each of the 3 control planes, Ready in the API"
     members = ",".join(f"{n}=https://{fc.addresses[n]}:2380" for n in cps)
     for n in cps:
         argv = fc.restored[n]

@@ -5,9 +5,9 @@ they stopped):
 
   restore/verify    the snapshot's sha256 matches what the backup recorded (backup.json, or the
                     .sha256 file the scheduled backups write beside each snapshot)
-  restore/stop      on every control plane, the kube-apiserver and etcd static-pod manifests are
-                    moved aside (the kubelet stops them) and etcd is awaited gone: no member may run
-                    while another restores
+  restore/stop      on every control plane, the controller-manager, scheduler, kube-apiserver and etcd
+                    static-pod manifests are moved aside (the kubelet stops them) and awaited gone: no
+                    member may run while another restores
   restore/snapshot  the snapshot uploaded to each control plane (0600, checked by sha256 there), then
                     `etcdutl snapshot restore` from the node's own etcd image into a new data
                     directory with the cluster's members as one new cluster, and swapped in; the old
@@ -15,8 +15,9 @@ they stopped):
   restore/encryption-keys  the keys the snapshot's Secrets are stored with (the backup's encryption
                     configuration) added for reading to every control plane's that lacks one, and to
                     <state>/secrets; the cluster's own key still encrypts
-  restore/start     the manifests put back (etcd first), the API awaited through the VIP, the
-                    uploaded snapshot removed from the nodes (it holds the cluster's Secrets)
+  restore/start     the manifests put back (etcd first, the controllers last), the API awaited through
+                    the VIP and each controller-manager's and scheduler's /healthz, the uploaded snapshot
+                    removed from the nodes (it holds the cluster's Secrets)
 
 Every change made to the cluster after the snapshot is lost: the command asks first.
 """
@@ -35,7 +36,12 @@ WORK = "/var/lib/ccp/restore"
 ETCD_DATA = "/var/lib/etcd"   # kubeadm's etcd data directory (its member/ is what a restore replaces)
 PARKED = "/etc/kubernetes/ccp-restore-parked"
 MANIFESTS = "/etc/kubernetes/manifests"
-PARK_ORDER = ("kube-apiserver.yaml", "etcd.yaml")     # the API first, so nothing writes while etcd stops
+# The controllers first, then the API, so nothing writes while etcd stops; started in the reverse order. The
+# controller-manager and the scheduler are restarted too (as Kubernetes' etcd restore guide says): found on real
+# nodes, left running they kept caches from before the restore, and one exited on its lost leader lease
+# seconds after `ccp restore` ended, failing the next command's preflight (kube-scheduler not ready).
+PARK_ORDER = ("kube-controller-manager.yaml", "kube-scheduler.yaml", "kube-apiserver.yaml", "etcd.yaml")
+CONTROLLER_HEALTH = ("https://127.0.0.1:10257/healthz", "https://127.0.0.1:10259/healthz")   # kubeadm's ports
 
 
 @dataclass(frozen=True)
@@ -97,11 +103,34 @@ def restore_argv(name: str, peers: dict[str, str], rid: str, snapshot: str, data
 
 def park_script() -> str:
     moves = "; ".join(f"[ ! -f {MANIFESTS}/{m} ] || mv {MANIFESTS}/{m} {PARKED}/{m}" for m in PARK_ORDER)
-    from ccp.remote.static_pods import gone_script
+    from ccp.remote.static_pods import STATIC, gone_script
 
-    return (f"set -e; mkdir -p {PARKED}; {moves}; {gone_script(('etcd', 'kube-apiserver'), 120)}"
+    return (f"set -e; mkdir -p {PARKED}; {moves}; {gone_script(STATIC, 120)}"
             "[ -n \"$gone\" ] && exit 0; "
-            "echo 'etcd or the API server still runs 120 s after their manifests were moved' >&2; exit 1")
+            "echo 'a control plane static pod still runs 120 s after their manifests were moved' >&2; exit 1")
+
+
+def controllers_script(timeout: int = 180) -> str:
+    """Wait until this control plane's controller-manager and scheduler answer /healthz (up to ``timeout`` s);
+    else say which does not, exit 1."""
+    checks = " && ".join(f"curl -ksf --max-time 3 {u} >/dev/null" for u in CONTROLLER_HEALTH)
+    return (f"i=0; while [ $i -lt {int(timeout)} ]; do {checks} && exit 0; i=$((i+2)); sleep 2; done; "
+            + "; ".join(f"curl -ksf --max-time 3 {u} >/dev/null || echo '{u} does not answer after {int(timeout)}s' >&2"
+                        for u in CONTROLLER_HEALTH) + "; exit 1")
+
+
+def settled_script(want: int, timeout: int = 240) -> str:
+    """Run on a control plane: wait until the API lists ``want`` control-plane pods (kubeadm's label
+    tier=control-plane), every one Ready. Found on real nodes: the pods come back from the snapshot with the
+    status they had then, and a command run right after the restore (ccp upgrade's preflight) refused the
+    cluster for control-plane pods "not ready" that ran well; the kubelets post their real status within
+    seconds. Else, after ``timeout`` s, name those not Ready and exit 1."""
+    get = ("kubectl --kubeconfig /etc/kubernetes/admin.conf get pods -n kube-system -l tier=control-plane "
+           "-o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}'")
+    return (f"i=0; while [ $i -lt {int(timeout)} ]; do out=$({get} 2>/dev/null); "
+            f"[ \"$(echo \"$out\" | grep -c ' True$')\" -ge {int(want)} ] && ! echo \"$out\" | grep -v ' True$' | grep -q . && exit 0; "
+            "i=$((i+2)); sleep 2; done; "
+            f"echo \"not Ready after {int(timeout)}s: $(echo \"$out\" | grep -v ' True$' | tr '\\n' ' ')\" >&2; exit 1")
 
 
 def old_data_dir(rid: str) -> str:

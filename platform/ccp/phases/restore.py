@@ -43,7 +43,7 @@ class RestoreVerify(_Restore):
 
 class RestoreStop(_Restore):
     name = "restore/stop"
-    summary = "stop the API servers and etcd on every control plane (their manifests moved aside)"
+    summary = "stop the controllers, API servers and etcd on every control plane (their manifests moved aside)"
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         ssh = ctx.ssh()
@@ -105,7 +105,8 @@ class RestoreSnapshot(_Restore):
 
 class RestoreStart(_Restore):
     name = "restore/start"
-    summary = "start etcd everywhere, then the API servers; wait for the API; remove the uploaded snapshot"
+    summary = ("start etcd everywhere, then the API servers, then the controllers; wait for the API and the controllers; "
+               "remove the uploaded snapshot")
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         ssh = ctx.ssh()
@@ -121,6 +122,21 @@ class RestoreStart(_Restore):
             _fan(ctx, put_back, f"starting {manifest.split('.')[0]}", cps)
         ctx.reporter.item(cps[0].name, "waiting for the API through the VIP")
         ssh.call(wait_api(ssh, cps[0], api_endpoint(ctx), after="the restore"))
+
+        async def controllers(t):
+            res = await ssh.run(t, r.controllers_script(), sudo=True, check=False, timeout=240)
+            if not res.ok:
+                raise RemoteError(f"{t.name}: its controller-manager or scheduler did not come back after the restore",
+                                  f"on {t.name}: `crictl ps -a` and the logs of kube-controller-manager and kube-scheduler "
+                                  f"(their manifests are in {r.MANIFESTS}); etcd and the API are restored",
+                                  (res.stderr or res.stdout).splitlines()[-3:])
+        _fan(ctx, controllers, "waiting for the controller-manager and scheduler", cps)
+        ctx.reporter.item(cps[0].name, "waiting for every control-plane pod to be Ready in the API")
+        res = ssh.call(ssh.run(cps[0], r.settled_script(len(r.PARK_ORDER) * len(cps)), sudo=True, check=False, timeout=300))
+        if not res.ok:
+            raise RemoteError("after the restore, control-plane pods are not Ready in the API",
+                              "`ccp diagnose --config F` names them and why; etcd and the API are restored",
+                              (res.stderr or res.stdout).splitlines()[-3:])
 
         async def clean(t):
             await ssh.run(t, f"rm -rf {r.WORK}", sudo=True)
