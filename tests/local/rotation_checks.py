@@ -167,6 +167,20 @@ def _privileged_dry_run(cluster, namespace: str):
                            "--dry-run=server"], capture_output=True, text=True, timeout=60)
 
 
+def _wait_for_default_service_account(cluster, namespace: str) -> None:
+    """The controller-manager makes a new namespace's "default" ServiceAccount a moment later (seconds, just after a
+    test restarted it); until then the API refuses any pod there for that reason, not for Pod Security."""
+    import subprocess
+
+    from tests.local.common import wait_for
+    from tests.local.test_cluster import KUBECTL
+
+    def present() -> bool:
+        return subprocess.run([str(KUBECTL), "--kubeconfig", str(cluster.kubeconfig), "--request-timeout", "10s", "-n",
+                               namespace, "get", "serviceaccount", "default"], capture_output=True, timeout=60).returncode == 0
+    wait_for(present, 120, f'the "default" ServiceAccount of {namespace}', pause=1)
+
+
 def _planned(cluster) -> list[dict]:
     plan = json.loads(cluster.ccp("plan", "--config", cluster.config, "--output", "json").stdout)
     return next(p for p in plan["phases"] if p["phase"] == "security/apply")["actions"]
@@ -182,6 +196,7 @@ def security_changes_take_effect(cluster, namespace: str = "ccp-psa-exempt-check
     cluster.kubectl("create", "namespace", namespace)
     cluster.kubectl("-n", "default", "create", "configmap", name, f"--from-literal=k={PLAIN}")
     try:
+        _wait_for_default_service_account(cluster, namespace)
         refused = _privileged_dry_run(cluster, namespace)
         assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
         assert stored_prefix(cluster, name, resource="configmaps") == ""
