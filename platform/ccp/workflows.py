@@ -91,10 +91,14 @@ def destroy() -> list[Phase]:
     return [DestroyMachines()]
 
 
-def on_machines() -> list[str]:
-    """The install phases whose results live on the machines: destroying these undoes them."""
+def on_machines(recorded=()) -> list[str]:
+    """The phases whose results live on the machines, which destroying them undoes: the install's from
+    provision on, and every other phase among ``recorded`` (the journal's) but destroy's own: an upgrade's
+    steps and nodes, a restore, a key rotation. A cluster made again in the same state directory must not
+    find them done (an upgrade that "finished" on the machines destroyed would skip every node of the new)."""
     names = [p.name for p in install()]
-    return names[names.index("provision"):]
+    day2 = sorted(n for n in recorded if n not in names and not n.startswith("destroy/"))
+    return names[names.index("provision"):] + day2
 
 
 WORKFLOWS = {"install": install, "destroy": destroy}

@@ -121,10 +121,21 @@ def test_provision_rerun_and_destroy(sim_config, sim):
     assert r.code == 0 and "provision" in r.err and "already done" in r.err
     assert {n: v[0]._moId for n, v in ours(sim).items()} == moids
 
+    # what day 2 journaled on these machines (an upgrade's nodes, a restore) goes with them: a cluster made
+    # again in this state directory must not find it done
+    from ccp.engine.journal import Journal
+
+    journal = Journal(path.parent / ".ccp" / "vcsim")
+    day2 = ["upgrade/1.99.0/node/vcsim-cp-1", "upgrade/1.99.0/control-plane/vcsim-cp-1", "restore/etcd"]
+    for name in day2:
+        journal.append("done", phase=name, outputs={"planted": True})
     r = run_ccp("destroy", "--config", path, "--yes")
     assert r.code == 0, r.text
     assert ours(sim) == {}
     assert SIM_OWN <= set(sim.vms()), "the simulator's own VMs are untouched"
+    records = journal.records()
+    assert not set(day2) & set(records) and "provision" not in records, sorted(records)
+    assert "config/validate" in records and "destroy/machines" in records, sorted(records)
 
 
 def test_changed_size_is_reconfigured_not_recreated(sim_config, sim):

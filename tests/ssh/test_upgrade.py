@@ -90,7 +90,7 @@ def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_
     assert started(tmp_path, f"upgrade/{TARGET}/backup/-") == 1
     assert len(list((tmp_path / ".ccp" / "fk" / "backups").iterdir())) == 1
     for kind in ("addons", "validate"):   # journaled like every phase
-        assert [e["event"] for e in events(tmp_path) if e.get("phase") == f"upgrade/{TARGET}/{kind}/-"] == ["started", "done"]
+        assert [e["event"] for e in events(tmp_path) if e.get("phase") == f"upgrade/{TARGET}/{kind}/-"] == ["started", "done", "reset"]
     drained = [n for n, on in port.cordons if on]
     assert set(drained) >= set(cps + workers) and all((n, False) in port.cordons for n in cps + workers)
     assert f'version: "{TARGET}"' in cfg.read_text()
@@ -100,6 +100,50 @@ def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_
     r = run_ccp("install", "--config", cfg, "--yes", "--until", "hosts/prepare")
     assert r.code == 0, r.text
     assert sum(1 for rec in fc.records if rec.script.startswith("bash /var/lib/ccp/prepare-node.sh")) == before, r.text
+
+
+def made_anew(fc, cfg):
+    """The nodes as a fresh install at FROM leaves them, under the same names (destroyed, installed again)."""
+    fc.upgraded.clear()
+    fc.upgraded_file.write_text("{}")
+    data = yaml.safe_load(cfg.read_text())
+    data["spec"]["kubernetes"]["version"] = FROM
+    cfg.write_text(yaml.safe_dump(data))
+
+
+def test_a_node_journaled_at_the_target_is_upgraded_again_when_its_kubelet_is_not(cluster, tmp_path, monkeypatch):
+    """Found on real nodes: a cluster destroyed half-way through an upgrade and installed again in the same state
+    directory. The journal said its control planes were at the target; ccp skipped them and claimed the upgrade."""
+    fc, cfg, _ = installed(cluster, tmp_path)
+    upgrade_fakes.install(monkeypatch.setattr, tmp_path)
+    cps, workers = fc.names_by_prefix("cp"), fc.names_by_prefix("worker")
+    args = ("upgrade", "--config", cfg, "--to", TARGET, "--yes")
+    fc.upgrade_fail = {workers[0]: "upgrade node"}
+    assert run_ccp(*args).code == 5
+    assert all(fc.upgraded[c][-1] == "kubelet" for c in cps)
+
+    made_anew(fc, cfg)
+    fc.upgrade_fail = {}
+    r = run_ccp(*args, "--resume")
+    assert r.code == 0, r.text
+    assert all(fc.upgraded.get(n, [])[-1:] == ["kubelet"] for n in cps + workers), ("a node left behind", fc.upgraded)
+    assert f"journaled at v{TARGET}, but its kubelet is v{FROM}" in r.text, r.text
+
+
+def test_a_finished_upgrade_leaves_nothing_done_for_the_next_one_to_the_same_version(cluster, tmp_path, monkeypatch):
+    """Its records served a resume only: with cluster.yaml put back (or the cluster made again) the same upgrade
+    runs whole again, preflight and backup included, and every node is upgraded."""
+    fc, cfg, _ = installed(cluster, tmp_path)
+    upgrade_fakes.install(monkeypatch.setattr, tmp_path)
+    nodes = fc.names_by_prefix("cp") + fc.names_by_prefix("worker")
+    args = ("upgrade", "--config", cfg, "--to", TARGET, "--yes")
+    assert run_ccp(*args).code == 0
+    made_anew(fc, cfg)
+    r = run_ccp(*args)
+    assert r.code == 0 and "done from an earlier run" not in r.out, r.text
+    assert started(tmp_path, f"upgrade/{TARGET}/preflight/-") == 2
+    assert started(tmp_path, f"upgrade/{TARGET}/backup/-") == 2
+    assert all(fc.upgraded.get(n, [])[-1:] == ["kubelet"] for n in nodes), fc.upgraded
 
 
 def test_each_control_plane_is_held_out_of_the_load_balancers_while_kubeadm_changes_it(cluster, tmp_path, monkeypatch):

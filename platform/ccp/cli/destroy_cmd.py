@@ -28,7 +28,7 @@ def destroy(
                 return
             what = "local machine belongs to" if loaded.config.spec.provisioner == "local" else "VM carries"
             ui.out().print(f"nothing to destroy: no {what} cluster {loaded.config.metadata.name}")
-            journal.reset(workflows.on_machines(), "no VM of the cluster exists")
+            journal.reset(workflows.on_machines(journal.records()), "no VM of the cluster exists")
             return
         for a in planned.actions:
             ui.out().print(f"  [red]-[/] {ui.escape(a.describe())}")
@@ -37,6 +37,6 @@ def destroy(
                        declined="nothing changed: no machine was destroyed"):
             return
         runner.run(workflows.destroy(), cctx, journal, command="destroy", resume_hint=f"ccp destroy --config {config}")
-    journal.reset(workflows.on_machines(), "ccp destroy removed the machines")
+    journal.reset(workflows.on_machines(journal.records()), "ccp destroy removed the machines")
     gone = cctx.outputs.get("destroy/machines", {}).get("destroyed", [])
     ui.err().print(f"[green]destroyed {len(gone)} machines[/] of cluster {loaded.config.metadata.name}")

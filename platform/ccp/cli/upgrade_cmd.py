@@ -47,7 +47,8 @@ def upgrade(ctx: typer.Context, config: Path = CONFIG_OPTION,
         plan_view.print_upgrade_plan(steps, current, to, warnings)
         done = {k for k, r in journal.records().items() if r.status == "done"} & {s.key for s in steps}
         if done:
-            ui.out().print(f"{len(done)} steps are done from an earlier run; they are skipped")
+            ui.out().print(f"{len(done)} steps are done from an earlier run; they are skipped "
+                           "(a node is upgraded again if its kubelet is not at the target)")
         if not proceed(dry_run=dry_run, yes=yes or resume, question=f"Upgrade the cluster to {to}?",
                        refused=("ccp upgrade needs confirmation", "review `ccp upgrade --dry-run`, then rerun with --yes")):
             return
@@ -55,4 +56,7 @@ def upgrade(ctx: typer.Context, config: Path = CONFIG_OPTION,
         runner.run(workflows.upgrade(to, steps, bom), cctx, journal, command="upgrade",
                    resume_hint=f"ccp upgrade --config {config} --to {to}{again} --resume")
     todo = flow.write_version(loaded.path, to, bom)
+    # a finished upgrade's records served its resume only: the next upgrade to this version (of a cluster
+    # made again, or a cluster.yaml put back) starts from its preflight
+    journal.reset(plan.journal_keys(steps, to), f"the upgrade to {to} finished")
     ui.out().print(f"[green]upgraded to {to}[/]" + (f"; now {todo}" if todo else f"; {loaded.path} says {to} now"))

@@ -14,10 +14,7 @@ from ccp.cluster import facts
 from ccp.context import ClusterContext
 from ccp.engine.phase import Action, Phase
 from ccp.errors import KubernetesError
-
-
-def node_key(target: str, node: str) -> str:
-    return f"upgrade/{target}/node/{node}"
+from ccp.upgrade.plan import node_key
 
 
 class _Step(Phase):
@@ -87,9 +84,22 @@ class UpgradeNodes(_Step):
     """A control plane, or a batch of workers (the canary first)."""
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
+        """The nodes not journaled at the target, and those journaled whose kubelet is not at the target
+        now: the journal's word is checked against the cluster (one node read each), never taken alone,
+        for a node can be made again under its name (a cluster destroyed and installed anew)."""
         done = set((ctx.outputs.get(self.name) or {}).get("nodes", []))
-        return [Action("upgrade", f"node {n}", self.detail) for n in self.nodes
-                if n not in done and not ctx.outputs.get(node_key(self.target, n))]
+        recorded = [n for n in self.nodes if n in done or ctx.outputs.get(node_key(self.target, n))]
+        port = facts.nodes_port(ctx) if recorded else None   # none: apply says the kubeconfig is missing
+        actions = []
+        for n in self.nodes:
+            detail = self.detail
+            if n in recorded and port is not None:
+                kubelet = port.node_state(n)[1]
+                if kubelet == f"v{self.target}":
+                    continue
+                detail = f"journaled at v{self.target}, but its kubelet is {kubelet or 'unknown'}: a node made anew"
+            actions.append(Action("upgrade", f"node {n}", detail))
+        return actions
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         from ccp.upgrade import nodes

@@ -16,6 +16,16 @@ class Step:
     detail: str = ""
 
 
+def node_key(target: str, node: str) -> str:
+    """A node's own record, the moment it is Ready at the target (a batch resumes with the nodes not done)."""
+    return f"upgrade/{target}/node/{node}"
+
+
+def journal_keys(steps: list[Step], target: str) -> list[str]:
+    """Every record an upgrade along ``steps`` can leave: its steps' and its nodes'."""
+    return [s.key for s in steps] + [node_key(target, n) for s in steps for n in s.nodes]
+
+
 def plan(cfg, current: str, target: str) -> list[Step]:
     from ccp.config import inventory
 
