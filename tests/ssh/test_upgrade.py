@@ -103,9 +103,11 @@ def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_
 
 
 def made_anew(fc, cfg):
-    """The nodes as a fresh install at FROM leaves them, under the same names (destroyed, installed again)."""
+    """The nodes as a fresh install at FROM leaves them, under the same names (destroyed, installed again):
+    another cluster, with a kube-system UID of its own."""
     fc.upgraded.clear()
     fc.upgraded_file.write_text("{}")
+    (fc.upgraded_file.parent / "cluster-uid").write_text("fake-uid-2")
     data = yaml.safe_load(cfg.read_text())
     data["spec"]["kubernetes"]["version"] = FROM
     cfg.write_text(yaml.safe_dump(data))
@@ -128,6 +130,9 @@ def test_a_node_journaled_at_the_target_is_upgraded_again_when_its_kubelet_is_no
     assert r.code == 0, r.text
     assert all(fc.upgraded.get(n, [])[-1:] == ["kubelet"] for n in cps + workers), ("a node left behind", fc.upgraded)
     assert f"journaled at v{TARGET}, but its kubelet is v{FROM}" in r.text, r.text
+    # checked and backed up again: the records were of the cluster destroyed
+    assert started(tmp_path, f"upgrade/{TARGET}/preflight/-") == 2
+    assert started(tmp_path, f"upgrade/{TARGET}/backup/-") == 2
 
 
 def test_a_finished_upgrade_leaves_nothing_done_for_the_next_one_to_the_same_version(cluster, tmp_path, monkeypatch):

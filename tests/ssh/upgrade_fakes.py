@@ -3,7 +3,7 @@ process of its own (tests.ssh.upgrade_child). Fakes, named as such; SSH to the n
 
   UpgradePortFake   the nodes port: cordon, a drain (one pod a node, no budget in the way), and each node's
                     readiness and kubelet version as the fake nodes recorded them (FakeCluster.upgraded, read
-                    from the file it keeps, so another process sees them too)
+                    from the file it keeps, so another process sees them too); the cluster's UID from a file
   DiagnoseFake      the preflight's Kubernetes snapshot: every API server at cluster.yaml's version; the
                     diagnose sections find nothing (their checks have tests of their own)
   add-ons, validate their plans say one thing to do; running them writes a line to <work>/calls
@@ -40,6 +40,11 @@ class UpgradePortFake:
 
     def leaving_namespaces(self):
         return set()
+
+    def cluster_uid(self):
+        """The kube-system namespace's UID: <work>/cluster-uid, which a test rewrites for a cluster made anew."""
+        uid = self.upgraded_file.parent / "cluster-uid"
+        return uid.read_text() if uid.exists() else "fake-uid-1"
 
     def node_state(self, node):
         if node == self.stop_after:   # Ctrl-C while ccp waits for this node

@@ -34,10 +34,22 @@ class _Step(Phase):
         return {"target": self.target, "nodes": self.nodes}
 
     def passed(self, ctx: ClusterContext) -> bool:
-        """Done once in this upgrade (what it recorded is recalled from the journal): the preflight and
-        the backup are about the cluster before it changed, and are not repeated on a resume, when
-        half of the cluster may be upgraded already."""
-        return bool(ctx.outputs.get(self.name))
+        """Done once in this upgrade of this cluster (what it recorded is recalled from the journal): the
+        preflight and the backup are about the cluster before it changed, and are not repeated on a resume,
+        when half of the cluster may be upgraded already. The record names the cluster (its kube-system
+        UID): one destroyed and made anew under the same names is checked and backed up again."""
+        recorded = ctx.outputs.get(self.name)
+        if not recorded:
+            return False
+        port = facts.nodes_port(ctx)
+        # a record from before ccp kept the cluster's identity is taken as it is; no kubeconfig: the node
+        # steps stop on it anyway
+        return "cluster" not in recorded or port is None or port.cluster_uid() == recorded["cluster"]
+
+    @staticmethod
+    def identity(ctx: ClusterContext) -> dict:
+        port = facts.nodes_port(ctx)
+        return {"cluster": port.cluster_uid()} if port is not None else {}
 
 
 class UpgradePreflight(_Step):
@@ -51,7 +63,7 @@ class UpgradePreflight(_Step):
         warnings = flow.preflight(ctx, self.target, say=ctx.reporter.progress)
         for w in warnings:
             ui.warn(w)
-        return {"target": self.target, "warnings": warnings}
+        return {"target": self.target, "warnings": warnings, **self.identity(ctx)}
 
 
 class UpgradeBackup(_Step):
@@ -61,7 +73,7 @@ class UpgradeBackup(_Step):
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         from ccp.backup.snapshot import backup
 
-        return {"backup": str(backup(ctx, say=ctx.reporter.note))}
+        return {"backup": str(backup(ctx, say=ctx.reporter.note)), **self.identity(ctx)}
 
 
 class UpgradeStage(_Step):
@@ -77,7 +89,7 @@ class UpgradeStage(_Step):
 
         staged = stage(ctx, self.target_config(ctx), [a.target.removeprefix("node ") for a in actions],
                        say=ctx.reporter.progress)
-        return {"staged": staged}
+        return {"staged": staged, **self.identity(ctx)}
 
 
 class UpgradeNodes(_Step):

@@ -60,6 +60,15 @@ class LightkubeNodes(LightkubeObjects):
                 return False
             raise
 
+    def cluster_uid(self) -> str:
+        """Which cluster this is: the kube-system namespace's UID, made once by its first API server and
+        never again (a cluster destroyed and installed anew under the same names has another)."""
+        from lightkube.resources.core_v1 import Namespace
+
+        if not getattr(self, "_uid", ""):
+            self._uid = self._call(lambda: self.client.get(Namespace, "kube-system"), "read namespace kube-system").metadata.uid
+        return self._uid
+
     def node_state(self, node: str) -> tuple[bool, str]:
         """(Ready, kubelet version) of a node."""
         from lightkube.resources.core_v1 import Node
