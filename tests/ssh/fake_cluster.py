@@ -35,11 +35,13 @@ CERT_KEY = "c" * 64
 
 
 LOCKED = re.compile(r"flock -w \d+ -E 75 /run/ccp-control-plane.lock sh -c (.*)", re.S)
+HURRIED = re.compile(r"was=\$\(cksum < \S+ 2>/dev/null\); (.*?) & k=\$!; .*; wait \$k", re.S)   # static_pods.hurried
 
 
-def unwrap(command: str) -> tuple[str, list[str], bool]:
+def unwrap(command: str) -> tuple[str, list[str], bool, bool]:
     """'sudo -n -- sh -c SCRIPT' or 'sh -c SCRIPT' -> (script without the secret reads, secret names, whether it
-    runs under the control plane's lock: static_pods.locked, whose flock wrapper is taken off too)."""
+    runs under the control plane's lock: static_pods.locked, whose flock wrapper is taken off too, and whether
+    its API server restart is hurried: static_pods.hurried, taken off as well)."""
     parts = shlex.split(command)
     script = parts[-1]
     names = re.findall(r"IFS= read -r (\w+); export \1; ", script)
@@ -47,7 +49,10 @@ def unwrap(command: str) -> tuple[str, list[str], bool]:
     m = LOCKED.fullmatch(script)
     if m:
         (script,) = shlex.split(m.group(1))
-    return script, names, bool(m)
+    h = HURRIED.fullmatch(script)
+    if h:
+        script = h.group(1)
+    return script, names, bool(m), bool(h)
 
 
 @dataclass
@@ -58,6 +63,7 @@ class Record:
     end: float
     secrets: dict = field(default_factory=dict)
     locked: bool = False     # run under the control plane's lock (static_pods.locked)
+    hurried: bool = False    # its API server restart hurried (static_pods.hurried)
 
 
 class FakeCluster:
@@ -136,12 +142,12 @@ class FakeCluster:
 
     # -------------------------------------------------- the model
     async def handle(self, node: str, process) -> None:
-        script, secret_names, locked = unwrap(process.command)
+        script, secret_names, locked, hurried = unwrap(process.command)
         stdin = await process.stdin.read()   # ccp always ends stdin; a script may arrive on it (bash -s)
         secrets = dict(zip(secret_names, stdin.splitlines()))
         start = time.monotonic()
         code, out, err = await self.apis.answer(node, script, stdin) or await self.answer(node, script, secrets)
-        self.records.append(Record(node, script, start, time.monotonic(), secrets, locked))
+        self.records.append(Record(node, script, start, time.monotonic(), secrets, locked, hurried))
         if out:
             process.stdout.write(out if out.endswith("\n") else out + "\n")
         if err:

@@ -67,6 +67,9 @@ def test_upgrade_order_batches_and_resume_after_failure_and_ctrl_c(cluster, tmp_
     assert order[:4] == cps + [workers[0]]
     kubeadm_upgrades = [r for r in fc.records if r.script.startswith(("kubeadm upgrade apply", "kubeadm upgrade node"))]
     assert kubeadm_upgrades and all(r.locked for r in kubeadm_upgrades), "kubeadm upgrade holds the node's lock"
+    # a control plane's API server restart is hurried (static_pods.hurried); a worker has none
+    hurried = {r.node: r.hurried for r in kubeadm_upgrades}
+    assert {n for n, h in hurried.items() if h} == set(cps) and workers[0] in hurried, hurried
     assert upgrade_fakes.calls(tmp_path) == []
     before = {n: list(v) for n, v in fc.upgraded.items()}
 

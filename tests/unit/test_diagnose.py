@@ -508,3 +508,34 @@ def test_kubeadm_upgrade_hurried_kills_only_the_api_server_its_new_manifest_repl
     (bin_ / "kubeadm").write_text("#!/bin/sh\n/bin/sleep 1\n")
     r = subprocess.run(["sh", "-c", script], env=env, timeout=30, capture_output=True, text=True)
     assert r.returncode == 0 and not (bin_ / "ctr.log").exists()
+
+    # kubeadm writes the manifest at once: the checksum was read before it started, so the change is seen
+    (bin_ / "kubeadm").write_text(f'#!/bin/sh\necho newer > {man}/kube-apiserver.yaml\n'
+                                  f'for i in $(seq 1 100); do [ -e {bin_}/killed ] && exit 3; /bin/sleep 0.05; done; exit 4\n')
+    r = subprocess.run(["sh", "-c", script], env=env, timeout=30, capture_output=True, text=True)
+    assert r.returncode == 3 and (bin_ / "ctr.log").exists(), r.stderr
+
+
+def test_the_restore_waits_for_every_control_plane_pod_ready_in_the_api(tmp_path):
+    """backup/restore.settled_script for real over a kubectl stand-in printing <bin>/pods: it ends at once when
+    the API lists as many Ready control-plane pods as asked, and names those not Ready when it gives up."""
+    import subprocess
+
+    from ccp.backup.restore import settled_script
+
+    bin_ = tmp_path / "bin"
+    env = node_stand_ins(bin_)
+    (bin_ / "kubectl").write_text(f"#!/bin/sh\ncat {bin_}/pods\n")
+    (bin_ / "kubectl").chmod(0o755)
+
+    def settled(pods: str, want: int = 2):
+        (bin_ / "pods").write_text(pods)
+        return subprocess.run(["sh", "-c", settled_script(want, timeout=4)], env=env, timeout=30, capture_output=True, text=True)
+
+    assert settled("etcd-cp-1 True\nkube-apiserver-cp-1 True\n").returncode == 0
+    r = settled("etcd-cp-1 True\nkube-apiserver-cp-1 False\n")
+    assert r.returncode == 1 and "not Ready after 4s: kube-apiserver-cp-1 False" in r.stderr, r.stderr
+    r = settled("etcd-cp-1 True\n")                 # one is missing from the API altogether
+    assert r.returncode == 1, r.stderr
+    r = settled("etcd-cp-1 True\nkube-apiserver-cp-1 True\nkube-scheduler-cp-1 False\n")   # enough Ready, one not
+    assert r.returncode == 1 and "kube-scheduler-cp-1" in r.stderr, r.stderr

@@ -38,6 +38,15 @@ def lock_busy(node: str, result, wait: int = LOCK_WAIT):
                        "when it has ended, run the same ccp command again (with --resume where it has one)")
 
 
+# Shell: the local API server no longer says it is ready (the kubelet has begun stopping it)
+_NOT_READY = "! curl -ksf --max-time 2 https://127.0.0.1:6443/readyz >/dev/null 2>&1"
+
+
+def _kill(var: str) -> str:
+    """Shell: SIGKILL the containers whose IDs are in $``var`` (ctr is on every containerd node)."""
+    return f"for c in ${var}; do ctr -n k8s.io tasks kill -s SIGKILL \"$c\" >/dev/null 2>&1 || true; done; "
+
+
 def gone_script(names: tuple[str, ...] | list[str], timeout: int, hurry: int = HURRY) -> str:
     """Shell that waits, once their manifests were moved away, until no container of the static pods ``names``
     runs, up to ``timeout`` s; sets gone=1 when none does.
@@ -56,8 +65,7 @@ def gone_script(names: tuple[str, ...] | list[str], timeout: int, hurry: int = H
     return (f"running() {{ {RUNNING} \"$@\"; }}; gone=; i=0; while [ $i -lt {int(timeout)} ]; do i=$((i+1)); "
             f"[ -z \"$(running {listed})\" ] && {{ gone=1; break; }}; "
             f"if [ $i -gt {int(hurry)} ]; then api=$(running kube-apiserver); "
-            "if [ -n \"$api\" ] && ! curl -ksf --max-time 2 https://127.0.0.1:6443/readyz >/dev/null 2>&1; then "
-            "for c in $api; do ctr -n k8s.io tasks kill -s SIGKILL \"$c\" >/dev/null 2>&1 || true; done; fi; fi; "
+            f"if [ -n \"$api\" ] && {_NOT_READY}; then {_kill('api')}fi; fi; "
             "sleep 1; done; ")
 
 
@@ -70,12 +78,11 @@ def hurried(cmd: str, hurry: int = HURRY) -> str:
     from ccp.remote.etcd import RUNNING
 
     m = f"{MANIFESTS}/kube-apiserver.yaml"
-    return (f"{cmd} & k=$!; running() {{ {RUNNING} \"$@\"; }}; was=$(cksum < {m} 2>/dev/null); old=; n=0; "
+    return (f"was=$(cksum < {m} 2>/dev/null); {cmd} & k=$!; running() {{ {RUNNING} \"$@\"; }}; old=; n=0; "
             "while kill -0 $k 2>/dev/null; do sleep 1; "
             f"now=$(cksum < {m} 2>/dev/null); "
             "if [ -z \"$old\" ]; then [ \"$now\" = \"$was\" ] || { old=$(running kube-apiserver); n=0; was=$now; }; "
-            f"else n=$((n+1)); if [ $n -ge {int(hurry)} ] && ! curl -ksf --max-time 2 https://127.0.0.1:6443/readyz >/dev/null 2>&1; then "
-            "for c in $old; do ctr -n k8s.io tasks kill -s SIGKILL \"$c\" >/dev/null 2>&1 || true; done; old=; fi; fi; "
+            f"else n=$((n+1)); if [ $n -ge {int(hurry)} ] && {_NOT_READY}; then {_kill('old')}old=; fi; fi; "
             "done; wait $k")
 
 

@@ -93,7 +93,7 @@ def upgrade(ctx, kind: str, todo: list[str], target_cfg, port, *, node_done, say
     try:
         fan = ssh.call(ssh.each(ctx.targets(todo), lambda t: _on_node(
             ssh, t, target, script, t.name == first_cp, api_wait, flags if kind == "control-plane" else {"node": flags["worker"]},
-            (stamps or {}).get(t.name), control_plane=kind == "control-plane")))
+            (stamps or {}).get(t.name))))
     finally:
         if holding:
             lb_hold.release(ctx, ssh, holding, warn=warn)
@@ -107,14 +107,14 @@ def upgrade(ctx, kind: str, todo: list[str], target_cfg, port, *, node_done, say
 
 
 async def _on_node(ssh, t, target: str, script: str, first_cp: bool, api_wait: str | None, flags: dict[str, str],
-                   stamp: str | None = None, control_plane: bool = False) -> None:
+                   stamp: str | None = None) -> None:
     """What one node runs: the first control plane of the inventory `kubeadm upgrade apply`, every other
     node `kubeadm upgrade node`; a control plane then waits for the API through the VIP. On a control plane
     kubeadm's restart of the API server is hurried (static_pods.hurried): it is out of the load balancers."""
     from ccp.remote.static_pods import hurried, lock_busy, locked
 
-    def upgrade(cmd):
-        return hurried(cmd) if control_plane else cmd
+    def upgrade(cmd):   # a control plane (it alone waits for the API afterwards) has its API server hurried
+        return hurried(cmd) if api_wait is not None else cmd
 
     async def sh(cmd, what, lock=False, **kw):
         r = await ssh.run(t, locked(cmd) if lock else cmd, sudo=True, check=False, timeout=1800, **kw)
