@@ -102,7 +102,7 @@ def render_all(loaded: Loaded, nodes: list[inventory.Node] | None = None) -> Ren
     _load_balancing(render, cfg, nodes)
     _etcd_backups(render, cfg, nodes)
     render_security.render_renewal(render, cfg.spec.security.certificates, inventory.by_role(nodes, ROLE_CP),
-                                   inventory.api_endpoint(cfg))
+                                   inventory.api_endpoint(cfg), [n for n in nodes if n.role != ROLE_LB])
     _cni(render, cfg, bom)
     if cfg.spec.provisioner in ("terraform", "native"):
         _terraform(out, render, cfg, nodes)
@@ -117,6 +117,7 @@ def _common(cfg, nodes, bom) -> dict:
             "lb": spec.loadBalancer, "cri_socket": CRI_SOCKET, "endpoint": inventory.api_endpoint(cfg),
             "lb_on_control_planes": not inventory.by_role(nodes, ROLE_LB),
             "kubeadm": spec.kubernetes.kubeadm, "kubelet": spec.kubernetes.kubelet, "patches_dir": KUBEADM_PATCHES_DIR,
+            "kubelet_serving": spec.security.certificates.kubeletServing,
             "join_skip_phases": [p for p in spec.kubernetes.kubeadm.skipPhases if p.split("/")[0] in JOIN_PHASES],
             # the vSphere cloud provider (CPI) initialises nodes when vSphere CSI is the storage
             "external_cloud": spec.vsphere is not None and spec.addons.storage.provider == "vsphere-csi"}

@@ -133,16 +133,21 @@ def fill_keys(text: str, keys: list[tuple[str, str]]) -> str:
     return text[:found.start()] + entries + text[found.end():]
 
 
-def render_renewal(render_file, certificates, control_planes, endpoint: str) -> None:
+def render_renewal(render_file, certificates, control_planes, endpoint: str, kube_nodes=()) -> None:
     """With autoRenew: for each control plane (in inventory order, which sets its check time) the renewal script
-    (which knows the other control planes, to check their API servers first) and its service and timer."""
+    (which knows the other control planes, to check their API servers first) and its service and timer. With
+    kubeletServing, the script first approves the kubelets' serving certificate requests that name only their
+    own node of ``kube_nodes`` (every Kubernetes node) and its address."""
     if not certificates.autoRenew:
         return
+    from ccp.remote.kubelet_serving import approve_script
     from ccp.remote.static_pods import LOCK, LOCK_WAIT, MANIFESTS, PARKED, restart_script, wait_script
 
+    serving = approve_script({n.name: str(n.address) for n in kube_nodes}) if certificates.kubeletServing else ""
     steps = {"restart": f"sh -c {shlex.quote(restart_script(RESTART_PAUSE))}",
              "wait_local": f"sh -c {shlex.quote(wait_script('127.0.0.1:6443', API_WAIT))}",
-             "wait_endpoint": f"sh -c {shlex.quote(wait_script(endpoint, API_WAIT))}"}
+             "wait_endpoint": f"sh -c {shlex.quote(wait_script(endpoint, API_WAIT))}",
+             "approve_serving": f"sh -c {shlex.quote(serving)}" if serving else ""}
     for i, node in enumerate(control_planes):
         extra = {"node": node, "index": i, "count": len(control_planes), "at": certificates.check_time(i),
                  "stagger": certificates.staggerMinutes, "before_days": certificates.renewBeforeDays,

@@ -18,6 +18,7 @@ def install() -> list[Phase]:
     from ccp.phases.hosts_prepare import PrepareHosts
     from ccp.phases.kubeadm import JoinControlPlanes, JoinWorkers, KubeadmInit
     from ccp.phases.kubeconfig import Kubeconfig
+    from ccp.phases.kubelet_serving import KubeletServing
     from ccp.phases.loadbalancer import LoadBalancer
     from ccp.phases.nodes_remove import RemoveNodes
     from ccp.phases.preflight_bundle import PreflightBundle
@@ -30,10 +31,11 @@ def install() -> list[Phase]:
 
     # kubeconfig comes before cni: the pod network is applied through the API with those credentials.
     # nodes/remove comes before provision: a node leaves the cluster before its VM is deleted.
+    # kubelets/serving-certificates comes right after the joins: `kubectl logs` and exec need the kubelets' certificates.
     # security/apply comes after the joins: a cluster that runs already gets a changed spec.security on every
     # control plane, the ones that just joined too.
     return [ValidateConfig(), Render(), PreflightBundle(), PreflightVsphere(), PreflightLocal(), RemoveNodes(), Provision(), PrepareHosts(), LoadBalancer(),
-            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), SecurityApply(), Kubeconfig(), BackupSchedule(), CertAutoRenew(),
+            KubeadmInit(), JoinControlPlanes(), JoinWorkers(), KubeletServing(), SecurityApply(), Kubeconfig(), BackupSchedule(), CertAutoRenew(),
             Cni(), Addons(), Validate()]
 
 

@@ -80,7 +80,8 @@ def test_plan_changes_nothing_and_groups_by_layer(example_config, tmp_path):
     data = json.loads(run_ccp("plan", "--config", example_config, "--output", "json").out)
     assert [p["phase"] for p in data["phases"]] == [
         "config/validate", "render", "preflight/offline-bundle", "preflight/vsphere", "preflight/local", "nodes/remove", "provision", "hosts/prepare", "loadbalancer/nginx",
-        "kubeadm/init", "kubeadm/join-control-plane", "kubeadm/join-workers", "security/apply", "kubeconfig", "backup/schedule",
+        "kubeadm/init", "kubeadm/join-control-plane", "kubeadm/join-workers", "kubelets/serving-certificates", "security/apply",
+        "kubeconfig", "backup/schedule",
         "certs/auto-renew", "cni", "addons", "validate"]
     assert len(data["nodes"]) == 8 and data["summary"]["prepare"] == 68
     hosts = next(p for p in data["phases"] if p["phase"] == "hosts/prepare")
@@ -107,7 +108,7 @@ def test_install_rerun_until_skip_and_phases(example_config, tmp_path):
     phases = json.loads(run_ccp("phases", "--config", example_config, "--output", "json").out)
     status = {p["phase"]: p["status"] for p in phases["phases"]}
     assert status["config/validate"] == "done" and set(list(status.values())[1:]) == {"pending"}
-    assert len(status) == 19
+    assert len(status) == 20
 
     r = run_ccp("install", "--config", example_config, "--resume", "--until", "render")
     assert r.code == 0

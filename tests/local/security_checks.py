@@ -12,6 +12,11 @@ to be called from test_cluster.py after the validate test, like test_security.py
                                      is held there (as during a kubeadm upgrade): it waits, and renews after. Then
                                      `ccp diagnose --only certs` has nothing failing and sees every timer's last run
                                      succeed.
+  kubelet_serving_certificates       every kubelet's serving certificate is the cluster CA's, for its own name and
+                                     address only; `kubectl logs` of a pod on a worker works over it; a worker whose
+                                     certificate is deleted asks again when its kubelet restarts, and the renewal
+                                     timer's daily run on the first control plane approves that request (the journal
+                                     names it) and the kubelet holds a new certificate.
   hardening_names_a_planted_key      `ccp diagnose --only hardening` passes on the fresh cluster; a world-readable file
                                      planted as /etc/kubernetes/pki/ccp-planted.key on the first control plane fails
                                      it (exit 9) in a file-modes finding naming the node and the path; removed, it
@@ -45,6 +50,37 @@ def _expiries(cluster, address: str) -> dict[str, str]:
     held = set(cluster.ssh(address, "sudo -n ls /etc/kubernetes").stdout.split())
     return {name: date for name, date, external in (line.split() for line in out.splitlines() if line.count(" ") == 2)
             if external == "false" and (not name.endswith(".conf") or name in held)}
+
+
+SERVING = "/var/lib/kubelet/pki/kubelet-server-current.pem"
+
+
+def kubelet_serving_certificates(cluster) -> None:
+    from tests.local.common import wait_for
+
+    kube = {n: a for n, a in sorted(cluster.nodes().items()) if "-lb-" not in n}
+    for name, address in kube.items():
+        cert = cluster.ssh(address, f"sudo -n openssl x509 -noout -subject -issuer -ext subjectAltName -in {SERVING}").stdout
+        assert f"CN = system:node:{name}" in cert and "issuer=CN = kubernetes" in cert, (name, cert)
+        assert f"DNS:{name}, IP Address:{address}\n" in cert, (name, cert)
+    worker, wa = next((n, a) for n, a in kube.items() if "-cp-" not in n)
+    where = cluster.kubectl("get", "pods", "-A", "--field-selector", f"spec.nodeName={worker}",
+                            "-o", "jsonpath={.items[0].metadata.namespace} {.items[0].metadata.name}").split()
+    cluster.kubectl("-n", where[0], "logs", "--tail=1", where[1])   # the API server reached the kubelet over TLS
+
+    cluster.ssh(wa, "sudo -n sh -c 'rm -f /var/lib/kubelet/pki/kubelet-server-*; systemctl restart kubelet'")
+
+    def asked() -> bool:   # a request of the worker's, neither approved nor denied
+        out = cluster.kubectl("get", "csr", "-o", "jsonpath={range .items[*]}{.spec.username} "
+                              "{.spec.signerName} {.status.conditions[*].type}{\"\\n\"}{end}")
+        return f"system:node:{worker} kubernetes.io/kubelet-serving " in out.splitlines()
+    wait_for(asked, 60, f"{worker}'s kubelet asking for a serving certificate again", pause=1)
+    cp = next(a for n, a in kube.items() if "-cp-" in n)
+    cluster.ssh(cp, f"sudo -n systemctl start {UNIT}.service")
+    journal = cluster.ssh(cp, f"sudo -n journalctl -u {UNIT} --no-pager -n 20").stdout
+    assert f"the serving certificate of {worker}" in journal, journal
+    wait_for(lambda: cluster.ssh(wa, f"sudo -n test -f {SERVING}", check=False).returncode == 0, 60,
+             f"{worker}'s new serving certificate", pause=1)
 
 
 def _diagnose(cluster, section: str) -> tuple[int, list[dict]]:

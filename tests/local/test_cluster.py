@@ -119,6 +119,10 @@ def test_a_privileged_pod_is_refused_while_the_add_ons_run(cluster):
     security.privileged_pods_are_refused(cluster)
 
 
+def test_kubelet_serving_certificates_are_the_cluster_cas_and_the_timer_approves_a_new_request(cluster):
+    security_checks.kubelet_serving_certificates(cluster)
+
+
 def test_the_renewal_timers_renew_every_certificate_one_control_plane_at_a_time(cluster):
     """Forced with a threshold above the certificates' lifetime, each control plane's ccp-cert-renew timer
     renews them while the API answers through the VIP; diagnose then sees every timer's last run succeed."""

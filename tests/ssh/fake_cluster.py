@@ -17,6 +17,8 @@ from pathlib import Path
 import asyncssh
 import yaml
 
+from ccp.remote import kubelet_serving
+
 from tests.conftest import example_data, write_config
 from tests.ssh.fake_apiserver import ApiServersFake
 from tests.ssh.servers import _Loop
@@ -101,6 +103,9 @@ class FakeCluster:
         self.restarted: list[str] = []
         self.api_down_after_renew: set[str] = set()
         self.upgraded: dict[str, list[str]] = {}
+        self.serving: set[str] = set()                # kubelets holding a serving certificate the CA signed
+        self.serving_ask: dict[str, dict] = {}        # node -> what its kubelet's request asks for besides (request())
+        self.csr_approved: list[str] = []
         self.snapshot = b""
         self.damage_snapshot = False
         self.upgrade_fail: dict[str, str] = {}
@@ -373,6 +378,19 @@ class FakeCluster:
             if node in self.api_down_after_renew:
                 return 1, "", "after 300s: its API server serves nothing (renewed: notAfter=...), its /readyz: no"
             return 0, "", ""
+        if s == kubelet_serving.PROBE:   # a member's kubelet bootstraps its serving certificate (ccp's kubeadm config)
+            return 0, "off" if node not in self.members else "have" if node in self.serving else "want", ""
+        if s == kubelet_serving.LIST:    # each member without a certificate has asked for one, as a kubelet does
+            from tests.unit.test_kubelet_serving import request
+
+            items = [request(n, **{"ips": [self.addresses[n]], **self.serving_ask.get(n, {})})
+                     for n in sorted(self.members) if n not in self.serving]
+            return 0, json.dumps({"items": items}), ""
+        if s.startswith(kubelet_serving.approve_command("x").removesuffix("x")):
+            name = shlex.split(s)[-1]
+            self.csr_approved.append(name)
+            self.serving.add(name.removeprefix("csr-"))
+            return 0, f"certificatesigningrequest.certificates.k8s.io/{name} approved", ""
         if s.startswith("cat /etc/kubernetes/admin.conf"):
             return 0, yaml.safe_dump(ADMIN_CONF), ""
         self.unknown.append((node, s))

@@ -23,7 +23,7 @@ ETCD = ["etcd", "--client-cert-auth=true", "--peer-client-cert-auth=true",
         "--listen-metrics-urls=http://127.0.0.1:2381"]
 KUBELET = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True}},
-           "authorization": {"mode": "Webhook"}, "rotateCertificates": True, "cgroupDriver": "systemd"}
+           "authorization": {"mode": "Webhook"}, "rotateCertificates": True, "serverTLSBootstrap": True, "cgroupDriver": "systemd"}
 KUBEADM_FLAGS = 'KUBELET_KUBEADM_ARGS="--node-ip=10.0.0.11 --pod-infra-container-image=registry.k8s.io/pause:3.10.1"'
 KEYS = ["/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/apiserver.key", "/etc/kubernetes/pki/etcd/server.key",
         "/etc/kubernetes/admin.conf", "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/ccp/encryption-config.yaml",
@@ -74,7 +74,8 @@ def test_a_cluster_as_ccp_sets_it_up_passes_every_check():
     assert {c: f.severity for c, f in by.items() if f.severity != "ok"} == {}
     assert set(by) == {"anonymous-auth", "profiling", "insecure-port", "admission-plugins", "authorization-mode", "audit",
                        "encryption", "file-modes", "kubelet-anonymous-auth", "kubelet-read-only-port",
-                       "kubelet-authorization", "kubelet-certificate-rotation", "etcd-client-tls"}
+                       "kubelet-authorization", "kubelet-certificate-rotation", "kubelet-serving-certificate",
+                       "etcd-client-tls"}
     assert "11 private keys, kubeconfigs and backups on 2 node(s)" in by["file-modes"].what
     assert "2 kubelet(s)" in by["kubelet-read-only-port"].what
 
@@ -159,6 +160,7 @@ def test_anonymous_requests_judged_by_what_rbac_grants_them():
     (KUBELET, "KUBELET_EXTRA_ARGS=--read-only-port=10255", "kubelet-read-only-port", "read-only port 10255"),
     ({**KUBELET, "authorization": {"mode": "AlwaysAllow"}}, KUBEADM_FLAGS, "kubelet-authorization", "AlwaysAllow"),
     ({**KUBELET, "rotateCertificates": False}, KUBEADM_FLAGS, "kubelet-certificate-rotation", "rotateCertificates is False"),
+    ({**KUBELET, "serverTLSBootstrap": False}, KUBEADM_FLAGS, "kubelet-serving-certificate", "serverTLSBootstrap is False"),
 ])
 def test_each_kubelet_weakness_on_a_worker(kubelet, flags, check, words):
     f = run(worker=node_output(False, kubelet=kubelet, flags=flags))[check]

@@ -89,7 +89,7 @@ def test_the_schema_documents_the_section():
 
     defs = json_schema()["$defs"]
     assert set(defs["Security"]["properties"]) == {"encryption", "audit", "podSecurity", "certificates"}
-    assert set(defs["Certificates"]["properties"]) == {"autoRenew", "renewBeforeDays", "dailyAt", "staggerMinutes"}
+    assert set(defs["Certificates"]["properties"]) == {"autoRenew", "renewBeforeDays", "dailyAt", "staggerMinutes", "kubeletServing"}
     assert all(p.get("description") for p in defs["Certificates"]["properties"].values())
     assert {"enabled", "provider", "resources"} == set(defs["Encryption"]["properties"])
     assert {"enabled", "enforce", "audit", "warn", "exemptNamespaces"} == set(defs["PodSecurity"]["properties"])

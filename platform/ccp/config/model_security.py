@@ -93,6 +93,13 @@ class Certificates(Strict):
                                      "control plane checks staggerMinutes later, so no two restart at once.")
     staggerMinutes: int = Field(20, ge=5, le=120, description="Minutes between one control plane's check and the "
                                                               "next one's.")
+    kubeletServing: bool = Field(True, description="Each kubelet's serving certificate (the one the API server meets "
+                                                   "for logs, exec and metrics) signed by the cluster CA and rotated "
+                                                   "by the kubelet (serverTLSBootstrap), not self-signed. ccp approves "
+                                                   "a kubelet's request only when it names that node and its "
+                                                   "cluster.yaml address and nothing else: at install, on every "
+                                                   "`ccp apply`, and daily on the renewal timer. Applies to a fresh "
+                                                   "install.")
 
     @field_validator("dailyAt")
     @classmethod

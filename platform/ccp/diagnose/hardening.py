@@ -130,7 +130,8 @@ def findings(views: dict[str, NodeView], control_planes: set[str], security=None
                   _feature(api, security, "audit", ("audit-log-path", "audit-policy-file"), "the audit log"),
                   _feature(api, security, "encryption", ("encryption-provider-config",), "encryption of Secrets at rest"),
                   _file_modes(views), _kubelet_anonymous(kubelets), _kubelet_read_only(kubelets),
-                  _kubelet_authorization(kubelets), _kubelet_rotation(kubelets), _etcd_tls(etcd)):
+                  _kubelet_authorization(kubelets), _kubelet_rotation(kubelets), _kubelet_serving(kubelets, security),
+                  _etcd_tls(etcd)):
         out += check
     return out
 
@@ -284,9 +285,24 @@ def _kubelet_rotation(kubelets) -> list[Finding]:
     def bad(v: NodeView):
         return None if v.kubelet.get("rotateCertificates") is True else f"rotateCertificates is {v.kubelet.get('rotateCertificates')}"
     return _kubelet_setting(kubelets, "kubelet-certificate-rotation", bad, "client certificate rotated before it "
-                            "expires (rotateCertificates; the serving certificate is self-signed: serverTLSBootstrap off)",
+                            "expires (rotateCertificates)",
                             "warn", "the kubelet's client certificate is not rotated: the node drops out when it expires",
                             f"set rotateCertificates: true in {KUBELET_CONFIG} and restart the kubelet")
+
+
+def _kubelet_serving(kubelets, security) -> list[Finding]:
+    """The kubelet's serving certificate: signed by the cluster CA and rotated (serverTLSBootstrap), or self-signed."""
+    wanted = security is None or security.certificates.kubeletServing
+
+    def bad(v: NodeView):
+        return None if v.kubelet.get("serverTLSBootstrap") is True else f"serverTLSBootstrap is {v.kubelet.get('serverTLSBootstrap')}"
+    return _kubelet_setting(kubelets, "kubelet-serving-certificate", bad, "serving certificate signed by the cluster CA "
+                            "and rotated (serverTLSBootstrap)", "warn",
+                            "the kubelet's serving certificate is self-signed and never rotated"
+                            + ("" if wanted else " (spec.security.certificates.kubeletServing: false)"),
+                            "turn spec.security.certificates.kubeletServing on for the next cluster; on this one set "
+                            f"serverTLSBootstrap: true in {KUBELET_CONFIG}, restart the kubelet, then `ccp apply` "
+                            "approves its request")
 
 
 def _etcd_tls(etcd: dict[str, dict]) -> list[Finding]:

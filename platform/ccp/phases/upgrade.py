@@ -81,8 +81,22 @@ class UpgradeStage(_Step):
 
     def plan(self, ctx: ClusterContext) -> list[Action]:
         # the reason once: the progress line lists every action
-        return [] if self.passed(ctx) else [Action("stage", f"node {n}", "" if i else self.detail)
-                                            for i, n in enumerate(self.nodes)]
+        if not self.passed(ctx):
+            return [Action("stage", f"node {n}", "" if i else self.detail) for i, n in enumerate(self.nodes)]
+        # staged for this cluster before: the packages wait on each node until the upgrade ends (the node script
+        # installs from there), so a node without them is staged again. Found on real nodes: a journal that said
+        # staged, nodes that had none, and kubeadm's step failed on the first control plane.
+        from ccp.upgrade.stage import packages_dir
+
+        ssh = ctx.ssh()
+        probe = f"test -n \"$(ls -A {packages_dir(self.target)} 2>/dev/null)\""
+
+        async def holds(t):
+            return (await ssh.run(t, probe, check=False)).ok
+        fan = ssh.call(ssh.each(ctx.targets(self.nodes), holds))
+        fan.raise_if_failed("probing the staged packages")
+        return [Action("stage", f"node {n}", "staged before, but its packages are not there") for n in self.nodes
+                if not fan.results[n]]
 
     def apply(self, ctx: ClusterContext, actions: list[Action]) -> dict:
         from ccp.upgrade.stage import stage
