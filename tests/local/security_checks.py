@@ -16,7 +16,8 @@ to be called from test_cluster.py after the validate test, like test_security.py
                                      address only; `kubectl logs` of a pod on a worker works over it; a worker whose
                                      certificate is deleted asks again when its kubelet restarts, and the renewal
                                      timer's daily run on the first control plane approves that request (the journal
-                                     names it) and the kubelet holds a new certificate.
+                                     names it) and the kubelet holds a new certificate; a worker set back to a
+                                     self-signed one is planned "turn on", and `ccp apply` gives it the CA's.
   hardening_names_a_planted_key      `ccp diagnose --only hardening` passes on the fresh cluster; a world-readable file
                                      planted as /etc/kubernetes/pki/ccp-planted.key on the first control plane fails
                                      it (exit 9) in a file-modes finding naming the node and the path; removed, it
@@ -81,6 +82,17 @@ def kubelet_serving_certificates(cluster) -> None:
     assert f"the serving certificate of {worker}" in journal, journal
     wait_for(lambda: cluster.ssh(wa, f"sudo -n test -f {SERVING}", check=False).returncode == 0, 60,
              f"{worker}'s new serving certificate", pause=1)
+
+    # a kubelet set up without it (as before ccp set it): `ccp apply` turns it on and approves its request
+    cluster.ssh(wa, "sudo -n sh -c 'sed -i \"s/^serverTLSBootstrap: true$/serverTLSBootstrap: false/\" "
+                    "/var/lib/kubelet/config.yaml; rm -f /var/lib/kubelet/pki/kubelet-server-*; systemctl restart kubelet'")
+    plan = json.loads(cluster.ccp("plan", "--config", cluster.config, "--output", "json").stdout)
+    actions = next(p for p in plan["phases"] if p["phase"] == "kubelets/serving-certificates")["actions"]
+    assert [(a["verb"], a["target"]) for a in actions] == [("turn on", f"the serving certificate of {worker}")], actions
+    cluster.ccp("apply", "--config", cluster.config, "--yes")
+    assert "serverTLSBootstrap: true" in cluster.ssh(wa, "sudo -n cat /var/lib/kubelet/config.yaml").stdout
+    cert = cluster.ssh(wa, f"sudo -n openssl x509 -noout -issuer -in {SERVING}").stdout
+    assert "issuer=CN = kubernetes" in cert, cert
 
 
 def _diagnose(cluster, section: str) -> tuple[int, list[dict]]:

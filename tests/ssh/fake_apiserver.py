@@ -175,7 +175,7 @@ class ApiServersFake:
                   "metadata": {"name": "kubeadm-config", "namespace": "kube-system", "resourceVersion": str(self.cm_version)},
                   "data": {"ClusterConfiguration": yaml.safe_dump(self.cluster_config)}}
             return 0, json.dumps(cm), ""
-        if s.endswith("replace -f -") and "kubectl" in s:
+        if s.endswith("replace -f -") and "kubectl" in s and '"kubeadm-config"' in stdin:
             cm = json.loads(stdin)
             if cm["metadata"]["resourceVersion"] != str(self.cm_version):
                 return 1, "", 'Error from server (Conflict): Operation cannot be fulfilled on configmaps "kubeadm-config"'

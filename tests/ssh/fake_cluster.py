@@ -106,6 +106,8 @@ class FakeCluster:
         self.serving: set[str] = set()                # kubelets holding a serving certificate the CA signed
         self.serving_ask: dict[str, dict] = {}        # node -> what its kubelet's request asks for besides (request())
         self.csr_approved: list[str] = []
+        self.kubelet_off: set[str] = set()            # kubelets whose config says serverTLSBootstrap: false
+        self.kubelet_cm = {"serverTLSBootstrap": True}   # kubeadm's kubelet-config ConfigMap, its kubelet key
         self.snapshot = b""
         self.damage_snapshot = False
         self.upgrade_fail: dict[str, str] = {}
@@ -150,6 +152,7 @@ class FakeCluster:
         script, secret_names, locked, hurried = unwrap(process.command)
         stdin = await process.stdin.read()   # ccp always ends stdin; a script may arrive on it (bash -s)
         secrets = dict(zip(secret_names, stdin.splitlines()))
+        self.stdin = stdin
         start = time.monotonic()
         code, out, err = await self.apis.answer(node, script, stdin) or await self.answer(node, script, secrets)
         self.records.append(Record(node, script, start, time.monotonic(), secrets, locked, hurried))
@@ -379,7 +382,19 @@ class FakeCluster:
                 return 1, "", "after 300s: its API server serves nothing (renewed: notAfter=...), its /readyz: no"
             return 0, "", ""
         if s == kubelet_serving.PROBE:   # a member's kubelet bootstraps its serving certificate (ccp's kubeadm config)
-            return 0, "off" if node not in self.members else "have" if node in self.serving else "want", ""
+            off = node not in self.members or node in self.kubelet_off
+            return 0, "off" if off else "have" if node in self.serving else "want", ""
+        if s == f"cat {kubelet_serving.KUBELET_CONFIG}":
+            return 0, yaml.safe_dump({"kind": "KubeletConfiguration", "serverTLSBootstrap": node not in self.kubelet_off}), ""
+        if s == "systemctl restart kubelet":   # it reads its config again
+            if yaml.safe_load(files.get(kubelet_serving.KUBELET_CONFIG, "{}")).get("serverTLSBootstrap") is True:
+                self.kubelet_off.discard(node)
+            return 0, "", ""
+        if s == f"{kubelet_serving.KUBECTL} -n kube-system get configmap kubelet-config -o json":
+            return 0, json.dumps({"kind": "ConfigMap", "data": {"kubelet": yaml.safe_dump(self.kubelet_cm)}}), ""
+        if s == f"{kubelet_serving.KUBECTL} replace -f -":
+            self.kubelet_cm = yaml.safe_load(json.loads(self.stdin)["data"]["kubelet"])
+            return 0, "configmap/kubelet-config replaced", ""
         if s == kubelet_serving.LIST:    # each member without a certificate has asked for one, as a kubelet does
             from tests.unit.test_kubelet_serving import request
 

@@ -46,3 +46,20 @@ def test_nothing_is_asked_of_the_kubelets_with_kubelet_serving_off(cluster):
     assert r.code == 0 and fc.csr_approved == [], r.text
     assert not [rec for rec in fc.records if "csr" in rec.script]
     assert "serverTLSBootstrap: false" in fc.files[fc.names_by_prefix("cp")[0]]["/etc/ccp/kubeadm/init.yaml"]
+
+
+def test_a_kubelet_installed_without_it_is_turned_on_by_apply(cluster):
+    """A cluster from before (or installed with kubeletServing off, then on): the kubelets' config and kubeadm's
+    kubelet-config ConfigMap get serverTLSBootstrap, the kubelets restart, their requests are approved."""
+    fc, cfg = cluster()
+    assert run_ccp("install", "--config", cfg, "--yes", *UNTIL).code == 0
+    worker = fc.names_by_prefix("worker")[0]
+    fc.kubelet_off, fc.kubelet_cm = {worker}, {"serverTLSBootstrap": False}
+    fc.serving.discard(worker)
+    r = run_ccp("install", "--config", cfg, "--yes", *UNTIL)
+    assert r.code == 0, (r.text, fc.unknown)
+    assert f"turn on the serving certificate of {worker}" in r.text, r.text
+    assert fc.kubelet_off == set() and fc.kubelet_cm["serverTLSBootstrap"] is True and worker in fc.serving
+    assert yaml.safe_load(fc.files[worker]["/var/lib/kubelet/config.yaml"])["kind"] == "KubeletConfiguration"
+    restarts = [rec.node for rec in fc.records if rec.script == "systemctl restart kubelet"]
+    assert restarts == [worker], restarts

@@ -98,8 +98,9 @@ class Certificates(Strict):
                                                    "by the kubelet (serverTLSBootstrap), not self-signed. ccp approves "
                                                    "a kubelet's request only when it names that node and its "
                                                    "cluster.yaml address and nothing else: at install, on every "
-                                                   "`ccp apply`, and daily on the renewal timer. Applies to a fresh "
-                                                   "install.")
+                                                   "`ccp apply`, and daily on the renewal timer. `ccp apply` turns "
+                                                   "it on for a running cluster's kubelets; turned off, running "
+                                                   "kubelets keep what they have.")
 
     @field_validator("dailyAt")
     @classmethod

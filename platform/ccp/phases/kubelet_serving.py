@@ -5,7 +5,8 @@ The probe asks each node whether its kubelet bootstraps a serving certificate an
 requests pending: a node without one, and a request that passes the rules (a kubelet's rotation, say), is
 something to do. The apply approves what passes, then waits until every node it was asked for holds its
 certificate; a request that does not pass stays pending and is named. A node whose kubelet does not bootstrap
-(a cluster installed with kubeletServing off) is left alone: `ccp diagnose --only hardening` names it."""
+(a cluster installed with kubeletServing off, or before ccp set it) has it turned on first: in its kubelet's
+config and in kubeadm's kubelet-config ConfigMap (joins and upgrades write the nodes' config from it)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,31 @@ def _requests(ctx: ClusterContext, ssh, first) -> list[dict]:
                               f"run `{ks.LIST}` on {first.name} and look at what it says") from None
 
 
+async def _bootstrap(ctx: ClusterContext, ssh, t) -> None:
+    """serverTLSBootstrap: true in this node's kubelet config, then the kubelet restarted: it asks at once."""
+    import yaml
+
+    config = yaml.safe_load((await ssh.run(t, f"cat {ks.KUBELET_CONFIG}", sudo=True)).stdout) or {}
+    config["serverTLSBootstrap"] = True
+    await ssh.upload(t, {ks.KUBELET_CONFIG: (yaml.safe_dump(config, sort_keys=False), 0o644)})
+    await ssh.run(t, "systemctl restart kubelet", sudo=True)
+    ctx.reporter.item(t.name, "serving certificate bootstrap on, kubelet restarted")
+
+
+async def _bootstrap_by_default(ssh, first) -> None:
+    """The same in kubeadm's kubelet-config ConfigMap, which a join and `kubeadm upgrade node` write each node's
+    kubelet config from."""
+    import yaml
+
+    cm = json.loads((await ssh.run(first, f"{ks.KUBECTL} -n kube-system get configmap kubelet-config -o json", sudo=True)).stdout)
+    config = yaml.safe_load(cm["data"]["kubelet"]) or {}
+    if config.get("serverTLSBootstrap") is True:
+        return
+    config["serverTLSBootstrap"] = True
+    cm["data"]["kubelet"] = yaml.safe_dump(config, sort_keys=False)
+    await ssh.run(first, f"{ks.KUBECTL} replace -f -", sudo=True, stdin=json.dumps(cm))
+
+
 class KubeletServing(Phase):
     name = "kubelets/serving-certificates"
     layer = "cluster"
@@ -64,6 +90,10 @@ class KubeletServing(Phase):
         states = _states(ctx, ssh, names)
         actions = later + [Action("approve", f"the serving certificate of {n}", "its kubelet's request, once checked")
                            for n in names if states[n] == "want"]
+        actions += [Action("turn on", f"the serving certificate of {n}", "self-signed now: serverTLSBootstrap in its "
+                                                                         "kubelet's config, the kubelet restarted, "
+                                                                         "its request approved once checked")
+                    for n in names if states[n] == "off"]
         if any(s == "have" for s in states.values()):   # a member of a running cluster: requests to look at
             (first,) = ctx.targets([acting_first(ctx)])
             addresses = _kube_nodes(ctx)
@@ -80,6 +110,11 @@ class KubeletServing(Phase):
         ssh = ctx.ssh()
         (first,) = ctx.targets([acting_first(ctx)])
         addresses = _kube_nodes(ctx)
+        turn_on = [a.target.removeprefix("the serving certificate of ") for a in actions if a.verb == "turn on"]
+        if turn_on:   # a cluster installed without: the kubelets' own config, and kubeadm's for joins and upgrades
+            ssh.call(_bootstrap_by_default(ssh, first))
+            fan = ssh.call(ssh.each(ctx.targets(turn_on), lambda t: _bootstrap(ctx, ssh, t)))
+            fan.raise_if_failed("turning on the kubelets' serving certificates")
         approved: dict[str, str] = {}
         refused: dict[str, str] = {}
         end = clock() + WAIT

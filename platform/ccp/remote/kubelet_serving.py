@@ -25,14 +25,15 @@ USAGES = {"digital signature", "key encipherment", "server auth"}
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
 CURRENT = "/var/lib/kubelet/pki/kubelet-server-current.pem"
 ADMIN = "/etc/kubernetes/admin.conf"
-LIST = f"kubectl --kubeconfig {ADMIN} get csr -o json"
+KUBECTL = f"kubectl --kubeconfig {ADMIN}"
+LIST = f"{KUBECTL} get csr -o json"
 # per node: "off" (its kubelet does not bootstrap a serving certificate), "want" (none issued yet) or "have"
 PROBE = (f"if grep -qx 'serverTLSBootstrap: true' {KUBELET_CONFIG} 2>/dev/null; "
          f"then if [ -f {CURRENT} ]; then echo have; else echo want; fi; else echo off; fi")
 
 
 def approve_command(name: str) -> str:
-    return f"kubectl --kubeconfig {ADMIN} certificate approve {shlex.quote(name)}"
+    return f"{KUBECTL} certificate approve {shlex.quote(name)}"
 
 
 def pending(csrs: list[dict]) -> list[dict]:
@@ -89,7 +90,7 @@ def approve_script(nodes: dict[str, str], say: str = "ccp-cert-renew") -> str:
     """POSIX sh for a control plane (the renewal timer's daily run): approve the pending kubelet-serving requests
     that pass the rules of ``refusal`` — ``nodes``: every Kubernetes node of cluster.yaml -> its address —
     and name each one left pending with the reason. Prints what it did; exits 0 unless the API cannot be read."""
-    k = f"kubectl --kubeconfig {ADMIN}"
+    k = KUBECTL
     listing = ("'{range .items[?(@.spec.signerName==\"" + SIGNER + "\")]}{.metadata.name}{\" \"}"
                "{.status.conditions[*].type}{\"\\n\"}{end}'")
     cases = "".join(f"system:node:{n}) want={shlex.quote(f'DNS:{n} IPAddress:{a}')} ;; " for n, a in sorted(nodes.items()))
