@@ -63,7 +63,8 @@ def templates_digest() -> str:
     return h.hexdigest()
 
 
-def _public_key(loaded: Loaded) -> str:
+def public_key(loaded: Loaded) -> str:
+    """The SSH public key cluster.yaml names (put on every machine ccp makes); a ConfigError saying how to fix it."""
     path = loaded.config.spec.ssh.public_key_path(loaded.base_dir)
     try:
         key = path.read_text().strip()
@@ -146,7 +147,7 @@ def _cloud_init(render: _Renderer, loaded: Loaded, nodes, bom) -> None:
     cfg = loaded.config
     spec = cfg.spec
     vms = [] if spec.provisioner in ("static", "local") else nodes
-    ssh_key = _public_key(loaded) if vms else ""
+    ssh_key = public_key(loaded) if vms else ""
     for node in vms:
         facts = {"cluster": cfg.metadata.name, "name": node.name, "role": node.role, "pool": node.pool,
                  "address": str(node.address), "kubernetes": bom.kubernetes}

@@ -131,3 +131,16 @@ def test_diagnose_names_missing_local_machines(tmp_path):
     (f,) = machines.findings(cfg, inventory.build(cfg))
     assert (f.section, f.check, f.severity) == ("machines", "present", "fail") and "7 machines" in f.what
     assert "ccp install" in f.remediation
+
+
+def test_a_missing_ssh_public_key_is_a_config_error_not_a_ccp_bug(tmp_path, monkeypatch):
+    """Found by hand on real nodes: `ccp plan` of a local cluster whose key file is not there said "internal
+    error: FileNotFoundError ... this is a ccp bug"; it names the file and the fix, in the config family."""
+    from tests.conftest import run_ccp
+
+    path = local_copy(tmp_path, lambda s: s.update(ssh={**s["ssh"], "privateKeyFile": str(tmp_path / "nokey")},
+                                                   local={"machinesDir": str(tmp_path / "m"), "rootfsCache": str(tmp_path / "r")}))
+    monkeypatch.setenv("CCP_STATE_DIR", str(tmp_path / "state"))
+    r = run_ccp("plan", "--config", path)
+    assert "internal error" not in r.text and "ccp bug" not in r.text, r.text
+    assert f"provision: cannot probe: SSH public key {tmp_path / 'nokey.pub'} cannot be read" in r.text, r.text

@@ -51,10 +51,11 @@ class LocalProvider:
 
     def _specs(self):
         from ccp.providers.local_machines import MachineSpec
+        from ccp.render import public_key
 
         cfg = self.ctx.config
         net = cfg.spec.nodes.network
-        key = cfg.spec.ssh.public_key_path(self.ctx.loaded.base_dir).read_text().strip()
+        key = public_key(self.ctx.loaded)   # a missing or wrong file: a ConfigError saying what to do
         return [MachineSpec(cluster=self.cluster, name=n.name, role=n.role, address=f"{n.address}/{net.cidr.prefixlen}",
                             gateway=str(net.gateway), dns=tuple(str(d) for d in net.dns), ssh_user=cfg.spec.ssh.user,
                             authorized_key=key, bridge=self.bridge) for n in self.nodes]
