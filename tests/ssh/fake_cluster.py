@@ -382,8 +382,9 @@ class FakeCluster:
                 return 1, "", "after 300s: its API server serves nothing (renewed: notAfter=...), its /readyz: no"
             return 0, "", ""
         if s == kubelet_serving.PROBE:   # a member's kubelet bootstraps its serving certificate (ccp's kubeadm config)
-            off = node not in self.members or node in self.kubelet_off
-            return 0, "off" if off else "have" if node in self.serving else "want", ""
+            if node not in self.members:   # no kubelet config before its join
+                return 0, "none", ""
+            return 0, "off" if node in self.kubelet_off else "have" if node in self.serving else "want", ""
         if s == f"cat {kubelet_serving.KUBELET_CONFIG}":
             return 0, yaml.safe_dump({"kind": "KubeletConfiguration", "serverTLSBootstrap": node not in self.kubelet_off}), ""
         if s == "systemctl restart kubelet":   # it reads its config again

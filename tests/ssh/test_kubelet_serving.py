@@ -5,6 +5,8 @@ off. The rules themselves: tests/unit/test_kubelet_serving.py."""
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from ccp.phases import kubelet_serving as phase
@@ -15,6 +17,12 @@ UNTIL = ("--until", "kubelets/serving-certificates")
 
 def test_every_kubelets_request_is_approved_once_then_a_rerun_has_nothing_to_do(cluster):
     fc, cfg = cluster()
+    assert run_ccp("install", "--config", cfg, "--yes", "--until", "kubeadm/init").code == 0
+    plan = json.loads(run_ccp("plan", "--config", cfg, "--output", "json").out)
+    actions = next(p for p in plan["phases"] if p["phase"] == "kubelets/serving-certificates")["actions"]
+    workers = fc.names_by_prefix("worker")
+    assert {a["target"].split()[-1]: a["reason"] for a in actions if a["target"].split()[-1] in workers} == \
+        {w: "once it has joined" for w in workers}, actions   # not "turn on": they have no kubelet yet
     r = run_ccp("install", "--config", cfg, "--yes", *UNTIL)
     assert r.code == 0, (r.text, fc.unknown)
     nodes = fc.names_by_prefix("cp") + fc.names_by_prefix("worker")

@@ -300,9 +300,8 @@ def _kubelet_serving(kubelets, security) -> list[Finding]:
                             "and rotated (serverTLSBootstrap)", "warn",
                             "the kubelet's serving certificate is self-signed and never rotated"
                             + ("" if wanted else " (spec.security.certificates.kubeletServing: false)"),
-                            "turn spec.security.certificates.kubeletServing on for the next cluster; on this one set "
-                            f"serverTLSBootstrap: true in {KUBELET_CONFIG}, restart the kubelet, then `ccp apply` "
-                            "approves its request")
+                            "with spec.security.certificates.kubeletServing on, `ccp apply` sets serverTLSBootstrap: "
+                            f"true in {KUBELET_CONFIG}, restarts the kubelet and approves its request")
 
 
 def _etcd_tls(etcd: dict[str, dict]) -> list[Finding]:

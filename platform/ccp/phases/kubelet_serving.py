@@ -90,6 +90,8 @@ class KubeletServing(Phase):
         states = _states(ctx, ssh, names)
         actions = later + [Action("approve", f"the serving certificate of {n}", "its kubelet's request, once checked")
                            for n in names if states[n] == "want"]
+        actions += [Action("approve", f"the serving certificate of {n}", "once it has joined") for n in names
+                    if states[n] == "none"]
         actions += [Action("turn on", f"the serving certificate of {n}", "self-signed now: serverTLSBootstrap in its "
                                                                          "kubelet's config, the kubelet restarted, "
                                                                          "its request approved once checked")

@@ -92,7 +92,7 @@ class UpgradeStage(_Step):
         probe = f"test -n \"$(ls -A {packages_dir(self.target)} 2>/dev/null)\""
 
         async def holds(t):
-            return (await ssh.run(t, probe, check=False)).ok
+            return (await ssh.run(t, probe, sudo=True, check=False)).ok
         fan = ssh.call(ssh.each(ctx.targets(self.nodes), holds))
         fan.raise_if_failed("probing the staged packages")
         return [Action("stage", f"node {n}", "staged before, but its packages are not there") for n in self.nodes

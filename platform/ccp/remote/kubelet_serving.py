@@ -27,8 +27,9 @@ CURRENT = "/var/lib/kubelet/pki/kubelet-server-current.pem"
 ADMIN = "/etc/kubernetes/admin.conf"
 KUBECTL = f"kubectl --kubeconfig {ADMIN}"
 LIST = f"{KUBECTL} get csr -o json"
-# per node: "off" (its kubelet does not bootstrap a serving certificate), "want" (none issued yet) or "have"
-PROBE = (f"if grep -qx 'serverTLSBootstrap: true' {KUBELET_CONFIG} 2>/dev/null; "
+# per node: "none" (no kubelet config: not joined yet), "off" (its kubelet does not bootstrap a serving
+# certificate), "want" (none issued yet) or "have"
+PROBE = (f"if [ ! -f {KUBELET_CONFIG} ]; then echo none; elif grep -qx 'serverTLSBootstrap: true' {KUBELET_CONFIG}; "
          f"then if [ -f {CURRENT} ]; then echo have; else echo want; fi; else echo off; fi")
 
 
