@@ -128,7 +128,8 @@ def bootstrap_tokens(cluster: Cluster) -> set[str]:
 
 def joined_with(cluster: Cluster, node: str, since: float) -> str:
     """The bootstrap token ID a node's kubelet joined with: the requester of the newest client CSR for system:node:NODE
-    made after ``since`` (a kubelet bootstraps its first certificate as system:bootstrap:TOKEN-ID)."""
+    made after ``since`` (a kubelet bootstraps its first certificate as system:bootstrap:TOKEN-ID). Its serving
+    certificate's request (kubeletServing), made right after as system:node:NODE, is not a client CSR."""
     from cryptography import x509
 
     csrs = []
@@ -136,7 +137,8 @@ def joined_with(cluster: Cluster, node: str, since: float) -> str:
         made = datetime.datetime.fromisoformat(c["metadata"]["creationTimestamp"].replace("Z", "+00:00")).timestamp()
         request = x509.load_pem_x509_csr(base64.b64decode(c["spec"]["request"]))
         cn = request.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
-        if cn == f"system:node:{node}" and made >= since - 2:
+        client = c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"
+        if client and cn == f"system:node:{node}" and made >= since - 2:
             csrs.append((made, c["spec"]["username"]))
     assert csrs, f"no client certificate request of {node}'s kubelet since the replace began"
     user = max(csrs)[1]

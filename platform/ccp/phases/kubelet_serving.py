@@ -37,7 +37,7 @@ def _states(ctx: ClusterContext, ssh, names: list[str]) -> dict[str, str]:
 
 
 def _requests(ctx: ClusterContext, ssh, first) -> list[dict]:
-    out = ssh.call(ssh.run(first, ks.LIST, sudo=True, timeout=60)).stdout
+    out = ssh.call(ssh.run(first, ks.LIST, sudo=True, timeout=60, quiet=True)).stdout   # bulky: not logged
     try:
         return ks.pending(json.loads(out).get("items") or [])
     except ValueError:
@@ -61,7 +61,8 @@ async def _bootstrap_by_default(ssh, first) -> None:
     kubelet config from."""
     import yaml
 
-    cm = json.loads((await ssh.run(first, f"{ks.KUBECTL} -n kube-system get configmap kubelet-config -o json", sudo=True)).stdout)
+    cm = json.loads((await ssh.run(first, f"{ks.KUBECTL} -n kube-system get configmap kubelet-config -o json", sudo=True,
+                                   quiet=True)).stdout)
     config = yaml.safe_load(cm["data"]["kubelet"]) or {}
     if config.get("serverTLSBootstrap") is True:
         return
